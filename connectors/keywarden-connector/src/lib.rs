@@ -1,0 +1,109 @@
+//! The connector contract shared by keywarden and its connectors.
+//!
+//! A *connector* inventories one configured *source* (a directory of keys, an AWS account, a Vault
+//! mount) and reports its *identities* and their *credentials*.
+//! This crate holds that model, the [`Connector`] trait, the error types a connector returns and the
+//! [`Secret`] type every secret value must live in.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of the daemon, SQL or HTTP.
+
+mod model;
+mod secret;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use crate::model::{
+    CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
+    IdentityKind, Inventory, LastUse, ParseKindError, ScanError,
+};
+pub use crate::secret::Secret;
+
+/// A configured connector instance, ready to inventory its source.
+///
+/// Connectors are used as trait objects (`Arc<dyn Connector>`), so the trait stays object-safe.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// The snake_case kind name, the same string as the config `type` (`files`, `aws_iam`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// The configured source name (`release-keys`, `aws-prod`).
+    fn source(&self) -> &str;
+
+    /// Inventories the whole source.
+    ///
+    /// One bad record (an unreadable file, a user whose keys cannot be listed) is reported in
+    /// [`Inventory::errors`] and the scan goes on; an `Err` means the source as a whole could not
+    /// be inventoried and nothing about its credentials may be concluded.
+    async fn inventory(&self, cx: &ScanContext) -> Result<Inventory, ConnectorError>;
+}
+
+/// What a connector is told about the scan it runs in.
+#[derive(Clone, Debug)]
+pub struct ScanContext {
+    /// The time the scan started; connectors use it instead of reading the clock.
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// Where to report progress on long scans.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl ScanContext {
+    /// A context that reports progress nowhere.
+    pub fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            now,
+            progress: Arc::new(NoProgress),
+        }
+    }
+}
+
+/// Progress reporting for long scans.
+pub trait Progress: Send + Sync + fmt::Debug {
+    /// Adds `n` to the number of items the connector expects to look at.
+    fn add_total(&self, n: u64);
+    /// Marks `n` more items as done.
+    fn advance(&self, n: u64);
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn add_total(&self, _n: u64) {}
+    fn advance(&self, _n: u64) {}
+}
+
+/// Why a whole source could not be inventoried (or an action could not be taken), shaped by what the
+/// caller does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The configuration of the source is wrong; retrying will not help.
+    #[error("invalid configuration for field `{field}`: {message}")]
+    Config { field: String, message: String },
+    /// The source refused keywarden's identity.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A passing failure (network, throttling, unavailable); retry with backoff.
+    #[error("temporarily unavailable: {message}")]
+    Retryable {
+        message: String,
+        /// What the peer asked for in `Retry-After`, if anything.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Anything else that retrying will not fix.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ConnectorError {
+    /// Whether the caller should retry later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+}

@@ -1,0 +1,13 @@
+//! keywarden: a credential-governance daemon for non-human identities.
+//!
+//! See `ARCHITECTURE.md` for the bird's-eye view and the invariants each module keeps.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod ledger;
+pub mod policy;
+pub mod report;
+pub mod scan;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Policies: YAML rules parsed with their locations, and a pure evaluator.
