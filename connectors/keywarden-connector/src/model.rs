@@ -11,8 +11,9 @@ macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(serde::Serialize, serde::Deserialize)]
         pub enum $name {
-            $($(#[$vmeta])* $variant,)+
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
         }
 
         impl $name {
@@ -122,7 +123,7 @@ pub struct ParseKindError {
 }
 
 /// A principal: an IAM user, an AppRole role, a key pair, a certificate subject.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Stable id within the source (an ARN, a role name, a key fingerprint).
     pub external_id: String,
@@ -136,7 +137,8 @@ pub struct Identity {
 }
 
 /// When a credential was last used, and how keywarden knows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum LastUse {
     /// The source cannot tell.
     Unknown,
@@ -157,7 +159,7 @@ impl LastUse {
 }
 
 /// A one-way fingerprint of a credential, stored to match it later (e.g. against a leak report).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     /// The algorithm and input, e.g. `sha256_spki` (SHA-256 of the DER SubjectPublicKeyInfo).
     pub algorithm: String,
@@ -168,7 +170,7 @@ pub struct Fingerprint {
 /// One thing that authenticates an identity.
 ///
 /// It never holds a secret value: only ids, public material and one-way fingerprints.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credential {
     /// Stable id within the source (an access key id, a file path, an accessor).
     pub external_id: String,
@@ -198,7 +200,7 @@ pub struct Credential {
 }
 
 /// One record a connector could not read; the scan goes on without it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanError {
     /// What could not be read: a file path, a user name.
     pub subject: String,

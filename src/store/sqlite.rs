@@ -1,0 +1,1045 @@
+//! The SQLite backend: one file, WAL, created and migrated on first open.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use keywarden_connector::{Credential, CredentialStatus, Identity, IdentityKind, Inventory};
+use serde_json::json;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use crate::audit::{self, Event, NewEvent};
+use crate::ledger::LedgerCredential;
+use crate::store::{
+    Finding, FindingChanges, FindingStatus, HistoryEntry, Observation, Result, ScanId, SourceDiff,
+    Store, StoreError, StoredScanError, Suppression,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// Rows per multi-row statement; well under SQLite's 32766 bound parameters.
+const BATCH: usize = 1000;
+
+/// The ledger in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating the file and its tables on first use.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|it| !it.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                StoreError::Unavailable(format!("cannot create {}: {err}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|err| StoreError::Database(format!("migration failed: {err}")))?;
+        Ok(Self { pool })
+    }
+
+    /// A private in-memory store, for tests and benchmarks.
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(map_err)?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|err| StoreError::Database(format!("migration failed: {err}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound(err.to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // SQLITE_BUSY, SQLITE_LOCKED
+            Some("5") | Some("6") => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Database(err.to_string()),
+        },
+        _ => StoreError::Database(err.to_string()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+fn opt_time(value: Option<DateTime<Utc>>) -> Option<String> {
+    value.map(|it| it.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Appends events to the hash chain inside the caller's transaction.
+async fn append_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    at: DateTime<Utc>,
+    events: Vec<NewEvent>,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Micro-second precision so the stored text round-trips exactly into the hash input.
+    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let at_parsed = DateTime::parse_from_rfc3339(&at)
+        .map_err(|err| StoreError::Corrupt(err.to_string()))?
+        .with_timezone(&Utc);
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    let (mut seq, mut prev_hash) = last.unwrap_or((0, audit::GENESIS.to_owned()));
+    for event in events {
+        seq += 1;
+        let data = event.data.to_string();
+        let hash = audit::event_hash(seq, at_parsed, event.kind, &event.subject, &data, &prev_hash);
+        sqlx::query(
+            "INSERT INTO events (seq, at, kind, subject, data, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&at)
+        .bind(event.kind)
+        .bind(&event.subject)
+        .bind(&data)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        prev_hash = hash;
+    }
+    Ok(())
+}
+
+/// A credential row as it stood before this scan.
+struct Existing {
+    id: i64,
+    status: String,
+    data: String,
+}
+
+/// A field of a credential whose change is written to its history.
+fn tracked_changes(old: &Credential, new: &Credential) -> Vec<(&'static str, String, String)> {
+    let mut changes = Vec::new();
+    if old.status != new.status {
+        changes.push((
+            "status",
+            old.status.as_str().to_owned(),
+            new.status.as_str().to_owned(),
+        ));
+    }
+    if old.last_used != new.last_used {
+        changes.push(("last_used", last_used_text(old), last_used_text(new)));
+    }
+    if old.owner != new.owner {
+        changes.push((
+            "owner",
+            old.owner.clone().unwrap_or_default(),
+            new.owner.clone().unwrap_or_default(),
+        ));
+    }
+    if old.expires_at != new.expires_at {
+        changes.push((
+            "expires_at",
+            opt_time(old.expires_at).unwrap_or_default(),
+            opt_time(new.expires_at).unwrap_or_default(),
+        ));
+    }
+    changes
+}
+
+fn last_used_text(credential: &Credential) -> String {
+    match &credential.last_used {
+        keywarden_connector::LastUse::Unknown => "unknown".to_owned(),
+        keywarden_connector::LastUse::Never => "never".to_owned(),
+        keywarden_connector::LastUse::At { at, source } => {
+            format!("{} ({source})", at.to_rfc3339_opts(SecondsFormat::Secs, true))
+        }
+    }
+}
+
+struct HistoryRow {
+    credential_id: i64,
+    change: &'static str,
+    old_value: Option<String>,
+    new_value: Option<String>,
+}
+
+async fn insert_history(
+    tx: &mut Transaction<'_, Sqlite>,
+    scan: ScanId,
+    at: DateTime<Utc>,
+    rows: &[HistoryRow],
+) -> Result<()> {
+    for chunk in rows.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO credential_history (credential_id, scan_id, at, change, old_value, new_value) ",
+        );
+        query.push_values(chunk, |mut row, it| {
+            row.push_bind(it.credential_id)
+                .push_bind(scan.0)
+                .push_bind(at)
+                .push_bind(it.change)
+                .push_bind(it.old_value.clone())
+                .push_bind(it.new_value.clone());
+        });
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+async fn insert_fingerprints(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[(i64, &keywarden_connector::Fingerprint)],
+) -> Result<()> {
+    for chunk in rows.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO fingerprints (credential_id, algorithm, value) ",
+        );
+        query.push_values(chunk, |mut row, (id, fingerprint)| {
+            row.push_bind(*id)
+                .push_bind(fingerprint.algorithm.clone())
+                .push_bind(fingerprint.value.clone());
+        });
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+async fn upsert_identities(
+    tx: &mut Transaction<'_, Sqlite>,
+    scan: ScanId,
+    source: &str,
+    identities: &[Identity],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut rows = Vec::with_capacity(identities.len());
+    for identity in identities {
+        rows.push((identity, to_json(identity)?));
+    }
+    for chunk in rows.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO identities (source, external_id, kind, name, owner, data, first_seen, \
+             last_seen, gone_at, last_scan_id) ",
+        );
+        query.push_values(chunk, |mut row, (identity, data)| {
+            row.push_bind(source.to_owned())
+                .push_bind(identity.external_id.clone())
+                .push_bind(identity.kind.as_str())
+                .push_bind(identity.name.clone())
+                .push_bind(identity.owner.clone())
+                .push_bind(data.clone())
+                .push_bind(at)
+                .push_bind(at)
+                .push_bind(None::<String>)
+                .push_bind(scan.0);
+        });
+        query.push(
+            " ON CONFLICT (source, external_id) DO UPDATE SET kind = excluded.kind, \
+             name = excluded.name, owner = excluded.owner, data = excluded.data, \
+             last_seen = excluded.last_seen, gone_at = NULL, last_scan_id = excluded.last_scan_id",
+        );
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    sqlx::query(
+        "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL",
+    )
+    .bind(at)
+    .bind(source)
+    .bind(scan.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn finding_from_row(row: &SqliteRow) -> Result<Finding> {
+    let status: String = row.try_get("status").map_err(map_err)?;
+    Ok(Finding {
+        id: row.try_get("id").map_err(map_err)?,
+        source: row.try_get("source").map_err(map_err)?,
+        credential_external_id: row.try_get("credential_external_id").map_err(map_err)?,
+        policy_id: row.try_get("policy_id").map_err(map_err)?,
+        severity: row.try_get("severity").map_err(map_err)?,
+        status: status.parse()?,
+        reason: row.try_get("reason").map_err(map_err)?,
+        opened_at: row.try_get("opened_at").map_err(map_err)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(map_err)?,
+        resolved_at: row.try_get("resolved_at").map_err(map_err)?,
+        suppressed_until: row.try_get("suppressed_until").map_err(map_err)?,
+        suppressed_by: row.try_get("suppressed_by").map_err(map_err)?,
+        suppress_reason: row.try_get("suppress_reason").map_err(map_err)?,
+    })
+}
+
+fn finding_subject(source: &str, credential: &str, policy: &str) -> String {
+    format!("{source}/{credential}/{policy}")
+}
+
+async fn fetch_finding(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Finding> {
+    let row = sqlx::query("SELECT * FROM findings WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("finding {id}")))?;
+    finding_from_row(&row)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO scans (started_at, status) VALUES (?, 'running') RETURNING id")
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        for (name, kind) in sources {
+            sqlx::query(
+                "INSERT INTO sources (name, kind, first_seen) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind",
+            )
+            .bind(name)
+            .bind(kind)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let names: Vec<&str> = sources.iter().map(|(name, _)| name.as_str()).collect();
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "scan.started",
+                format!("scan/{id}"),
+                json!({ "sources": names }),
+            )],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ScanId(id))
+    }
+
+    async fn record_inventory(
+        &self,
+        scan: ScanId,
+        source: &str,
+        inventory: &Inventory,
+        at: DateTime<Utc>,
+    ) -> Result<SourceDiff> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut diff = SourceDiff {
+            errors: inventory.errors.len() as u64,
+            ..SourceDiff::default()
+        };
+        let mut scan_errors: Vec<(String, String)> = inventory
+            .errors
+            .iter()
+            .map(|it| (it.subject.clone(), it.message.clone()))
+            .collect();
+
+        upsert_identities(&mut tx, scan, source, &inventory.identities, at).await?;
+
+        let existing: HashMap<String, Existing> =
+            sqlx::query("SELECT id, external_id, status, data FROM credentials WHERE source = ?")
+                .bind(source)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .map(|row| -> Result<(String, Existing)> {
+                    Ok((
+                        row.try_get("external_id").map_err(map_err)?,
+                        Existing {
+                            id: row.try_get("id").map_err(map_err)?,
+                            status: row.try_get("status").map_err(map_err)?,
+                            data: row.try_get("data").map_err(map_err)?,
+                        },
+                    ))
+                })
+                .collect::<Result<_>>()?;
+
+        let mut seen = std::collections::HashSet::with_capacity(inventory.credentials.len());
+        let mut new_rows: Vec<(&Credential, String)> = Vec::new();
+        let mut unchanged_ids: Vec<i64> = Vec::new();
+        let mut history: Vec<HistoryRow> = Vec::new();
+        let mut changed_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
+        let mut events: Vec<NewEvent> = Vec::new();
+
+        for credential in &inventory.credentials {
+            if !seen.insert(credential.external_id.as_str()) {
+                // A connector reporting one credential twice is one bad record, not a failed scan.
+                diff.errors += 1;
+                scan_errors.push((
+                    credential.name.clone(),
+                    format!("credential `{}` reported twice", credential.external_id),
+                ));
+                continue;
+            }
+            diff.seen += 1;
+            let data = to_json(credential)?;
+            match existing.get(&credential.external_id) {
+                None => new_rows.push((credential, data)),
+                Some(old) if old.data == data && old.status != CredentialStatus::Gone.as_str() => {
+                    unchanged_ids.push(old.id)
+                }
+                Some(old) => {
+                    diff.changed += 1;
+                    let previous: Credential = from_json(&old.data)?;
+                    if old.status == CredentialStatus::Gone.as_str() {
+                        history.push(HistoryRow {
+                            credential_id: old.id,
+                            change: "reappeared",
+                            old_value: Some(old.status.clone()),
+                            new_value: Some(credential.status.as_str().to_owned()),
+                        });
+                    }
+                    for (change, old_value, new_value) in tracked_changes(&previous, credential) {
+                        history.push(HistoryRow {
+                            credential_id: old.id,
+                            change,
+                            old_value: Some(old_value),
+                            new_value: Some(new_value),
+                        });
+                    }
+                    sqlx::query(
+                        "UPDATE credentials SET identity_external_id = ?, kind = ?, name = ?, \
+                         status = ?, created_at = ?, expires_at = ?, last_used_at = ?, owner = ?, \
+                         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = ? WHERE id = ?",
+                    )
+                    .bind(&credential.identity_id)
+                    .bind(credential.kind.as_str())
+                    .bind(&credential.name)
+                    .bind(credential.status.as_str())
+                    .bind(credential.created_at)
+                    .bind(credential.expires_at)
+                    .bind(credential.last_used.at())
+                    .bind(&credential.owner)
+                    .bind(&data)
+                    .bind(at)
+                    .bind(scan.0)
+                    .bind(old.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query("DELETE FROM fingerprints WHERE credential_id = ?")
+                        .bind(old.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    changed_fingerprints
+                        .extend(credential.fingerprints.iter().map(|it| (old.id, it)));
+                }
+            }
+        }
+        insert_fingerprints(&mut tx, &changed_fingerprints).await?;
+
+        // New credentials, in batches; RETURNING maps each back to its row id.
+        let mut new_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
+        for chunk in new_rows.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO credentials (source, external_id, identity_external_id, kind, name, \
+                 status, created_at, expires_at, last_used_at, owner, data, first_seen, last_seen, \
+                 last_scan_id) ",
+            );
+            query.push_values(chunk, |mut row, (credential, data)| {
+                row.push_bind(source.to_owned())
+                    .push_bind(credential.external_id.clone())
+                    .push_bind(credential.identity_id.clone())
+                    .push_bind(credential.kind.as_str())
+                    .push_bind(credential.name.clone())
+                    .push_bind(credential.status.as_str())
+                    .push_bind(credential.created_at)
+                    .push_bind(credential.expires_at)
+                    .push_bind(credential.last_used.at())
+                    .push_bind(credential.owner.clone())
+                    .push_bind(data.clone())
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(scan.0);
+            });
+            query.push(" RETURNING id, external_id");
+            let returned: Vec<(i64, String)> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let ids: HashMap<&str, i64> = returned
+                .iter()
+                .map(|(id, external_id)| (external_id.as_str(), *id))
+                .collect();
+            for (credential, _) in chunk {
+                let id = *ids.get(credential.external_id.as_str()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("no row id for {}", credential.external_id))
+                })?;
+                history.push(HistoryRow {
+                    credential_id: id,
+                    change: "first_seen",
+                    old_value: None,
+                    new_value: Some(credential.status.as_str().to_owned()),
+                });
+                new_fingerprints.extend(credential.fingerprints.iter().map(|it| (id, it)));
+            }
+        }
+        diff.new = new_rows.len() as u64;
+        insert_fingerprints(&mut tx, &new_fingerprints).await?;
+
+        for chunk in unchanged_ids.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE credentials SET last_seen = ");
+            query.push_bind(at);
+            query.push(", last_scan_id = ");
+            query.push_bind(scan.0);
+            query.push(" WHERE id IN (");
+            let mut ids = query.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            ids.push_unseparated(")");
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+
+        // What this scan did not see is gone.
+        let gone: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, external_id, status FROM credentials \
+             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+        )
+        .bind(source)
+        .bind(scan.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE credentials SET status = 'gone', gone_at = ? \
+             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+        )
+        .bind(at)
+        .bind(source)
+        .bind(scan.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        diff.gone = gone.len() as u64;
+        for (id, external_id, status) in gone {
+            history.push(HistoryRow {
+                credential_id: id,
+                change: "gone",
+                old_value: Some(status),
+                new_value: Some("gone".to_owned()),
+            });
+            events.push(NewEvent::new(
+                "credential.gone",
+                format!("{source}/{external_id}"),
+                json!({ "scan": scan.0 }),
+            ));
+        }
+        insert_history(&mut tx, scan, at, &history).await?;
+
+        for chunk in scan_errors.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO scan_errors (scan_id, source, subject, message) ",
+            );
+            query.push_values(chunk, |mut row, (subject, message)| {
+                row.push_bind(scan.0)
+                    .push_bind(source.to_owned())
+                    .push_bind(subject.clone())
+                    .push_bind(message.clone());
+            });
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+
+        sqlx::query(
+            "INSERT INTO scan_sources (scan_id, source, status, credentials, new_credentials, \
+             changed_credentials, gone_credentials) VALUES (?, ?, 'completed', ?, ?, ?, ?)",
+        )
+        .bind(scan.0)
+        .bind(source)
+        .bind(diff.seen as i64)
+        .bind(diff.new as i64)
+        .bind(diff.changed as i64)
+        .bind(diff.gone as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE sources SET last_scan_id = ? WHERE name = ?")
+            .bind(scan.0)
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        events.push(NewEvent::new(
+            "source.scanned",
+            format!("source/{source}"),
+            json!({
+                "scan": scan.0,
+                "credentials": diff.seen,
+                "new": diff.new,
+                "changed": diff.changed,
+                "gone": diff.gone,
+                "errors": diff.errors,
+            }),
+        ));
+        append_events(&mut tx, at, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(diff)
+    }
+
+    async fn record_source_failure(
+        &self,
+        scan: ScanId,
+        source: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO scan_sources (scan_id, source, status, error) VALUES (?, ?, 'failed', ?)",
+        )
+        .bind(scan.0)
+        .bind(source)
+        .bind(error)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "source.failed",
+                format!("source/{source}"),
+                json!({ "scan": scan.0, "error": error }),
+            )],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn present_credentials(&self) -> Result<Vec<LedgerCredential>> {
+        let rows = sqlx::query(
+            "SELECT c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
+             i.data AS identity_data FROM credentials c \
+             LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+             WHERE c.status != 'gone' ORDER BY c.source, c.external_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let identity_data: Option<String> = row.try_get("identity_data").map_err(map_err)?;
+                let identity = match identity_data {
+                    Some(data) => from_json(&data)?,
+                    None => {
+                        let external_id: String =
+                            row.try_get("identity_external_id").map_err(map_err)?;
+                        Identity {
+                            name: external_id.clone(),
+                            external_id,
+                            kind: IdentityKind::KeyPair,
+                            owner: None,
+                            purpose: None,
+                            tags: Default::default(),
+                        }
+                    }
+                };
+                let data: String = row.try_get("data").map_err(map_err)?;
+                Ok(LedgerCredential {
+                    source: row.try_get("source").map_err(map_err)?,
+                    identity,
+                    credential: from_json(&data)?,
+                    first_seen: row.try_get("first_seen").map_err(map_err)?,
+                    last_seen: row.try_get("last_seen").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reconcile_findings(
+        &self,
+        scan: ScanId,
+        evaluated_sources: &[String],
+        observations: &[Observation],
+        at: DateTime<Utc>,
+    ) -> Result<FindingChanges> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut changes = FindingChanges::default();
+        let mut events = Vec::new();
+        let mut existing: HashMap<(String, String, String), Finding> = HashMap::new();
+        for source in evaluated_sources {
+            let rows = sqlx::query("SELECT * FROM findings WHERE source = ?")
+                .bind(source)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            for row in &rows {
+                let finding = finding_from_row(row)?;
+                existing.insert(
+                    (
+                        finding.source.clone(),
+                        finding.credential_external_id.clone(),
+                        finding.policy_id.clone(),
+                    ),
+                    finding,
+                );
+            }
+        }
+
+        for obs in observations {
+            let key = (
+                obs.source.clone(),
+                obs.credential_external_id.clone(),
+                obs.policy_id.clone(),
+            );
+            let subject = finding_subject(&obs.source, &obs.credential_external_id, &obs.policy_id);
+            let detail = json!({
+                "scan": scan.0,
+                "severity": obs.severity,
+                "reason": obs.reason,
+            });
+            match existing.remove(&key) {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO findings (source, credential_external_id, policy_id, severity, \
+                         status, reason, opened_at, last_seen_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
+                    )
+                    .bind(&obs.source)
+                    .bind(&obs.credential_external_id)
+                    .bind(&obs.policy_id)
+                    .bind(&obs.severity)
+                    .bind(&obs.reason)
+                    .bind(at)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    changes.opened += 1;
+                    events.push(NewEvent::new("finding.opened", subject, detail));
+                }
+                Some(finding) => {
+                    let (status, kind) = match finding.status {
+                        FindingStatus::Resolved => {
+                            changes.reopened += 1;
+                            (FindingStatus::Open, Some("finding.reopened"))
+                        }
+                        FindingStatus::Suppressed
+                            if finding.suppressed_until.is_none_or(|until| until <= at) =>
+                        {
+                            changes.unsuppressed += 1;
+                            (FindingStatus::Open, Some("finding.suppression_expired"))
+                        }
+                        other => {
+                            changes.still_open += 1;
+                            (other, None)
+                        }
+                    };
+                    let reopened = finding.status == FindingStatus::Resolved;
+                    sqlx::query(
+                        "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
+                         resolved_at = NULL, opened_at = CASE WHEN ? THEN ? ELSE opened_at END \
+                         WHERE id = ?",
+                    )
+                    .bind(status.as_str())
+                    .bind(&obs.severity)
+                    .bind(&obs.reason)
+                    .bind(at)
+                    .bind(reopened)
+                    .bind(at)
+                    .bind(finding.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    if let Some(kind) = kind {
+                        events.push(NewEvent::new(kind, subject, detail));
+                    }
+                }
+            }
+        }
+
+        // Whatever was unresolved and is no longer observed is resolved.
+        for finding in existing.into_values() {
+            if finding.status == FindingStatus::Resolved {
+                continue;
+            }
+            sqlx::query("UPDATE findings SET status = 'resolved', resolved_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(finding.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            changes.resolved += 1;
+            events.push(NewEvent::new(
+                "finding.resolved",
+                finding_subject(
+                    &finding.source,
+                    &finding.credential_external_id,
+                    &finding.policy_id,
+                ),
+                json!({ "scan": scan.0, "previous_status": finding.status.as_str() }),
+            ));
+        }
+        append_events(&mut tx, at, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(changes)
+    }
+
+    async fn finish_scan(&self, scan: ScanId, at: DateTime<Utc>, failed: bool) -> Result<()> {
+        let status = if failed { "failed" } else { "completed" };
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("UPDATE scans SET finished_at = ?, status = ? WHERE id = ?")
+            .bind(at)
+            .bind(status)
+            .bind(scan.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let kind = if failed {
+            "scan.failed"
+        } else {
+            "scan.completed"
+        };
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(kind, format!("scan/{}", scan.0), json!({}))],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn findings(&self, unresolved_only: bool) -> Result<Vec<Finding>> {
+        let sql = if unresolved_only {
+            "SELECT * FROM findings WHERE status != 'resolved' ORDER BY id"
+        } else {
+            "SELECT * FROM findings ORDER BY id"
+        };
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn suppress_finding(
+        &self,
+        id: i64,
+        suppression: &Suppression,
+        at: DateTime<Utc>,
+    ) -> Result<Finding> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let finding = fetch_finding(&mut tx, id).await?;
+        if finding.status == FindingStatus::Resolved {
+            return Err(StoreError::Conflict(format!(
+                "finding {id} is resolved; there is nothing to suppress"
+            )));
+        }
+        sqlx::query(
+            "UPDATE findings SET status = 'suppressed', suppressed_until = ?, suppressed_by = ?, \
+             suppress_reason = ? WHERE id = ?",
+        )
+        .bind(suppression.until)
+        .bind(&suppression.by)
+        .bind(&suppression.reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "finding.suppressed",
+                finding_subject(
+                    &finding.source,
+                    &finding.credential_external_id,
+                    &finding.policy_id,
+                ),
+                json!({
+                    "finding": id,
+                    "until": suppression.until.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "by": suppression.by,
+                    "reason": suppression.reason,
+                }),
+            )],
+        )
+        .await?;
+        let finding = fetch_finding(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(finding)
+    }
+
+    async fn acknowledge_finding(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<Finding> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let finding = fetch_finding(&mut tx, id).await?;
+        if finding.status != FindingStatus::Open {
+            return Err(StoreError::Conflict(format!(
+                "finding {id} is {}; only an open finding can be acknowledged",
+                finding.status
+            )));
+        }
+        sqlx::query("UPDATE findings SET status = 'acknowledged' WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "finding.acknowledged",
+                finding_subject(
+                    &finding.source,
+                    &finding.credential_external_id,
+                    &finding.policy_id,
+                ),
+                json!({ "finding": id, "by": by }),
+            )],
+        )
+        .await?;
+        let finding = fetch_finding(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(finding)
+    }
+
+    async fn credential_history(
+        &self,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT h.scan_id, h.at, h.change, h.old_value, h.new_value FROM credential_history h \
+             JOIN credentials c ON c.id = h.credential_id \
+             WHERE c.source = ? AND c.external_id = ? ORDER BY h.id",
+        )
+        .bind(source)
+        .bind(external_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    scan_id: ScanId(row.try_get("scan_id").map_err(map_err)?),
+                    at: row.try_get("at").map_err(map_err)?,
+                    change: row.try_get("change").map_err(map_err)?,
+                    old_value: row.try_get("old_value").map_err(map_err)?,
+                    new_value: row.try_get("new_value").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn credential_status(&self, source: &str, external_id: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT status FROM credentials WHERE source = ? AND external_id = ?")
+            .bind(source)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn credential_first_seen(
+        &self,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        sqlx::query_scalar("SELECT first_seen FROM credentials WHERE source = ? AND external_id = ?")
+            .bind(source)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn scan_errors(&self, scan: ScanId) -> Result<Vec<StoredScanError>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT source, subject, message FROM scan_errors WHERE scan_id = ? ORDER BY id",
+        )
+        .bind(scan.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(source, subject, message)| StoredScanError {
+                source,
+                subject,
+                message,
+            })
+            .collect())
+    }
+
+    async fn events(&self) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, subject, data, prev_hash, hash FROM events ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let at: String = row.try_get("at").map_err(map_err)?;
+                Ok(Event {
+                    seq: row.try_get("seq").map_err(map_err)?,
+                    at: DateTime::parse_from_rfc3339(&at)
+                        .map_err(|err| StoreError::Corrupt(format!("event time `{at}`: {err}")))?
+                        .with_timezone(&Utc),
+                    kind: row.try_get("kind").map_err(map_err)?,
+                    subject: row.try_get("subject").map_err(map_err)?,
+                    data: row.try_get("data").map_err(map_err)?,
+                    prev_hash: row.try_get("prev_hash").map_err(map_err)?,
+                    hash: row.try_get("hash").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
