@@ -98,7 +98,8 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Dia
         with_snippet: false,
         reject_unsupported_tags: true,
     };
-    serde_saphyr::from_str_with_options(text, options).map_err(|err| Diagnostic::from_yaml(file, &err))
+    serde_saphyr::from_str_with_options(text, options)
+        .map_err(|err| Diagnostic::from_yaml(file, &err))
 }
 
 #[cfg(test)]

@@ -101,7 +101,9 @@ impl FromStr for FindingStatus {
             "acknowledged" => Ok(Self::Acknowledged),
             "suppressed" => Ok(Self::Suppressed),
             "resolved" => Ok(Self::Resolved),
-            other => Err(StoreError::Corrupt(format!("unknown finding status `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown finding status `{other}`"
+            ))),
         }
     }
 }

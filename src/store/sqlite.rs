@@ -134,7 +134,14 @@ async fn append_events(
     for event in events {
         seq += 1;
         let data = event.data.to_string();
-        let hash = audit::event_hash(seq, at_parsed, event.kind, &event.subject, &data, &prev_hash);
+        let hash = audit::event_hash(
+            seq,
+            at_parsed,
+            event.kind,
+            &event.subject,
+            &data,
+            &prev_hash,
+        );
         sqlx::query(
             "INSERT INTO events (seq, at, kind, subject, data, prev_hash, hash) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -196,7 +203,10 @@ fn last_used_text(credential: &Credential) -> String {
         keywarden_connector::LastUse::Unknown => "unknown".to_owned(),
         keywarden_connector::LastUse::Never => "never".to_owned(),
         keywarden_connector::LastUse::At { at, source } => {
-            format!("{} ({source})", at.to_rfc3339_opts(SecondsFormat::Secs, true))
+            format!(
+                "{} ({source})",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            )
         }
     }
 }
@@ -333,12 +343,13 @@ async fn fetch_finding(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Find
 impl Store for SqliteStore {
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO scans (started_at, status) VALUES (?, 'running') RETURNING id")
-                .bind(at)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scans (started_at, status) VALUES (?, 'running') RETURNING id",
+        )
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
         for (name, kind) in sources {
             sqlx::query(
                 "INSERT INTO sources (name, kind, first_seen) VALUES (?, ?, ?) \
@@ -672,7 +683,8 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         rows.iter()
             .map(|row| {
-                let identity_data: Option<String> = row.try_get("identity_data").map_err(map_err)?;
+                let identity_data: Option<String> =
+                    row.try_get("identity_data").map_err(map_err)?;
                 let identity = match identity_data {
                     Some(data) => from_json(&data)?,
                     None => {
@@ -989,12 +1001,14 @@ impl Store for SqliteStore {
         source: &str,
         external_id: &str,
     ) -> Result<Option<DateTime<Utc>>> {
-        sqlx::query_scalar("SELECT first_seen FROM credentials WHERE source = ? AND external_id = ?")
-            .bind(source)
-            .bind(external_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)
+        sqlx::query_scalar(
+            "SELECT first_seen FROM credentials WHERE source = ? AND external_id = ?",
+        )
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)
     }
 
     async fn scan_errors(&self, scan: ScanId) -> Result<Vec<StoredScanError>> {

@@ -159,7 +159,9 @@ impl LastUse {
 }
 
 /// A one-way fingerprint of a credential, stored to match it later (e.g. against a leak report).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Fingerprint {
     /// The algorithm and input, e.g. `sha256_spki` (SHA-256 of the DER SubjectPublicKeyInfo).
     pub algorithm: String,

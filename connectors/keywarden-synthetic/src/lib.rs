@@ -1,1 +1,225 @@
+//! keywarden connector `synthetic`: a generated source of any size, for load tests, benchmarks and
+//! demos. Every credential it reports is made up, deterministically from the seed, and marked with
+//! the attribute `synthetic=true`; nothing is read from anywhere.
 
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use keywarden_connector::{
+    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
+    IdentityKind, Inventory, LastUse, ScanContext,
+};
+use serde::Deserialize;
+
+/// Configuration of a `synthetic` source.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// How many credentials to generate.
+    pub count: u64,
+    /// Varies the generated population; the same seed gives the same credentials.
+    #[serde(default)]
+    pub seed: u64,
+    /// How many credentials share one identity.
+    #[serde(default = "default_per_identity")]
+    pub credentials_per_identity: u64,
+}
+
+fn default_per_identity() -> u64 {
+    2
+}
+
+/// A field of [`SyntheticConfig`] that is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SyntheticConfig {
+    /// Pure validation.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.count > 10_000_000 {
+            errors.push(FieldError {
+                field: "count".into(),
+                message: "at most 10000000".into(),
+            });
+        }
+        if self.credentials_per_identity == 0 {
+            errors.push(FieldError {
+                field: "credentials_per_identity".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn build(&self, source: &str) -> SyntheticConnector {
+        SyntheticConnector {
+            source: source.to_owned(),
+            config: self.clone(),
+        }
+    }
+}
+
+/// The running `synthetic` connector.
+#[derive(Clone, Debug)]
+pub struct SyntheticConnector {
+    source: String,
+    config: SyntheticConfig,
+}
+
+/// SplitMix64: a small, well-known mixer, enough to spread the generated values.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+const KINDS: [CredentialKind; 5] = [
+    CredentialKind::CosignKey,
+    CredentialKind::Certificate,
+    CredentialKind::PrivateKey,
+    CredentialKind::AccessKey,
+    CredentialKind::SshKey,
+];
+
+impl SyntheticConnector {
+    /// The `index`-th identity.
+    pub fn identity(&self, index: u64) -> Identity {
+        let r = mix(self.config.seed ^ index.wrapping_mul(31));
+        let mut tags = BTreeMap::new();
+        tags.insert("team".to_owned(), format!("team-{}", r % 17));
+        Identity {
+            external_id: format!("identity-{index}"),
+            kind: IdentityKind::KeyPair,
+            name: format!("pipeline-{index}"),
+            owner: (r % 10 != 0).then(|| format!("owner-{}", r % 97)),
+            purpose: Some(if r % 3 == 0 { "publishing" } else { "signing" }.to_owned()),
+            tags,
+        }
+    }
+
+    /// The `index`-th credential, as seen at `now`.
+    pub fn credential(&self, index: u64, now: DateTime<Utc>) -> Credential {
+        let r = mix(self.config.seed.wrapping_add(index));
+        let kind = KINDS[(r % KINDS.len() as u64) as usize];
+        let age_days = (r >> 8) % 900;
+        let created_at = now - Duration::days(age_days as i64);
+        let expires_at = (kind == CredentialKind::Certificate)
+            .then(|| created_at + Duration::days(365 + ((r >> 20) % 400) as i64));
+        let last_used = match (r >> 32) % 4 {
+            0 => LastUse::Never,
+            1 => LastUse::Unknown,
+            _ => LastUse::At {
+                at: now - Duration::days(((r >> 40) % (age_days + 1)) as i64),
+                source: "synthetic".to_owned(),
+            },
+        };
+        let mut attributes = BTreeMap::new();
+        attributes.insert("synthetic".to_owned(), "true".to_owned());
+        Credential {
+            external_id: format!("synthetic-{index}"),
+            identity_id: format!(
+                "identity-{}",
+                index / self.config.credentials_per_identity.max(1)
+            ),
+            kind,
+            name: format!("{}-{index}", kind.as_str()),
+            status: if (r >> 48) % 20 == 0 {
+                CredentialStatus::Inactive
+            } else {
+                CredentialStatus::Active
+            },
+            created_at: (kind == CredentialKind::Certificate || kind == CredentialKind::AccessKey)
+                .then_some(created_at),
+            not_before: None,
+            expires_at,
+            last_used,
+            algorithm: Some("ecdsa-p256".to_owned()),
+            key_bits: Some(256),
+            fingerprints: vec![Fingerprint {
+                algorithm: "sha256_spki".to_owned(),
+                value: format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    r,
+                    mix(r),
+                    mix(r ^ 1),
+                    mix(r ^ 2)
+                ),
+            }],
+            owner: None,
+            purpose: None,
+            tags: BTreeMap::new(),
+            attributes,
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for SyntheticConnector {
+    fn kind(&self) -> &'static str {
+        "synthetic"
+    }
+
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    async fn inventory(&self, cx: &ScanContext) -> Result<Inventory, ConnectorError> {
+        let count = self.config.count;
+        let per = self.config.credentials_per_identity.max(1);
+        cx.progress.add_total(count);
+        let identities = count.div_ceil(per);
+        let mut inventory = Inventory {
+            identities: (0..identities).map(|it| self.identity(it)).collect(),
+            credentials: Vec::with_capacity(count as usize),
+            errors: Vec::new(),
+        };
+        for index in 0..count {
+            inventory.credentials.push(self.credential(index, cx.now));
+            if index % 1024 == 1023 {
+                cx.progress.advance(1024);
+            }
+        }
+        cx.progress.advance(count % 1024);
+        Ok(inventory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn generates_the_requested_population_deterministically() {
+        let config = SyntheticConfig {
+            count: 1000,
+            seed: 7,
+            credentials_per_identity: 2,
+        };
+        let connector = config.build("load");
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
+        let a = connector
+            .inventory(&ScanContext::new(now))
+            .await
+            .expect("inventory");
+        let b = connector
+            .inventory(&ScanContext::new(now))
+            .await
+            .expect("inventory");
+        assert_eq!(a.credentials.len(), 1000);
+        assert_eq!(a.identities.len(), 500);
+        assert_eq!(a, b);
+        let kinds: std::collections::BTreeSet<_> = a.credentials.iter().map(|it| it.kind).collect();
+        assert_eq!(kinds.len(), KINDS.len());
+    }
+}

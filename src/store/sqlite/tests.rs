@@ -8,7 +8,9 @@ use super::*;
 use crate::ledger::fixtures;
 
 fn t(day: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 fn inventory(names: &[&str]) -> Inventory {
@@ -39,14 +41,24 @@ async fn second_scan_keeps_first_seen_and_marks_missing_credentials_gone() {
     assert_eq!((first.seen, first.new, first.gone), (2, 2, 0));
 
     let second = scan(&store, t(2), &inventory(&["a"])).await;
-    assert_eq!((second.seen, second.new, second.changed, second.gone), (1, 0, 0, 1));
+    assert_eq!(
+        (second.seen, second.new, second.changed, second.gone),
+        (1, 0, 0, 1)
+    );
 
     assert_eq!(
-        store.credential_first_seen("keys", "credential:a").await.expect("query"),
+        store
+            .credential_first_seen("keys", "credential:a")
+            .await
+            .expect("query"),
         Some(t(1))
     );
     assert_eq!(
-        store.credential_status("keys", "credential:b").await.expect("query").as_deref(),
+        store
+            .credential_status("keys", "credential:b")
+            .await
+            .expect("query")
+            .as_deref(),
         Some("gone")
     );
     let present = store.present_credentials().await.expect("present");
@@ -54,17 +66,29 @@ async fn second_scan_keeps_first_seen_and_marks_missing_credentials_gone() {
     assert_eq!(present[0].first_seen, t(1));
     assert_eq!(present[0].last_seen, t(2));
 
-    let history = store.credential_history("keys", "credential:b").await.expect("history");
+    let history = store
+        .credential_history("keys", "credential:b")
+        .await
+        .expect("history");
     let changes: Vec<&str> = history.iter().map(|it| it.change.as_str()).collect();
     assert_eq!(changes, ["first_seen", "gone"]);
 
     // It comes back: same row, history says so, first sighting unchanged.
     let third = scan(&store, t(3), &inventory(&["a", "b"])).await;
     assert_eq!((third.new, third.changed), (0, 1));
-    let history = store.credential_history("keys", "credential:b").await.expect("history");
-    assert_eq!(history.last().map(|it| it.change.as_str()), Some("reappeared"));
+    let history = store
+        .credential_history("keys", "credential:b")
+        .await
+        .expect("history");
     assert_eq!(
-        store.credential_first_seen("keys", "credential:b").await.expect("query"),
+        history.last().map(|it| it.change.as_str()),
+        Some("reappeared")
+    );
+    assert_eq!(
+        store
+            .credential_first_seen("keys", "credential:b")
+            .await
+            .expect("query"),
         Some(t(1))
     );
 }
@@ -82,7 +106,10 @@ async fn changes_of_status_last_use_and_owner_are_recorded() {
     };
     let diff = scan(&store, t(3), &inv).await;
     assert_eq!(diff.changed, 1);
-    let history = store.credential_history("keys", "credential:a").await.expect("history");
+    let history = store
+        .credential_history("keys", "credential:a")
+        .await
+        .expect("history");
     let changes: Vec<(&str, Option<&str>)> = history
         .iter()
         .map(|it| (it.change.as_str(), it.new_value.as_deref()))
@@ -110,7 +137,10 @@ async fn scan_errors_are_kept_with_their_scan() {
         .begin_scan(t(1), &[("keys".into(), "files".into())])
         .await
         .expect("begin");
-    let diff = store.record_inventory(id, "keys", &inv, t(1)).await.expect("record");
+    let diff = store
+        .record_inventory(id, "keys", &inv, t(1))
+        .await
+        .expect("record");
     assert_eq!(diff.errors, 1);
     let errors = store.scan_errors(id).await.expect("errors");
     assert_eq!(errors.len(), 1);
@@ -165,7 +195,12 @@ async fn findings_are_opened_once_resolved_when_the_condition_stops_and_reopened
 async fn findings_of_sources_not_evaluated_are_left_alone() {
     let store = SqliteStore::in_memory().await.expect("store");
     store
-        .reconcile_findings(ScanId(1), &["keys".to_owned()], &[observation("c1", "p1")], t(1))
+        .reconcile_findings(
+            ScanId(1),
+            &["keys".to_owned()],
+            &[observation("c1", "p1")],
+            t(1),
+        )
         .await
         .expect("reconcile");
     let changes = store
@@ -181,7 +216,10 @@ async fn suppression_is_recorded_and_expires() {
     let store = SqliteStore::in_memory().await.expect("store");
     let sources = ["keys".to_owned()];
     let obs = [observation("c1", "p1")];
-    store.reconcile_findings(ScanId(1), &sources, &obs, t(1)).await.expect("reconcile");
+    store
+        .reconcile_findings(ScanId(1), &sources, &obs, t(1))
+        .await
+        .expect("reconcile");
     let id = store.findings(true).await.expect("findings")[0].id;
     let suppressed = store
         .suppress_finding(
@@ -197,9 +235,15 @@ async fn suppression_is_recorded_and_expires() {
         .expect("suppress");
     assert_eq!(suppressed.status, FindingStatus::Suppressed);
     assert_eq!(suppressed.suppressed_by.as_deref(), Some("alice"));
-    assert_eq!(suppressed.suppress_reason.as_deref(), Some("replacement scheduled"));
+    assert_eq!(
+        suppressed.suppress_reason.as_deref(),
+        Some("replacement scheduled")
+    );
 
-    let during = store.reconcile_findings(ScanId(2), &sources, &obs, t(5)).await.expect("reconcile");
+    let during = store
+        .reconcile_findings(ScanId(2), &sources, &obs, t(5))
+        .await
+        .expect("reconcile");
     assert_eq!(during.unsuppressed, 0);
     assert_eq!(
         store.findings(true).await.expect("findings")[0].status,
@@ -210,7 +254,10 @@ async fn suppression_is_recorded_and_expires() {
         .await
         .expect("reconcile");
     assert_eq!(after.unsuppressed, 1);
-    assert_eq!(store.findings(true).await.expect("findings")[0].status, FindingStatus::Open);
+    assert_eq!(
+        store.findings(true).await.expect("findings")[0].status,
+        FindingStatus::Open
+    );
 
     let kinds: Vec<String> = store
         .events()
@@ -219,8 +266,14 @@ async fn suppression_is_recorded_and_expires() {
         .into_iter()
         .map(|it| it.kind)
         .collect();
-    assert!(kinds.contains(&"finding.suppressed".to_owned()), "{kinds:?}");
-    assert!(kinds.contains(&"finding.suppression_expired".to_owned()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"finding.suppressed".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"finding.suppression_expired".to_owned()),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +284,10 @@ async fn a_resolved_finding_cannot_be_suppressed() {
         .reconcile_findings(ScanId(1), &sources, &[observation("c1", "p1")], t(1))
         .await
         .expect("reconcile");
-    store.reconcile_findings(ScanId(2), &sources, &[], t(2)).await.expect("reconcile");
+    store
+        .reconcile_findings(ScanId(2), &sources, &[], t(2))
+        .await
+        .expect("reconcile");
     let id = store.findings(false).await.expect("findings")[0].id;
     let err = store
         .suppress_finding(

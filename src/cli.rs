@@ -1,0 +1,490 @@
+//! The command line: parses arguments, runs one command, and maps the outcome to an exit status.
+//!
+//! Exit status: 0 success; 1 a finding at or above `--fail-on` is open (scan) or the audit chain is
+//! broken (audit verify); 2 usage, config or policy errors (nothing was changed); 3 any other
+//! failure (the store could not be opened or written).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use keywarden_connector::{NoProgress, Progress};
+
+use crate::config::{self, Config};
+use crate::diagnostic::Diagnostics;
+use crate::policy::{self, PolicySet, Severity};
+use crate::report;
+use crate::store::{SqliteStore, Store, Suppression};
+
+/// keywarden: the ledger of your pipelines' machine identities and signing keys.
+#[derive(Debug, Parser)]
+#[command(name = "keywarden", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log level filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, global = true, env = "KEYWARDEN_LOG", default_value = "warn")]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        env = "KEYWARDEN_CONFIG",
+        default_value = "keywarden.yaml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starting configuration and the shipped policy pack.
+    Init {
+        /// Where to write the configuration; its policies go in `policies/` beside it.
+        #[arg(long, default_value = "keywarden.yaml")]
+        path: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inventory every source, update the ledger, evaluate the policies and report.
+    Scan {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Exit with status 1 when an unresolved, unsuppressed finding of this severity or worse
+        /// exists (info, low, medium, high, critical).
+        #[arg(long, value_parser = parse_severity)]
+        fail_on: Option<Severity>,
+        /// Never draw a progress bar (none is drawn when stderr is not a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Work with findings.
+    Findings {
+        #[command(subcommand)]
+        command: FindingsCommand,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files and report every error with file:line:column.
+    Check {
+        /// Policy files or directories; default: the `policies` of the config file.
+        paths: Vec<PathBuf>,
+        /// The configuration file whose policies to check when no path is given.
+        #[arg(
+            long,
+            short,
+            env = "KEYWARDEN_CONFIG",
+            default_value = "keywarden.yaml"
+        )]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// List findings (unresolved ones unless --all).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Include resolved findings.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Suppress a finding until a time, with a reason; recorded in the audit log.
+    Suppress {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The finding id.
+        id: i64,
+        /// Until when: an RFC 3339 time or a duration from now (30d, 12h).
+        #[arg(long)]
+        until: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Who decided.
+        #[arg(long)]
+        by: String,
+    },
+    /// Acknowledge an open finding.
+    Ack {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
+        #[arg(long)]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain and report the first broken link.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    text.parse::<Severity>().map_err(|err| err.to_string())
+}
+
+/// A failure the CLI reports with a given exit status.
+enum Failure {
+    /// Bad input; nothing was changed (exit 2).
+    Input(String),
+    /// Anything else (exit 3).
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Internal(err)
+    }
+}
+
+impl From<Diagnostics> for Failure {
+    fn from(err: Diagnostics) -> Self {
+        Self::Input(err.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(err: crate::store::StoreError) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    let res = match cli.command {
+        Command::Init { path, force } => init(&path, force),
+        Command::Scan {
+            config,
+            format,
+            fail_on,
+            no_progress,
+        } => scan(&config.config, format, fail_on, no_progress).await,
+        Command::Policy {
+            command: PolicyCommand::Check { paths, config },
+        } => policy_check(paths, &config),
+        Command::Findings { command } => findings(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => audit_verify(&config.config).await,
+    };
+    match res {
+        Ok(code) => code,
+        Err(Failure::Input(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Internal(err)) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Loads config and policies, both validated before anything is opened or written.
+fn load_all(path: &Path) -> Result<(Config, PolicySet), Failure> {
+    let config = config::load(path)?;
+    let policies = policy::load(&config.policy_paths)?;
+    Ok((config, policies))
+}
+
+async fn open_store(config: &Config) -> Result<SqliteStore, Failure> {
+    SqliteStore::open(&config.store_path)
+        .await
+        .with_context(|| format!("cannot open the store {}", config.store_path.display()))
+        .map_err(Failure::Internal)
+}
+
+/// An indicatif bar behind the connector's [`Progress`].
+#[derive(Debug)]
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn add_total(&self, n: u64) {
+        self.0.inc_length(n);
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+async fn scan(
+    path: &Path,
+    format: Format,
+    fail_on: Option<Severity>,
+    no_progress: bool,
+) -> Result<ExitCode, Failure> {
+    let (config, policies) = load_all(path)?;
+    let connectors = config.build()?;
+    let store = open_store(&config).await?;
+
+    let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} scanning {pos}/{len} [{elapsed}] {wide_bar}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress: Arc<dyn Progress> = match &bar {
+        Some(bar) => Arc::new(Bar(bar.clone())),
+        None => Arc::new(NoProgress),
+    };
+    let report = crate::scan::run(&store, &connectors, &policies, Utc::now(), progress)
+        .await
+        .context("scan failed")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    store.close().await;
+
+    match format {
+        Format::Table => print!("{}", report::table(&report, &policies)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::json(&report, &policies))
+                .context("cannot render the report")?
+        ),
+    }
+    let gate = fail_on.is_some_and(|threshold| {
+        report::worst_active(&report.findings).is_some_and(|worst| worst >= threshold)
+    });
+    Ok(if gate {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn policy_check(paths: Vec<PathBuf>, config_path: &Path) -> Result<ExitCode, Failure> {
+    let paths = if paths.is_empty() {
+        config::load(config_path)?.policy_paths
+    } else {
+        paths
+    };
+    let set = policy::load(&paths)?;
+    println!("{} policies OK", set.policies.len());
+    for policy in &set.policies {
+        println!(
+            "  {:<40} {:<8} {:<8} {}",
+            policy.id,
+            policy.severity.as_str(),
+            policy.mode.as_str(),
+            policy.origin.file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Failure> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let duration = humantime::parse_duration(text).map_err(|err| {
+        Failure::Input(format!(
+            "--until `{text}`: expected an RFC 3339 time (2027-01-31T00:00:00Z) or a duration (30d): {err}"
+        ))
+    })?;
+    let duration = chrono::Duration::from_std(duration)
+        .map_err(|_| Failure::Input(format!("--until `{text}`: too far in the future")))?;
+    Ok(now + duration)
+}
+
+async fn findings(command: FindingsCommand) -> Result<ExitCode, Failure> {
+    let now = Utc::now();
+    match command {
+        FindingsCommand::List {
+            config,
+            all,
+            format,
+        } => {
+            let config = config::load(&config.config)?;
+            let store = open_store(&config).await?;
+            let findings = store.findings(!all).await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&findings).context("cannot render findings")?
+                ),
+                Format::Table => {
+                    let mut table = comfy_table::Table::new();
+                    table
+                        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+                        .set_header([
+                            "ID",
+                            "SEVERITY",
+                            "STATUS",
+                            "POLICY",
+                            "SOURCE",
+                            "CREDENTIAL",
+                            "REASON",
+                        ]);
+                    for it in &findings {
+                        table.add_row([
+                            it.id.to_string(),
+                            it.severity.clone(),
+                            it.status.to_string(),
+                            it.policy_id.clone(),
+                            it.source.clone(),
+                            it.credential_external_id.clone(),
+                            it.reason.clone(),
+                        ]);
+                    }
+                    println!("{table}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FindingsCommand::Suppress {
+            config,
+            id,
+            until,
+            reason,
+            by,
+        } => {
+            let until = parse_until(&until, now)?;
+            if until <= now {
+                return Err(Failure::Input("--until: must be in the future".to_owned()));
+            }
+            if reason.trim().is_empty() || by.trim().is_empty() {
+                return Err(Failure::Input(
+                    "--reason and --by: must not be empty".to_owned(),
+                ));
+            }
+            let config = config::load(&config.config)?;
+            let store = open_store(&config).await?;
+            let suppression = Suppression { until, by, reason };
+            let finding = store
+                .suppress_finding(id, &suppression, now)
+                .await
+                .map_err(store_input_error)?;
+            println!(
+                "finding {} suppressed until {}",
+                finding.id,
+                until.to_rfc3339()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FindingsCommand::Ack { config, id, by } => {
+            let config = config::load(&config.config)?;
+            let store = open_store(&config).await?;
+            let finding = store
+                .acknowledge_finding(id, &by, now)
+                .await
+                .map_err(store_input_error)?;
+            println!("finding {} acknowledged", finding.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Not-found and conflict errors are the caller's mistake (exit 2), the rest are internal.
+fn store_input_error(err: crate::store::StoreError) -> Failure {
+    match err {
+        crate::store::StoreError::NotFound(_) | crate::store::StoreError::Conflict(_) => {
+            Failure::Input(err.to_string())
+        }
+        other => Failure::Internal(other.into()),
+    }
+}
+
+async fn audit_verify(path: &Path) -> Result<ExitCode, Failure> {
+    let config = config::load(path)?;
+    let store = open_store(&config).await?;
+    match store.verify_audit().await? {
+        Ok(n) => {
+            println!("audit log intact: {n} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("audit log broken: {broken}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The shipped policy pack, written by `keywarden init`.
+const POLICY_PACK: &[(&str, &str)] = &[
+    (
+        "signing-keys.yaml",
+        include_str!("../policies/signing-keys.yaml"),
+    ),
+    (
+        "cis-aws-iam.yaml",
+        include_str!("../policies/cis-aws-iam.yaml"),
+    ),
+];
+
+fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
+    let policies_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join("policies");
+    let mut files = vec![(path.to_path_buf(), config::STARTER)];
+    for (name, text) in POLICY_PACK {
+        files.push((policies_dir.join(name), text));
+    }
+    if !force {
+        if let Some((existing, _)) = files.iter().find(|(file, _)| file.exists()) {
+            return Err(Failure::Input(format!(
+                "{} exists; use --force to overwrite",
+                existing.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&policies_dir)
+        .with_context(|| format!("cannot create {}", policies_dir.display()))?;
+    for (file, text) in &files {
+        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        println!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

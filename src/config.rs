@@ -1,0 +1,388 @@
+//! The configuration file: sources, policy paths, the store, defaults.
+//!
+//! Loading is split in three: [`load`] reads and deserializes (unknown fields are errors),
+//! [`Config::validate`] checks everything it can without I/O, and [`Config::build`] does the I/O of
+//! setting up each connector. Every error names file:line:column and what was expected.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keywarden_connector::Connector;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where the ledger is kept.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Policy files or directories of them, relative to the config file.
+    #[serde(default)]
+    pub policies: Vec<Spanned<PathBuf>>,
+    /// Defaults applied to every source.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The configured sources, by name, in file order.
+    pub sources: Sources,
+}
+
+/// The `sources` mapping, kept in file order with the place of each name and entry.
+#[derive(Debug, Default)]
+pub struct Sources(pub Vec<(Spanned<String>, Spanned<SourceConfig>)>);
+
+impl<'de> Deserialize<'de> for Sources {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Sources;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of source names to sources")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Sources, A::Error> {
+                let mut entries: Vec<(Spanned<String>, Spanned<SourceConfig>)> = Vec::new();
+                while let Some((name, source)) =
+                    map.next_entry::<Spanned<String>, Spanned<SourceConfig>>()?
+                {
+                    if entries.iter().any(|(it, _)| it.value == name.value) {
+                        return Err(serde::de::Error::custom(format!(
+                            "source `{}` is defined twice",
+                            name.value
+                        )));
+                    }
+                    entries.push((name, source));
+                }
+                Ok(Sources(entries))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The store backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file, relative to the config file; created on first run.
+    pub path: Spanned<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: Spanned {
+                value: PathBuf::from("keywarden.db"),
+                referenced: serde_saphyr::Location::UNKNOWN,
+                defined: serde_saphyr::Location::UNKNOWN,
+            },
+        }
+    }
+}
+
+/// Defaults applied to every source.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// The tag key that names an identity's owner in sources that have tags (e.g. AWS IAM).
+    #[serde(default = "default_owner_tag")]
+    pub owner_tag: String,
+    /// The tag key that names an identity's purpose.
+    #[serde(default = "default_purpose_tag")]
+    pub purpose_tag: String,
+}
+
+fn default_owner_tag() -> String {
+    "owner".to_owned()
+}
+
+fn default_purpose_tag() -> String {
+    "purpose".to_owned()
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            owner_tag: default_owner_tag(),
+            purpose_tag: default_purpose_tag(),
+        }
+    }
+}
+
+/// One source: a closed set of kinds, each named by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Signing keys and certificates on disk.
+    Files(keywarden_files::FilesConfig),
+    /// A generated population, for load tests and benchmarks.
+    Synthetic(keywarden_synthetic::SyntheticConfig),
+}
+
+impl SourceConfig {
+    /// The snake_case kind name, the same as the `type` in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Files(_) => "files",
+            Self::Synthetic(_) => "synthetic",
+        }
+    }
+
+    /// Pure validation; errors as (field, message).
+    fn validate(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Files(config) => config
+                .validate()
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|it| (it.field, it.message))
+                .collect(),
+            Self::Synthetic(config) => config
+                .validate()
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|it| (it.field, it.message))
+                .collect(),
+        }
+    }
+}
+
+/// A loaded, validated configuration with every relative path resolved.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The directory relative paths resolve against.
+    pub base_dir: PathBuf,
+    pub store_path: PathBuf,
+    pub policy_paths: Vec<PathBuf>,
+    pub defaults: Defaults,
+    pub sources: Vec<(String, SourceConfig)>,
+}
+
+/// Reads, deserializes and validates a config file. Nothing is created or changed.
+pub fn load(file: &Path) -> Result<Config, Diagnostics> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| Diagnostics(vec![Diagnostic::file(file, format!("cannot read: {err}"))]))?;
+    let raw: ConfigFile = parse_yaml(file, &text).map_err(|it| Diagnostics(vec![it]))?;
+    Config::validate(file, raw)
+}
+
+/// Whether a source name is usable in ids, file names and URLs.
+fn valid_source_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|it| it.is_ascii_lowercase() || it.is_ascii_digit() || it == '-' || it == '_')
+}
+
+impl Config {
+    /// Pure: checks everything that can be checked without I/O and collects every error.
+    pub fn validate(file: &Path, raw: ConfigFile) -> Result<Config, Diagnostics> {
+        let mut errors = Vec::new();
+        let base_dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if raw.store.path.value.as_os_str().is_empty() {
+            errors.push(Diagnostic::at(
+                file,
+                &raw.store.path.referenced,
+                "store.path: expected a file path, e.g. keywarden.db",
+            ));
+        }
+        if raw.sources.0.is_empty() {
+            errors.push(Diagnostic::file(
+                file,
+                "sources: expected at least one source, e.g. a `files` source",
+            ));
+        }
+        let mut sources = Vec::with_capacity(raw.sources.0.len());
+        for (name, source) in raw.sources.0 {
+            if !valid_source_name(&name.value) {
+                errors.push(Diagnostic::at(
+                    file,
+                    &name.referenced,
+                    format!(
+                        "source name `{}`: expected lower-case letters, digits, `-` or `_` (at most 64)",
+                        name.value
+                    ),
+                ));
+            }
+            for (field, message) in source.value.validate() {
+                errors.push(Diagnostic::at(
+                    file,
+                    &source.referenced,
+                    format!("sources.{}.{field}: {message}", name.value),
+                ));
+            }
+            sources.push((name.value, source.value));
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
+        Ok(Config {
+            file: file.to_owned(),
+            store_path: base_dir.join(&raw.store.path.value),
+            policy_paths: raw
+                .policies
+                .into_iter()
+                .map(|it| base_dir.join(it.value))
+                .collect(),
+            defaults: raw.defaults,
+            sources,
+            base_dir,
+        })
+    }
+
+    /// Sets up every connector (I/O allowed). An error names the source.
+    pub fn build(&self) -> Result<Vec<Arc<dyn Connector>>, Diagnostics> {
+        let mut connectors: Vec<Arc<dyn Connector>> = Vec::with_capacity(self.sources.len());
+        let mut errors = Vec::new();
+        for (name, source) in &self.sources {
+            match source {
+                SourceConfig::Files(config) => match config.build(name, &self.base_dir) {
+                    Ok(connector) => connectors.push(Arc::new(connector)),
+                    Err(err) => errors.push(Diagnostic::file(
+                        &self.file,
+                        format!("sources.{name}: {err}"),
+                    )),
+                },
+                SourceConfig::Synthetic(config) => connectors.push(Arc::new(config.build(name))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(connectors)
+        } else {
+            Err(Diagnostics(errors))
+        }
+    }
+}
+
+/// The starting configuration `keywarden init` writes.
+pub const STARTER: &str = r#"# keywarden configuration.
+# Relative paths are resolved against the directory of this file.
+# Unknown fields are errors; `keywarden policy check` validates the policies it points at.
+
+# The ledger: an SQLite file, created on first run.
+store:
+  path: keywarden.db
+
+# Policy files, or directories of *.yaml policy files.
+policies:
+  - policies
+
+defaults:
+  # Tag keys that name an identity's owner and purpose, in sources that have tags.
+  owner_tag: owner
+  purpose_tag: purpose
+
+# Sources, by name. `type` picks the connector.
+sources:
+  # Signing keys and certificates on disk: cosign key pairs, PEM keys, X.509 certificates,
+  # OpenSSH keys. Private keys are read only to derive their public fingerprint; encrypted
+  # keys are never decrypted; no key material is stored.
+  release-keys:
+    type: files
+    paths:
+      # The first rule that matches a file gives its owner, purpose and tags.
+      - glob: "keys/release/**"
+        owner: release-eng
+        purpose: signing
+        tags:
+          team: release
+      - glob: "keys/**"
+    # Files to leave out.
+    exclude:
+      - "**/*.bak"
+    # Optional CSV of signing events (`time,key`) that tells when each key was last used.
+    # usage_log: signing-events.csv
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostics> {
+        let file = Path::new("/etc/keywarden/keywarden.yaml");
+        let raw: ConfigFile = parse_yaml(file, text).map_err(|it| Diagnostics(vec![it]))?;
+        Config::validate(file, raw)
+    }
+
+    #[test]
+    fn starter_config_is_valid() {
+        let config = parse(STARTER).expect("starter config");
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].0, "release-keys");
+        assert_eq!(config.sources[0].1.kind(), "files");
+        assert_eq!(
+            config.store_path,
+            PathBuf::from("/etc/keywarden/keywarden.db")
+        );
+        assert_eq!(
+            config.policy_paths,
+            [PathBuf::from("/etc/keywarden/policies")]
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_field_names_its_place() {
+        let err = parse("store:\n  path: a.db\nsourcez: {}\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/etc/keywarden/keywarden.yaml:3:1: "),
+            "{text}"
+        );
+        assert!(text.contains("sourcez"), "{text}");
+    }
+
+    #[test]
+    fn unknown_source_type_is_an_error_naming_the_kinds() {
+        let err = parse("sources:\n  a:\n    type: ldap\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ldap"), "{text}");
+        assert!(text.contains(":3:"), "{text}");
+    }
+
+    #[test]
+    fn unknown_field_inside_a_source_is_an_error() {
+        let err = parse("sources:\n  a:\n    type: synthetic\n    count: 3\n    colour: red\n")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("colour"), "{text}");
+        assert!(text.contains("keywarden.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn every_validation_error_is_reported_with_its_place() {
+        let err = parse(
+            "sources:\n  Bad Name:\n    type: synthetic\n    count: 3\n  b:\n    type: synthetic\n    count: 3\n    credentials_per_identity: 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert_eq!((err.0[0].line, err.0[0].column), (2, 3), "{err}");
+        assert!(
+            err.0[1].message.contains("credentials_per_identity"),
+            "{err}"
+        );
+        assert_eq!(err.0[1].line, 6, "{err}");
+    }
+
+    #[test]
+    fn no_sources_is_an_error() {
+        let err = parse("sources: {}\n").unwrap_err();
+        assert!(err.to_string().contains("at least one source"), "{err}");
+    }
+}

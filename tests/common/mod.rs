@@ -1,0 +1,124 @@
+//! Shared helpers of the integration tests: real key material in temp dirs, and the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+use time::{Duration, OffsetDateTime};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the keywarden binary with `args` in `dir`.
+pub fn keywarden(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEYWARDEN_CONFIG")
+        .env("KEYWARDEN_LOG", "warn")
+        .output()
+        .expect("run keywarden")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes a self-signed code-signing certificate valid from `now + from_days` to `now + to_days`.
+pub fn write_code_signing_cert(path: &Path, common_name: &str, from_days: i64, to_days: i64) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now + Duration::days(from_days);
+    params.not_after = now + Duration::days(to_days);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("certificate");
+    write(path, &cert.pem());
+}
+
+/// Writes a fresh ECDSA P-256 public key in PEM (SPKI) form.
+pub fn write_public_key(path: &Path) {
+    let key = KeyPair::generate().expect("key");
+    write(path, &key.public_key_pem());
+}
+
+pub fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+/// A workspace with a config that scans `keys/` with the shipped policies.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "store:\n  path: ledger.db\npolicies:\n  - {}\nsources:\n  release-keys:\n    type: files\n    paths:\n      - glob: \"keys/owned/**\"\n        owner: release-eng\n        purpose: signing\n      - glob: \"keys/**\"\n        purpose: signing\n",
+            repo().join("policies").display()
+        );
+        write(&dir.path().join("keywarden.yaml"), &config);
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn key(&self, relative: &str) -> PathBuf {
+        self.dir.path().join("keys").join(relative)
+    }
+
+    /// `keywarden scan --format json`, parsed; panics unless the exit status is `expected`.
+    pub fn scan_json(&self, expected: i32) -> serde_json::Value {
+        let output = keywarden(self.path(), &["scan", "--format", "json"]);
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "stdout:\n{}\nstderr:\n{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("json report")
+    }
+}
+
+/// The credentials of a JSON report, by name.
+pub fn credential<'a>(report: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    report["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .find(|it| it["name"] == name)
+}
+
+/// The policy ids of the unresolved findings of one credential.
+pub fn finding_policies(report: &serde_json::Value, name: &str) -> Vec<String> {
+    let mut policies: Vec<String> = credential(report, name)
+        .map(|it| {
+            it["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .map(|it| it["policy"].as_str().expect("policy").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    policies.sort();
+    policies
+}
