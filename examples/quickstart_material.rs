@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let now = Utc::now();
     let path = dir.join(CERT_PATH);
     if expires_soon(&dir, now) {
-        println!(
+        eprintln!(
             "{} still expires within {SOON_DAYS} days; kept",
             path.display()
         );
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("failed to create {}", parent.display()))?;
     }
     fs::write(&path, pem).with_context(|| format!("failed to write {}", path.display()))?;
-    println!(
+    eprintln!(
         "wrote {} (code signing, expires {})",
         path.display(),
         (now + Duration::days(VALID_DAYS)).date_naive()

@@ -116,9 +116,8 @@ impl fmt::Display for BrokenLink {
 /// broken link.
 pub fn verify<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<u64, BrokenLink> {
     let mut prev_hash = GENESIS.to_owned();
-    let mut expected_seq = 1;
     let mut checked = 0;
-    for event in events {
+    for (expected_seq, event) in (1..).zip(events) {
         if event.seq != expected_seq {
             return Err(BrokenLink {
                 seq: event.seq,
@@ -148,7 +147,6 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<u64, Br
             });
         }
         prev_hash = event.hash.clone();
-        expected_seq += 1;
         checked += 1;
     }
     Ok(checked)

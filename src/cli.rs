@@ -472,13 +472,11 @@ fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
     for (name, text) in POLICY_PACK {
         files.push((policies_dir.join(name), text));
     }
-    if !force {
-        if let Some((existing, _)) = files.iter().find(|(file, _)| file.exists()) {
-            return Err(Failure::Input(format!(
-                "{} exists; use --force to overwrite",
-                existing.display()
-            )));
-        }
+    if let Some((existing, _)) = files.iter().find(|(file, _)| !force && file.exists()) {
+        return Err(Failure::Input(format!(
+            "{} exists; use --force to overwrite",
+            existing.display()
+        )));
     }
     std::fs::create_dir_all(&policies_dir)
         .with_context(|| format!("cannot create {}", policies_dir.display()))?;

@@ -62,7 +62,7 @@ fn expires_text(credential: &LedgerCredential, now: DateTime<Utc>) -> String {
 }
 
 /// Credentials with their active findings, worst first (highest severity, then oldest).
-fn ranked<'a>(report: &'a ScanReport) -> Vec<(&'a LedgerCredential, Vec<&'a Finding>)> {
+fn ranked(report: &ScanReport) -> Vec<(&LedgerCredential, Vec<&Finding>)> {
     let by_credential = report.findings_by_credential();
     let mut rows: Vec<(&LedgerCredential, Vec<&Finding>)> = report
         .credentials

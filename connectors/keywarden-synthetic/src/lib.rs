@@ -102,8 +102,15 @@ impl SyntheticConnector {
             external_id: format!("identity-{index}"),
             kind: IdentityKind::KeyPair,
             name: format!("pipeline-{index}"),
-            owner: (r % 10 != 0).then(|| format!("owner-{}", r % 97)),
-            purpose: Some(if r % 3 == 0 { "publishing" } else { "signing" }.to_owned()),
+            owner: (!r.is_multiple_of(10)).then(|| format!("owner-{}", r % 97)),
+            purpose: Some(
+                if r.is_multiple_of(3) {
+                    "publishing"
+                } else {
+                    "signing"
+                }
+                .to_owned(),
+            ),
             tags,
         }
     }
@@ -134,7 +141,7 @@ impl SyntheticConnector {
             ),
             kind,
             name: format!("{}-{index}", kind.as_str()),
-            status: if (r >> 48) % 20 == 0 {
+            status: if (r >> 48).is_multiple_of(20) {
                 CredentialStatus::Inactive
             } else {
                 CredentialStatus::Active
