@@ -4,7 +4,7 @@
 //! broken (audit verify); 2 usage, config or policy errors (nothing was changed); 3 any other
 //! failure (the store could not be opened or written).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +20,9 @@ use crate::diagnostic::Diagnostics;
 use crate::policy::{self, PolicySet, Severity};
 use crate::report;
 use crate::store::{SqliteStore, Store, Suppression};
+
+/// How many credentials the scan table lists without `--all`, worst first.
+const TABLE_ROWS: usize = 100;
 
 /// keywarden: the ledger of your pipelines' machine identities and signing keys.
 #[derive(Debug, Parser)]
@@ -84,6 +87,9 @@ pub enum Command {
         /// Never draw a progress bar (none is drawn when stderr is not a terminal anyway).
         #[arg(long)]
         no_progress: bool,
+        /// List every credential in the table, not only the worst 100.
+        #[arg(long)]
+        all: bool,
     },
     /// Work with policy files.
     Policy {
@@ -205,7 +211,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             format,
             fail_on,
             no_progress,
-        } => scan(&config.config, format, fail_on, no_progress).await,
+            all,
+        } => scan(&config.config, format, fail_on, no_progress, all).await,
         Command::Policy {
             command: PolicyCommand::Check { paths, config },
         } => policy_check(paths, &config),
@@ -260,6 +267,7 @@ async fn scan(
     format: Format,
     fail_on: Option<Severity>,
     no_progress: bool,
+    all: bool,
 ) -> Result<ExitCode, Failure> {
     let (config, policies) = load_all(path)?;
     let connectors = config.build()?;
@@ -286,12 +294,16 @@ async fn scan(
     store.close().await;
 
     match format {
-        Format::Table => print!("{}", report::table(&report, &policies)),
-        Format::Json => println!(
+        Format::Table => print!(
             "{}",
-            serde_json::to_string_pretty(&report::json(&report, &policies))
-                .context("cannot render the report")?
+            report::table(&report, &policies, (!all).then_some(TABLE_ROWS))
         ),
+        Format::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            report::write_json(&report, &policies, &mut out).context("cannot write the report")?;
+            writeln!(out).context("cannot write the report")?;
+            out.flush().context("cannot write the report")?;
+        }
     }
     let gate = fail_on.is_some_and(|threshold| {
         report::worst_active(&report.findings).is_some_and(|worst| worst >= threshold)

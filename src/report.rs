@@ -4,8 +4,9 @@ use std::cmp::Reverse;
 
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use keywarden_connector::{CreatedSource, LastUse};
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use keywarden_connector::{CreatedSource, Fingerprint, LastUse};
 
 use crate::ledger::LedgerCredential;
 use crate::policy::{ActionKind, PolicySet, Severity};
@@ -118,7 +119,8 @@ fn planned_actions<'a>(
 }
 
 /// The human-readable report.
-pub fn table(report: &ScanReport, policies: &PolicySet) -> String {
+/// The human-readable report, with at most `limit` credential rows (worst first).
+pub fn table(report: &ScanReport, policies: &PolicySet, limit: Option<usize>) -> String {
     let now = report.started_at;
     let mut out = String::new();
     let mut table = Table::new();
@@ -134,7 +136,8 @@ pub fn table(report: &ScanReport, policies: &PolicySet) -> String {
         "FINDINGS",
     ]);
     let rows = ranked(report);
-    for (credential, findings) in &rows {
+    let shown = limit.unwrap_or(usize::MAX).min(rows.len());
+    for (credential, findings) in &rows[..shown] {
         let findings_text = findings
             .iter()
             .map(|it| {
@@ -165,8 +168,15 @@ pub fn table(report: &ScanReport, policies: &PolicySet) -> String {
     }
     out.push_str(&table.to_string());
     out.push('\n');
+    if shown < rows.len() {
+        out.push_str(&format!(
+            "... and {} more credentials (--all lists every one; --format json for machines)\n",
+            rows.len() - shown
+        ));
+    }
     if rows
         .iter()
+        .take(shown)
         .any(|(it, _)| it.created_source() == CreatedSource::FirstSeen)
     {
         out.push_str(
@@ -236,112 +246,207 @@ pub fn table(report: &ScanReport, policies: &PolicySet) -> String {
     out
 }
 
-fn last_used_json(last_used: &LastUse) -> Value {
-    match last_used {
-        LastUse::Unknown => json!({ "state": "unknown" }),
-        LastUse::Never => json!({ "state": "never" }),
-        LastUse::At { at, source } => json!({ "state": "at", "at": at, "source": source }),
+#[derive(serde::Serialize)]
+struct FindingOut<'a> {
+    id: i64,
+    source: &'a str,
+    credential: &'a str,
+    policy: &'a str,
+    severity: &'a str,
+    status: &'static str,
+    reason: &'a str,
+    opened_at: DateTime<Utc>,
+    suppressed_until: Option<DateTime<Utc>>,
+    suppressed_by: Option<&'a str>,
+    suppress_reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a Finding> for FindingOut<'a> {
+    fn from(finding: &'a Finding) -> Self {
+        Self {
+            id: finding.id,
+            source: &finding.source,
+            credential: &finding.credential_external_id,
+            policy: &finding.policy_id,
+            severity: &finding.severity,
+            status: finding.status.as_str(),
+            reason: &finding.reason,
+            opened_at: finding.opened_at,
+            suppressed_until: finding.suppressed_until,
+            suppressed_by: finding.suppressed_by.as_deref(),
+            suppress_reason: finding.suppress_reason.as_deref(),
+        }
     }
 }
 
-fn finding_json(finding: &Finding) -> Value {
-    json!({
-        "id": finding.id,
-        "source": finding.source,
-        "credential": finding.credential_external_id,
-        "policy": finding.policy_id,
-        "severity": finding.severity,
-        "status": finding.status.as_str(),
-        "reason": finding.reason,
-        "opened_at": finding.opened_at,
-        "suppressed_until": finding.suppressed_until,
-        "suppressed_by": finding.suppressed_by,
-        "suppress_reason": finding.suppress_reason,
-    })
+#[derive(serde::Serialize)]
+struct CredentialOut<'a> {
+    source: &'a str,
+    external_id: &'a str,
+    name: &'a str,
+    identity: &'a str,
+    identity_kind: &'static str,
+    kind: &'static str,
+    status: &'static str,
+    algorithm: Option<&'a str>,
+    key_bits: Option<u32>,
+    created_at: DateTime<Utc>,
+    created_source: &'static str,
+    age_days: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    last_used: &'a LastUse,
+    expires_at: Option<DateTime<Utc>>,
+    owner: Option<&'a str>,
+    purpose: Option<&'a str>,
+    fingerprints: &'a [Fingerprint],
+    attributes: &'a BTreeMap<String, String>,
+    findings: Vec<FindingOut<'a>>,
 }
 
-/// The machine-readable report.
-pub fn json(report: &ScanReport, policies: &PolicySet) -> Value {
+#[derive(serde::Serialize)]
+struct SourceOut<'a> {
+    name: &'a str,
+    kind: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gone: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct ChangesOut {
+    opened: u64,
+    reopened: u64,
+    resolved: u64,
+    suppression_expired: u64,
+    still_open: u64,
+}
+
+#[derive(serde::Serialize)]
+struct PlannedOut<'a> {
+    finding: i64,
+    action: &'static str,
+    mode: &'static str,
+    source: &'a str,
+    credential: &'a str,
+    policy: &'a str,
+    taken: bool,
+}
+
+#[derive(serde::Serialize)]
+struct ReportOut<'a> {
+    scan_id: i64,
+    started_at: DateTime<Utc>,
+    sources: Vec<SourceOut<'a>>,
+    credentials: Vec<CredentialOut<'a>>,
+    findings: Vec<FindingOut<'a>>,
+    changes: ChangesOut,
+    planned_actions: Vec<PlannedOut<'a>>,
+    errors: &'a [crate::store::StoredScanError],
+}
+
+/// Writes the machine-readable report. It borrows from the scan rather than building a JSON tree,
+/// so a large ledger is not held twice in memory.
+pub fn write_json(
+    report: &ScanReport,
+    policies: &PolicySet,
+    out: impl std::io::Write,
+) -> serde_json::Result<()> {
     let now = report.started_at;
-    let credentials: Vec<Value> = ranked(report)
+    let credentials = ranked(report)
         .into_iter()
         .map(|(it, findings)| {
             let credential = &it.credential;
-            json!({
-                "source": it.source,
-                "external_id": credential.external_id,
-                "name": credential.name,
-                "identity": it.identity.name,
-                "identity_kind": it.identity.kind.as_str(),
-                "kind": credential.kind.as_str(),
-                "status": credential.status.as_str(),
-                "algorithm": credential.algorithm,
-                "key_bits": credential.key_bits,
-                "created_at": it.created_at(),
-                "created_source": it.created_source().as_str(),
-                "age_days": days(it.created_at(), now),
-                "first_seen": it.first_seen,
-                "last_seen": it.last_seen,
-                "last_used": last_used_json(&credential.last_used),
-                "expires_at": credential.expires_at,
-                "owner": it.owner(),
-                "purpose": it.purpose(),
-                "fingerprints": credential.fingerprints,
-                "attributes": credential.attributes,
-                "findings": findings.iter().map(|it| finding_json(it)).collect::<Vec<_>>(),
-            })
+            CredentialOut {
+                source: &it.source,
+                external_id: &credential.external_id,
+                name: &credential.name,
+                identity: &it.identity.name,
+                identity_kind: it.identity.kind.as_str(),
+                kind: credential.kind.as_str(),
+                status: credential.status.as_str(),
+                algorithm: credential.algorithm.as_deref(),
+                key_bits: credential.key_bits,
+                created_at: it.created_at(),
+                created_source: it.created_source().as_str(),
+                age_days: days(it.created_at(), now),
+                first_seen: it.first_seen,
+                last_seen: it.last_seen,
+                last_used: &credential.last_used,
+                expires_at: credential.expires_at,
+                owner: it.owner(),
+                purpose: it.purpose(),
+                fingerprints: &credential.fingerprints,
+                attributes: &credential.attributes,
+                findings: findings.into_iter().map(FindingOut::from).collect(),
+            }
         })
         .collect();
-    let sources: Vec<Value> = report
+    let sources = report
         .sources
         .iter()
         .map(|source| match &source.result {
-            Ok(diff) => json!({
-                "name": source.name,
-                "kind": source.kind,
-                "status": "completed",
-                "credentials": diff.seen,
-                "new": diff.new,
-                "changed": diff.changed,
-                "gone": diff.gone,
-                "errors": diff.errors,
-            }),
-            Err(err) => json!({
-                "name": source.name,
-                "kind": source.kind,
-                "status": "failed",
-                "error": err,
-            }),
+            Ok(diff) => SourceOut {
+                name: &source.name,
+                kind: source.kind,
+                status: "completed",
+                credentials: Some(diff.seen),
+                new: Some(diff.new),
+                changed: Some(diff.changed),
+                gone: Some(diff.gone),
+                errors: Some(diff.errors),
+                error: None,
+            },
+            Err(err) => SourceOut {
+                name: &source.name,
+                kind: source.kind,
+                status: "failed",
+                credentials: None,
+                new: None,
+                changed: None,
+                gone: None,
+                errors: None,
+                error: Some(err),
+            },
         })
         .collect();
-    let planned: Vec<Value> = planned_actions(report, policies)
+    let planned_actions = planned_actions(report, policies)
         .into_iter()
-        .map(|(finding, action, mode)| {
-            json!({
-                "finding": finding.id,
-                "action": action.as_str(),
-                "mode": mode,
-                "source": finding.source,
-                "credential": finding.credential_external_id,
-                "policy": finding.policy_id,
-                "taken": false,
-            })
+        .map(|(finding, action, mode)| PlannedOut {
+            finding: finding.id,
+            action: action.as_str(),
+            mode,
+            source: &finding.source,
+            credential: &finding.credential_external_id,
+            policy: &finding.policy_id,
+            taken: false,
         })
         .collect();
-    json!({
-        "scan_id": report.scan_id.0,
-        "started_at": report.started_at,
-        "sources": sources,
-        "credentials": credentials,
-        "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
-        "changes": {
-            "opened": report.changes.opened,
-            "reopened": report.changes.reopened,
-            "resolved": report.changes.resolved,
-            "suppression_expired": report.changes.unsuppressed,
-            "still_open": report.changes.still_open,
+    let out_report = ReportOut {
+        scan_id: report.scan_id.0,
+        started_at: report.started_at,
+        sources,
+        credentials,
+        findings: report.findings.iter().map(FindingOut::from).collect(),
+        changes: ChangesOut {
+            opened: report.changes.opened,
+            reopened: report.changes.reopened,
+            resolved: report.changes.resolved,
+            suppression_expired: report.changes.unsuppressed,
+            still_open: report.changes.still_open,
         },
-        "planned_actions": planned,
-        "errors": report.errors,
-    })
+        planned_actions,
+        errors: &report.errors,
+    };
+    serde_json::to_writer_pretty(out, &out_report)
 }

@@ -105,22 +105,17 @@ pub async fn run(
     }
 
     let configured: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
-    let credentials: Vec<LedgerCredential> = store
+    // Only what this scan saw is evaluated: a failed source's stale entries decide nothing.
+    let (mut credentials, stale): (Vec<LedgerCredential>, Vec<LedgerCredential>) = store
         .present_credentials()
         .await?
         .into_iter()
         .filter(|it| configured.contains(&it.source.as_str()))
-        .collect();
-    // Only what this scan saw is evaluated: a failed source's stale entries decide nothing.
-    let evaluated: Vec<LedgerCredential> = credentials
-        .iter()
-        .filter(|it| scanned.contains(&it.source))
-        .cloned()
-        .collect();
-    let observations: Vec<Observation> = policy::evaluate(policies, &evaluated, now)
+        .partition(|it| scanned.contains(&it.source));
+    let observations: Vec<Observation> = policy::evaluate(policies, &credentials, now)
         .into_iter()
         .map(|violation| {
-            let credential = &evaluated[violation.credential];
+            let credential = &credentials[violation.credential];
             let policy = &policies.policies[violation.policy];
             Observation {
                 source: credential.source.clone(),
@@ -131,6 +126,7 @@ pub async fn run(
             }
         })
         .collect();
+    credentials.extend(stale);
     let changes = store
         .reconcile_findings(scan_id, &scanned, &observations, now)
         .await?;

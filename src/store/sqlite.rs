@@ -339,6 +339,32 @@ async fn fetch_finding(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Find
     finding_from_row(&row)
 }
 
+fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
+    let identity_data: Option<String> = row.try_get("identity_data").map_err(map_err)?;
+    let identity = match identity_data {
+        Some(data) => from_json(&data)?,
+        None => {
+            let external_id: String = row.try_get("identity_external_id").map_err(map_err)?;
+            Identity {
+                name: external_id.clone(),
+                external_id,
+                kind: IdentityKind::KeyPair,
+                owner: None,
+                purpose: None,
+                tags: Default::default(),
+            }
+        }
+    };
+    let data: String = row.try_get("data").map_err(map_err)?;
+    Ok(LedgerCredential {
+        source: row.try_get("source").map_err(map_err)?,
+        identity,
+        credential: from_json(&data)?,
+        first_seen: row.try_get("first_seen").map_err(map_err)?,
+        last_seen: row.try_get("last_seen").map_err(map_err)?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId> {
@@ -672,44 +698,35 @@ impl Store for SqliteStore {
     }
 
     async fn present_credentials(&self) -> Result<Vec<LedgerCredential>> {
-        let rows = sqlx::query(
-            "SELECT c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
-             i.data AS identity_data FROM credentials c \
-             LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
-             WHERE c.status != 'gone' ORDER BY c.source, c.external_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let identity_data: Option<String> =
-                    row.try_get("identity_data").map_err(map_err)?;
-                let identity = match identity_data {
-                    Some(data) => from_json(&data)?,
-                    None => {
-                        let external_id: String =
-                            row.try_get("identity_external_id").map_err(map_err)?;
-                        Identity {
-                            name: external_id.clone(),
-                            external_id,
-                            kind: IdentityKind::KeyPair,
-                            owner: None,
-                            purpose: None,
-                            tags: Default::default(),
-                        }
-                    }
-                };
-                let data: String = row.try_get("data").map_err(map_err)?;
-                Ok(LedgerCredential {
-                    source: row.try_get("source").map_err(map_err)?,
-                    identity,
-                    credential: from_json(&data)?,
-                    first_seen: row.try_get("first_seen").map_err(map_err)?,
-                    last_seen: row.try_get("last_seen").map_err(map_err)?,
-                })
-            })
-            .collect()
+        // Paged by row id, so a large ledger is never held twice (rows and values) in memory.
+        const PAGE: i64 = 5000;
+        let mut credentials = Vec::new();
+        let mut after = 0_i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
+                 i.data AS identity_data FROM credentials c \
+                 LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+                 WHERE c.status != 'gone' AND c.id > ? ORDER BY c.id LIMIT ?",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.try_get("id").map_err(map_err)?;
+            for row in &rows {
+                credentials.push(ledger_credential_from_row(row)?);
+            }
+        }
+        credentials.sort_by(|a, b| {
+            (a.source.as_str(), a.credential.external_id.as_str())
+                .cmp(&(b.source.as_str(), b.credential.external_id.as_str()))
+        });
+        Ok(credentials)
     }
 
     async fn reconcile_findings(

@@ -165,7 +165,8 @@ impl LastUse {
 pub struct Fingerprint {
     /// The algorithm and input, e.g. `sha256_spki` (SHA-256 of the DER SubjectPublicKeyInfo).
     pub algorithm: String,
-    /// Lower-case hex.
+    /// The value in the algorithm's customary form: lower-case hex for `sha256_*`, OpenSSH's
+    /// `SHA256:<base64>` for `ssh_sha256`.
     pub value: String,
 }
 

@@ -1,0 +1,190 @@
+//! Mutation fuzzing of every parser of user input: the policy files, the config file and the key
+//! material the `files` connector reads. Thousands of deterministic mutations (byte flips,
+//! insertions, deletions, truncations, swapped lines) of valid inputs must never panic; a rejected
+//! policy or config must say where (file:line:column or the file), and bad key material must be a
+//! scan error on that file, never a failed scan.
+//!
+//! `KEYWARDEN_FUZZ_ITERATIONS` raises the count for longer runs.
+
+mod common;
+
+use std::path::Path;
+
+use chrono::Utc;
+use keywarden::config::{Config, ConfigFile};
+use keywarden::diagnostic::parse_yaml;
+use keywarden_connector::ScanContext;
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: &[&[u8]] = &[
+    b":",
+    b"-",
+    b" ",
+    b"\n",
+    b"\t",
+    b"'",
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"&a",
+    b"*a",
+    b"<<",
+    b"!!binary",
+    b"#",
+    b"99999999999999999999d",
+    b"\xff",
+    b"0",
+    b"---",
+    b"|",
+    b">",
+    b"?",
+    b"~",
+];
+
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..=rng.below(3) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(6) {
+            0 if !out.is_empty() => {
+                let at = at.min(out.len() - 1);
+                out[at] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let piece = INTERESTING[rng.below(INTERESTING.len())];
+                out.splice(at..at, piece.iter().copied());
+            }
+            2 => {
+                let end = (at + rng.below(16)).min(out.len());
+                out.drain(at..end);
+            }
+            3 => out.truncate(at),
+            4 => {
+                let text = String::from_utf8_lossy(&out).into_owned();
+                let mut lines: Vec<&str> = text.lines().collect();
+                if lines.len() > 1 {
+                    let a = rng.below(lines.len());
+                    let b = rng.below(lines.len());
+                    lines.swap(a, b);
+                }
+                out = lines.join("\n").into_bytes();
+            }
+            _ => {
+                let from = rng.below(out.len());
+                let end = (from + rng.below(24)).min(out.len());
+                let piece = out[from..end].to_vec();
+                out.splice(at..at, piece);
+            }
+        }
+    }
+    out
+}
+
+fn iterations() -> usize {
+    std::env::var("KEYWARDEN_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|it| it.parse().ok())
+        .unwrap_or(1500)
+}
+
+#[test]
+fn mutated_policy_files_never_panic_and_errors_name_their_place() {
+    let dir = common::repo().join("policies");
+    let mut rng = Rng(0x5eed_0001);
+    for entry in std::fs::read_dir(&dir).expect("policies") {
+        let path = entry.expect("entry").path();
+        let original = std::fs::read(&path).expect("read");
+        for _ in 0..iterations() {
+            let mutated = mutate(&mut rng, &original);
+            let text = String::from_utf8_lossy(&mutated);
+            if let Err(errors) = keywarden::policy::parse_str(&path, &text) {
+                assert!(
+                    !errors.0.is_empty(),
+                    "an error without diagnostics:\n{text}"
+                );
+                for error in &errors.0 {
+                    assert_eq!(error.file, path);
+                    assert!(!error.message.is_empty());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_config_files_never_panic_and_errors_name_their_place() {
+    let path = Path::new("/etc/keywarden/keywarden.yaml");
+    let original = keywarden::config::STARTER.as_bytes();
+    let mut rng = Rng(0x5eed_0002);
+    for _ in 0..iterations() * 2 {
+        let mutated = mutate(&mut rng, original);
+        let text = String::from_utf8_lossy(&mutated);
+        let res = parse_yaml::<ConfigFile>(path, &text)
+            .map_err(|it| keywarden::diagnostic::Diagnostics(vec![it]))
+            .and_then(|raw| Config::validate(path, raw));
+        if let Err(errors) = res {
+            assert!(!errors.0.is_empty());
+            for error in &errors.0 {
+                assert_eq!(error.file, path);
+                assert!(!error.message.is_empty(), "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_key_material_is_a_scan_error_never_a_failed_scan() {
+    let originals: Vec<Vec<u8>> = [
+        "release/cosign.pub",
+        "release/cosign.key",
+        "release/legacy-signing.crt",
+        "unsorted/ci-deploy.pem",
+    ]
+    .iter()
+    .map(|it| {
+        std::fs::read(common::repo().join("examples/quickstart/keys").join(it))
+            .expect("quickstart material")
+    })
+    .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config: keywarden_files::FilesConfig =
+        serde_json::from_str(r#"{"paths": [{"glob": "keys/**"}]}"#).expect("config");
+    let connector = config.build("fuzz", dir.path()).expect("build");
+    let mut rng = Rng(0x5eed_0003);
+    let rounds = iterations() / 10;
+    for round in 0..rounds {
+        let keys = dir.path().join("keys");
+        let _ = std::fs::remove_dir_all(&keys);
+        std::fs::create_dir_all(&keys).expect("mkdir");
+        for (idx, original) in originals.iter().enumerate() {
+            for copy in 0..5 {
+                let name = format!("m{round}-{idx}-{copy}.pem");
+                std::fs::write(keys.join(name), mutate(&mut rng, original)).expect("write");
+            }
+        }
+        let inventory = connector
+            .scan(&ScanContext::new(Utc::now()))
+            .expect("a malformed file must not fail the scan");
+        for error in &inventory.errors {
+            assert!(!error.subject.is_empty());
+            assert!(!error.message.is_empty());
+        }
+    }
+}
