@@ -84,65 +84,16 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use keywarden_connector::{CredentialKind, CredentialStatus, ParseKindError};
+use keywarden_connector::{CredentialKind, CredentialStatus};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::ledger::LedgerCredential;
 
 pub use eval::evaluate;
 
-/// Defines a closed, snake_case-named enum with `ALL`, `as_str`, `Display` and `FromStr`.
-macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
-
-            /// The one snake_case name used in policy files, the store and output.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseKindError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    _ => Err(ParseKindError {
-                        what: $what,
-                        found: s.to_owned(),
-                        expected: Self::ALL.iter().map(|it| it.as_str()).collect(),
-                    }),
-                }
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-    };
-}
+use keywarden_connector::named_enum;
 
 named_enum! {
     /// How bad a violation is; ordered from `Info` (least) to `Critical` (most).

@@ -1,17 +1,18 @@
 //! Identities, credentials and what a scan of one source returns.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-/// Defines a closed, snake_case-named enum with `as_str`, `ALL`, `Display` and `FromStr`.
+/// Defines a closed, snake_case-named enum with `as_str`, `ALL`, `Display`, `FromStr` (failing with
+/// a [`ParseKindError`] that lists the expected names) and serde by that name. Used for every
+/// configured kind, so each has one name everywhere. The calling crate must depend on `serde`.
+#[macro_export]
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[derive(serde::Serialize, serde::Deserialize)]
+        #[derive(::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
         }
@@ -28,19 +29,19 @@ macro_rules! named_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseKindError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ParseKindError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok(Self::$variant),)+
-                    _ => Err(ParseKindError {
+                    _ => Err($crate::ParseKindError {
                         what: $what,
                         found: s.to_owned(),
                         expected: Self::ALL.iter().map(|it| it.as_str()).collect(),
