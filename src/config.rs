@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keywarden_connector::Connector;
+use keywarden_connector::{Connector, FieldError};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -137,23 +137,11 @@ impl SourceConfig {
         }
     }
 
-    /// Pure validation; errors as (field, message).
-    fn validate(&self) -> Vec<(String, String)> {
+    /// Pure validation of the kind's own fields.
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
         match self {
-            Self::Files(config) => config
-                .validate()
-                .err()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|it| (it.field, it.message))
-                .collect(),
-            Self::Synthetic(config) => config
-                .validate()
-                .err()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|it| (it.field, it.message))
-                .collect(),
+            Self::Files(config) => config.validate(),
+            Self::Synthetic(config) => config.validate(),
         }
     }
 }
@@ -221,11 +209,11 @@ impl Config {
                     ),
                 ));
             }
-            for (field, message) in source.value.validate() {
+            for error in source.value.validate().err().unwrap_or_default() {
                 errors.push(Diagnostic::at(
                     file,
                     &source.referenced,
-                    format!("sources.{}.{field}: {message}", name.value),
+                    format!("sources.{}.{error}", name.value),
                 ));
             }
             sources.push((name.value, source.value));

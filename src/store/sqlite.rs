@@ -49,16 +49,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|err| StoreError::Database(format!("migration failed: {err}")))?;
-        Ok(Self { pool })
+        Self::connect(options, 4).await
     }
 
     /// A private in-memory store, for tests and benchmarks.
@@ -66,8 +57,14 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(map_err)?
             .foreign_keys(true);
+        // One connection: every connection to `:memory:` would be a database of its own.
+        Self::connect(options, 1).await
+    }
+
+    /// Opens the pool and brings the schema up to date.
+    async fn connect(options: SqliteConnectOptions, max_connections: u32) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+            .max_connections(max_connections)
             .connect_with(options)
             .await
             .map_err(map_err)?;

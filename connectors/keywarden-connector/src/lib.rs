@@ -101,6 +101,34 @@ pub enum ConnectorError {
     Permanent(String),
 }
 
+/// One invalid field of a connector's configuration, found by its pure `validate()`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The path of the field within the source's config, e.g. `paths[1].glob`.
+    pub field: String,
+    /// What is wrong with it and what was expected.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FieldError> for ConnectorError {
+    fn from(error: FieldError) -> Self {
+        Self::Config {
+            field: error.field,
+            message: error.message,
+        }
+    }
+}
+
 impl ConnectorError {
     /// Whether the caller should retry later.
     pub fn is_retryable(&self) -> bool {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
-use keywarden_connector::ConnectorError;
+use keywarden_connector::{ConnectorError, FieldError};
 use serde::Deserialize;
 
 use crate::scan::{FilesConnector, Matcher, Rule};
@@ -51,34 +51,6 @@ pub struct PathRule {
     /// Free-form tags copied to each identity and credential.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-}
-
-/// One invalid field of a [`FilesConfig`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    /// The path of the field, e.g. `paths[1].glob`.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<FieldError> for ConnectorError {
-    fn from(error: FieldError) -> Self {
-        Self::Config {
-            field: error.field,
-            message: error.message,
-        }
-    }
 }
 
 impl FilesConfig {

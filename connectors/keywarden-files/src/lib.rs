@@ -32,7 +32,7 @@ mod usage;
 #[cfg(test)]
 mod tests;
 
-pub use crate::config::{FieldError, FilesConfig, PathRule};
+pub use crate::config::{FilesConfig, PathRule};
 pub use crate::scan::FilesConnector;
 
 /// The connector kind, the config `type` of a `files` source.

@@ -232,18 +232,31 @@ fn encrypted(format: &'static str, algorithm_hint: Option<&'static str>) -> Item
 fn openssh_private(der: &[u8]) -> Result<Item, String> {
     let key = ssh_key::PrivateKey::from_bytes(der)
         .map_err(|error| format!("invalid OpenSSH private key: {error}"))?;
-    let facts = PublicKey::from_ssh(key.public_key().key_data())
+    ssh_item(
+        key.public_key().key_data(),
+        key.comment(),
+        Some(key.is_encrypted()),
+    )
+}
+
+/// The credential of an OpenSSH key, from its public half.
+fn ssh_item(
+    key_data: &ssh_key::public::KeyData,
+    comment: &str,
+    private: Option<bool>,
+) -> Result<Item, String> {
+    let facts = PublicKey::from_ssh(key_data)
         .and_then(|it| it.facts())
         .map_err(|error| error.to_string())?;
     let mut attributes = Vec::new();
-    if !key.comment().is_empty() {
-        attributes.push(("comment", key.comment().to_owned()));
+    if !comment.is_empty() {
+        attributes.push(("comment", comment.to_owned()));
     }
     Ok(Item::Key(KeyItem {
         kind: CredentialKind::SshKey,
         key: Some(facts),
         format: "openssh",
-        private: Some(key.is_encrypted()),
+        private,
         algorithm_hint: None,
         attributes,
     }))
@@ -492,21 +505,7 @@ fn ssh_key_text(line: &str) -> Option<String> {
 fn ssh_public(line: &str) -> Result<Item, String> {
     let key = ssh_key::PublicKey::from_openssh(line)
         .map_err(|error| format!("invalid OpenSSH public key: {error}"))?;
-    let facts = PublicKey::from_ssh(key.key_data())
-        .and_then(|it| it.facts())
-        .map_err(|error| error.to_string())?;
-    let mut attributes = Vec::new();
-    if !key.comment().is_empty() {
-        attributes.push(("comment", key.comment().to_owned()));
-    }
-    Ok(Item::Key(KeyItem {
-        kind: CredentialKind::SshKey,
-        key: Some(facts),
-        format: "openssh",
-        private: None,
-        algorithm_hint: None,
-        attributes,
-    }))
+    ssh_item(key.key_data(), key.comment(), None)
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.

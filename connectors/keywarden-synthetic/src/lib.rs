@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use keywarden_connector::{
-    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
-    IdentityKind, Inventory, LastUse, ScanContext,
+    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, FieldError,
+    Fingerprint, Identity, IdentityKind, Inventory, LastUse, ScanContext,
 };
 use serde::Deserialize;
 
@@ -30,29 +30,18 @@ fn default_per_identity() -> u64 {
     2
 }
 
-/// A field of [`SyntheticConfig`] that is wrong.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
 impl SyntheticConfig {
     /// Pure validation.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         if self.count > 10_000_000 {
-            errors.push(FieldError {
-                field: "count".into(),
-                message: "at most 10000000".into(),
-            });
+            errors.push(FieldError::new("count", "at most 10000000"));
         }
         if self.credentials_per_identity == 0 {
-            errors.push(FieldError {
-                field: "credentials_per_identity".into(),
-                message: "must be at least 1".into(),
-            });
+            errors.push(FieldError::new(
+                "credentials_per_identity",
+                "must be at least 1",
+            ));
         }
         if errors.is_empty() {
             Ok(())
