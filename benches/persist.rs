@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keywarden::store::{SqliteStore, Store};
-use keywarden_connector::{Connector, ScanContext};
+use keywarden_connector::ScanContext;
 use keywarden_synthetic::SyntheticConfig;
 
 const COUNT: u64 = 100_000;
@@ -24,7 +24,10 @@ fn persist(c: &mut Criterion) {
     }
     .build("load");
     let inventory = runtime
-        .block_on(connector.inventory(&ScanContext::new(now)))
+        .block_on(keywarden_connector::collect(
+            &connector,
+            &ScanContext::new(now),
+        ))
         .expect("inventory");
     let sources = [("load".to_owned(), "synthetic".to_owned())];
 

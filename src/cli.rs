@@ -291,20 +291,24 @@ async fn scan(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    store.close().await;
 
     match format {
         Format::Table => print!(
             "{}",
-            report::table(&report, &policies, (!all).then_some(TABLE_ROWS))
+            report::table(&store, &report, &policies, (!all).then_some(TABLE_ROWS))
+                .await
+                .context("cannot write the report")?
         ),
         Format::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            report::write_json(&report, &policies, &mut out).context("cannot write the report")?;
+            report::write_json(&store, &report, &policies, &mut out)
+                .await
+                .context("cannot write the report")?;
             writeln!(out).context("cannot write the report")?;
             out.flush().context("cannot write the report")?;
         }
     }
+    store.close().await;
     let gate = fail_on.is_some_and(|threshold| {
         report::worst_active(&report.findings).is_some_and(|worst| worst >= threshold)
     });

@@ -1,17 +1,16 @@
 //! Renders a scan for people (a table, worst first) and for machines (JSON).
 
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use std::collections::BTreeMap;
-
 use keywarden_connector::{CreatedSource, Fingerprint, LastUse};
 
 use crate::ledger::LedgerCredential;
 use crate::policy::{ActionKind, PolicySet, Severity};
 use crate::scan::ScanReport;
-use crate::store::{Finding, FindingStatus};
+use crate::store::{CredentialCursor, Finding, FindingStatus, PAGE, Store, StoreError};
 
 fn severity(finding: &Finding) -> Option<Severity> {
     finding.severity.parse().ok()
@@ -62,39 +61,6 @@ fn expires_text(credential: &LedgerCredential, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Credentials with their active findings, worst first (highest severity, then oldest).
-fn ranked(report: &ScanReport) -> Vec<(&LedgerCredential, Vec<&Finding>)> {
-    let by_credential = report.findings_by_credential();
-    let mut rows: Vec<(&LedgerCredential, Vec<&Finding>)> = report
-        .credentials
-        .iter()
-        .map(|credential| {
-            let mut findings = by_credential
-                .get(&(
-                    credential.source.as_str(),
-                    credential.credential.external_id.as_str(),
-                ))
-                .cloned()
-                .unwrap_or_default();
-            findings.sort_by_key(|it| (Reverse(severity(it)), it.policy_id.clone()));
-            (credential, findings)
-        })
-        .collect();
-    rows.sort_by_key(|(credential, findings)| {
-        let worst = findings
-            .iter()
-            .filter(|it| is_active(it))
-            .filter_map(|it| severity(it))
-            .max();
-        (
-            Reverse(worst),
-            credential.created_at(),
-            credential.credential.name.clone(),
-        )
-    });
-    rows
-}
-
 /// What the policies of the unresolved findings would do, beyond notifying.
 fn planned_actions<'a>(
     report: &'a ScanReport,
@@ -119,66 +85,180 @@ fn planned_actions<'a>(
 }
 
 /// The human-readable report.
-/// The human-readable report, with at most `limit` credential rows (worst first).
-pub fn table(report: &ScanReport, policies: &PolicySet, limit: Option<usize>) -> String {
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the report: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("cannot encode the report: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Calls `f` with every credential of the report's scope, reading the ledger page by page.
+async fn each_credential(
+    store: &dyn Store,
+    report: &ScanReport,
+    mut f: impl FnMut(&LedgerCredential) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
+    let mut after = CredentialCursor::START;
+    loop {
+        let page = store.credentials_page(after, PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (_, credential) in page.iter().filter(|(_, it)| report.in_scope(it)) {
+            f(credential)?;
+        }
+    }
+}
+
+type FindingsByCredential<'a> = HashMap<(&'a str, &'a str), Vec<&'a Finding>>;
+
+/// A credential's unresolved findings, worst first.
+fn findings_of<'a>(
+    by_credential: &FindingsByCredential<'a>,
+    credential: &LedgerCredential,
+) -> Vec<&'a Finding> {
+    let mut findings = by_credential
+        .get(&(
+            credential.source.as_str(),
+            credential.credential.external_id.as_str(),
+        ))
+        .cloned()
+        .unwrap_or_default();
+    findings.sort_by_key(|it| (Reverse(severity(it)), it.policy_id.clone()));
+    findings
+}
+
+/// Orders credentials worst first: highest active severity, then oldest, then by name.
+type RankKey = (Reverse<Option<Severity>>, DateTime<Utc>, String);
+
+fn rank_key(credential: &LedgerCredential, findings: &[&Finding]) -> RankKey {
+    let worst = findings
+        .iter()
+        .filter(|it| is_active(it))
+        .filter_map(|it| severity(it))
+        .max();
+    (
+        Reverse(worst),
+        credential.created_at(),
+        credential.credential.name.clone(),
+    )
+}
+
+const HEADER: [&str; 9] = [
+    "CREDENTIAL",
+    "IDENTITY",
+    "SOURCE",
+    "KIND",
+    "AGE",
+    "LAST USED",
+    "EXPIRES",
+    "OWNER",
+    "FINDINGS",
+];
+
+fn table_cells(
+    credential: &LedgerCredential,
+    findings: &[&Finding],
+    now: DateTime<Utc>,
+) -> [String; 9] {
+    let findings_text = findings
+        .iter()
+        .map(|it| {
+            let marker = match it.status {
+                FindingStatus::Suppressed => " (suppressed)",
+                FindingStatus::Acknowledged => " (acknowledged)",
+                _ => "",
+            };
+            format!("{} {}{marker}", it.severity, it.policy_id)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    [
+        credential.credential.name.clone(),
+        credential.identity.name.clone(),
+        credential.source.clone(),
+        credential.credential.kind.as_str().to_owned(),
+        age_text(credential, now),
+        last_used_text(credential, now),
+        expires_text(credential, now),
+        credential.owner().unwrap_or("(none)").to_owned(),
+        if findings_text.is_empty() {
+            "ok".to_owned()
+        } else {
+            findings_text
+        },
+    ]
+}
+
+/// The human-readable report: at most `limit` credential rows, worst first. Only the rows shown
+/// are kept in memory, whatever the size of the ledger.
+pub async fn table(
+    store: &dyn Store,
+    report: &ScanReport,
+    policies: &PolicySet,
+    limit: Option<usize>,
+) -> Result<String, ReportError> {
     let now = report.started_at;
+    let by_credential = report.findings_by_credential();
+    let planned = planned_actions(report, policies);
+    let planned_keys: HashSet<(&str, &str)> = planned
+        .iter()
+        .map(|(it, _, _)| (it.source.as_str(), it.credential_external_id.as_str()))
+        .collect();
+    let mut names: HashMap<(String, String), String> = HashMap::new();
+    let limit = limit.unwrap_or(usize::MAX);
+    // A max-heap of the `limit` worst rows: the least bad one is dropped first.
+    let mut rows: BinaryHeap<(RankKey, [String; 9], bool)> = BinaryHeap::new();
+    let mut total = 0_u64;
+    each_credential(store, report, |credential| {
+        total += 1;
+        let key = (
+            credential.source.as_str(),
+            credential.credential.external_id.as_str(),
+        );
+        if planned_keys.contains(&key) {
+            names.insert(
+                (key.0.to_owned(), key.1.to_owned()),
+                credential.credential.name.clone(),
+            );
+        }
+        let findings = findings_of(&by_credential, credential);
+        let rank = rank_key(credential, &findings);
+        if limit == 0
+            || (rows.len() >= limit && rows.peek().is_some_and(|(top, _, _)| rank >= *top))
+        {
+            return Ok(());
+        }
+        let first_seen = credential.created_source() == CreatedSource::FirstSeen;
+        rows.push((rank, table_cells(credential, &findings, now), first_seen));
+        if rows.len() > limit {
+            rows.pop();
+        }
+        Ok(())
+    })
+    .await?;
+    let rows = rows.into_sorted_vec();
+
     let mut out = String::new();
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED).set_header([
-        "CREDENTIAL",
-        "IDENTITY",
-        "SOURCE",
-        "KIND",
-        "AGE",
-        "LAST USED",
-        "EXPIRES",
-        "OWNER",
-        "FINDINGS",
-    ]);
-    let rows = ranked(report);
-    let shown = limit.unwrap_or(usize::MAX).min(rows.len());
-    for (credential, findings) in &rows[..shown] {
-        let findings_text = findings
-            .iter()
-            .map(|it| {
-                let marker = match it.status {
-                    FindingStatus::Suppressed => " (suppressed)",
-                    FindingStatus::Acknowledged => " (acknowledged)",
-                    _ => "",
-                };
-                format!("{} {}{marker}", it.severity, it.policy_id)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        table.add_row([
-            credential.credential.name.clone(),
-            credential.identity.name.clone(),
-            credential.source.clone(),
-            credential.credential.kind.as_str().to_owned(),
-            age_text(credential, now),
-            last_used_text(credential, now),
-            expires_text(credential, now),
-            credential.owner().unwrap_or("(none)").to_owned(),
-            if findings_text.is_empty() {
-                "ok".to_owned()
-            } else {
-                findings_text
-            },
-        ]);
+    table.load_style(UTF8_FULL_CONDENSED).set_header(HEADER);
+    for (_, cells, _) in &rows {
+        table.add_row(cells.clone());
     }
     out.push_str(&table.to_string());
     out.push('\n');
-    if shown < rows.len() {
+    if (rows.len() as u64) < total {
         out.push_str(&format!(
             "... and {} more credentials (--all lists every one; --format json for machines)\n",
-            rows.len() - shown
+            total - rows.len() as u64
         ));
     }
-    if rows
-        .iter()
-        .take(shown)
-        .any(|(it, _)| it.created_source() == CreatedSource::FirstSeen)
-    {
+    if rows.iter().any(|(_, _, first_seen)| *first_seen) {
         out.push_str(
             "* age counted from keywarden's first sighting: the material carries no creation time\n",
         );
@@ -186,42 +266,27 @@ pub fn table(report: &ScanReport, policies: &PolicySet, limit: Option<usize>) ->
 
     let active = report.findings.iter().filter(|it| is_active(it)).count();
     out.push_str(&format!(
-        "\n{} credentials, {} unresolved findings ({} new, {} resolved by this scan)\n",
-        report.credentials.len(),
-        active,
+        "\n{total} credentials, {active} unresolved findings ({} new, {} resolved by this scan)\n",
         report.changes.opened + report.changes.reopened,
         report.changes.resolved,
     ));
 
-    let planned = planned_actions(report, policies);
-    let names: std::collections::HashMap<(&str, &str), &str> = report
-        .credentials
-        .iter()
-        .map(|it| {
-            (
-                (it.source.as_str(), it.credential.external_id.as_str()),
-                it.credential.name.as_str(),
-            )
-        })
-        .collect();
     if !planned.is_empty() {
         out.push_str(
             "\nWhat would be done (actions are carried out by later versions; none was taken):\n",
         );
         for (finding, action, mode) in planned {
+            let name = names
+                .get(&(
+                    finding.source.clone(),
+                    finding.credential_external_id.clone(),
+                ))
+                .map_or(finding.credential_external_id.as_str(), String::as_str);
             out.push_str(&format!(
-                "  {} {} ({}, policy {}, {})\n",
+                "  {} {name} ({}, policy {}, {mode})\n",
                 action.as_str(),
-                names
-                    .get(&(
-                        finding.source.as_str(),
-                        finding.credential_external_id.as_str()
-                    ))
-                    .copied()
-                    .unwrap_or(&finding.credential_external_id),
                 finding.source,
                 finding.policy_id,
-                mode,
             ));
         }
     }
@@ -243,7 +308,7 @@ pub fn table(report: &ScanReport, policies: &PolicySet, limit: Option<usize>) ->
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 #[derive(serde::Serialize)]
@@ -343,55 +408,78 @@ struct PlannedOut<'a> {
     taken: bool,
 }
 
+/// Everything of the JSON report but the credentials, which are streamed after it.
 #[derive(serde::Serialize)]
-struct ReportOut<'a> {
+struct ReportHead<'a> {
     scan_id: i64,
     started_at: DateTime<Utc>,
     sources: Vec<SourceOut<'a>>,
-    credentials: Vec<CredentialOut<'a>>,
     findings: Vec<FindingOut<'a>>,
     changes: ChangesOut,
     planned_actions: Vec<PlannedOut<'a>>,
     errors: &'a [crate::store::StoredScanError],
 }
 
-/// Writes the machine-readable report. It borrows from the scan rather than building a JSON tree,
-/// so a large ledger is not held twice in memory.
-pub fn write_json(
+fn credential_out<'a>(
+    it: &'a LedgerCredential,
+    findings: Vec<&'a Finding>,
+    now: DateTime<Utc>,
+) -> CredentialOut<'a> {
+    let credential = &it.credential;
+    CredentialOut {
+        source: &it.source,
+        external_id: &credential.external_id,
+        name: &credential.name,
+        identity: &it.identity.name,
+        identity_kind: it.identity.kind.as_str(),
+        kind: credential.kind.as_str(),
+        status: credential.status.as_str(),
+        algorithm: credential.algorithm.as_deref(),
+        key_bits: credential.key_bits,
+        created_at: it.created_at(),
+        created_source: it.created_source().as_str(),
+        age_days: days(it.created_at(), now),
+        first_seen: it.first_seen,
+        last_seen: it.last_seen,
+        last_used: &credential.last_used,
+        expires_at: credential.expires_at,
+        owner: it.owner(),
+        purpose: it.purpose(),
+        fingerprints: &credential.fingerprints,
+        attributes: &credential.attributes,
+        findings: findings.into_iter().map(FindingOut::from).collect(),
+    }
+}
+
+/// Passes everything on but the first byte.
+struct WithoutFirstByte<W> {
+    inner: W,
+    skipped: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for WithoutFirstByte<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.skipped || buf.is_empty() {
+            return self.inner.write(buf);
+        }
+        self.skipped = true;
+        Ok(1 + self.inner.write(&buf[1..])?)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the machine-readable report: one JSON object whose first field, `credentials`, is
+/// streamed from the ledger page by page (in ledger order), so its size does not bound memory.
+pub async fn write_json(
+    store: &dyn Store,
     report: &ScanReport,
     policies: &PolicySet,
-    out: impl std::io::Write,
-) -> serde_json::Result<()> {
+    out: &mut impl std::io::Write,
+) -> Result<(), ReportError> {
     let now = report.started_at;
-    let credentials = ranked(report)
-        .into_iter()
-        .map(|(it, findings)| {
-            let credential = &it.credential;
-            CredentialOut {
-                source: &it.source,
-                external_id: &credential.external_id,
-                name: &credential.name,
-                identity: &it.identity.name,
-                identity_kind: it.identity.kind.as_str(),
-                kind: credential.kind.as_str(),
-                status: credential.status.as_str(),
-                algorithm: credential.algorithm.as_deref(),
-                key_bits: credential.key_bits,
-                created_at: it.created_at(),
-                created_source: it.created_source().as_str(),
-                age_days: days(it.created_at(), now),
-                first_seen: it.first_seen,
-                last_seen: it.last_seen,
-                last_used: &credential.last_used,
-                expires_at: credential.expires_at,
-                owner: it.owner(),
-                purpose: it.purpose(),
-                fingerprints: &credential.fingerprints,
-                attributes: &credential.attributes,
-                findings: findings.into_iter().map(FindingOut::from).collect(),
-            }
-        })
-        .collect();
     let sources = report
         .sources
         .iter()
@@ -432,11 +520,10 @@ pub fn write_json(
             taken: false,
         })
         .collect();
-    let out_report = ReportOut {
+    let head = ReportHead {
         scan_id: report.scan_id.0,
         started_at: report.started_at,
         sources,
-        credentials,
         findings: report.findings.iter().map(FindingOut::from).collect(),
         changes: ChangesOut {
             opened: report.changes.opened,
@@ -448,5 +535,27 @@ pub fn write_json(
         planned_actions,
         errors: &report.errors,
     };
-    serde_json::to_writer_pretty(out, &out_report)
+    out.write_all(b"{\"credentials\":[")?;
+    let by_credential = report.findings_by_credential();
+    let mut first = true;
+    each_credential(store, report, |credential| {
+        if !first {
+            out.write_all(b",")?;
+        }
+        first = false;
+        let findings = findings_of(&by_credential, credential);
+        serde_json::to_writer(&mut *out, &credential_out(credential, findings, now))?;
+        Ok(())
+    })
+    .await?;
+    out.write_all(b"],")?;
+    // The head is an object too: its fields continue this one.
+    serde_json::to_writer(
+        WithoutFirstByte {
+            inner: &mut *out,
+            skipped: false,
+        },
+        &head,
+    )?;
+    Ok(())
 }

@@ -7,13 +7,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keywarden_connector::{Connector, Progress, ScanContext};
+use keywarden_connector::{
+    Connector, ConnectorError, Inventory, InventorySink, Progress, ScanContext,
+};
 
 use crate::ledger::LedgerCredential;
 use crate::policy::{self, PolicySet};
 use crate::store::{
-    Finding, FindingChanges, Observation, ScanId, SourceDiff, Store, StoreError, StoredScanError,
+    CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
+    SourceRecorder, Store, StoreError, StoredScanError,
 };
 
 /// What happened to one source in a scan.
@@ -25,14 +29,15 @@ pub struct SourceOutcome {
     pub result: Result<SourceDiff, String>,
 }
 
-/// Everything a scan found and did, for the reports.
+/// Everything a scan found and did, for the reports. The credentials themselves stay in the
+/// ledger: reports read them page by page ([`Store::credentials_page`]) within [`Self::scope`].
 #[derive(Debug)]
 pub struct ScanReport {
     pub scan_id: ScanId,
     pub started_at: DateTime<Utc>,
     pub sources: Vec<SourceOutcome>,
-    /// Present credentials of the configured sources.
-    pub credentials: Vec<LedgerCredential>,
+    /// The configured sources: reports show their credentials and findings only.
+    pub scope: Vec<String>,
     /// Unresolved findings of the configured sources.
     pub findings: Vec<Finding>,
     pub changes: FindingChanges,
@@ -52,6 +57,32 @@ impl ScanReport {
             .push(finding);
         }
         map
+    }
+
+    /// Whether a ledger credential belongs to this report.
+    pub fn in_scope(&self, credential: &LedgerCredential) -> bool {
+        self.scope.contains(&credential.source)
+    }
+}
+
+/// Hands a connector's batches to the ledger, keeping a store failure to report it as such.
+struct LedgerSink {
+    source: String,
+    recorder: Box<dyn SourceRecorder>,
+    failure: Option<StoreError>,
+}
+
+#[async_trait]
+impl InventorySink for LedgerSink {
+    async fn batch(&mut self, batch: Inventory) -> Result<(), ConnectorError> {
+        for error in &batch.errors {
+            tracing::warn!(source = %self.source, subject = %error.subject, error = %error.message, "Skipped a record.");
+        }
+        self.recorder.batch(&batch).await.map_err(|err| {
+            let message = format!("the ledger could not record a batch: {err}");
+            self.failure = Some(err);
+            ConnectorError::Permanent(message)
+        })
     }
 }
 
@@ -77,14 +108,18 @@ pub async fn run(
     let mut scanned = Vec::new();
     for connector in connectors {
         let name = connector.source().to_owned();
-        let result = match connector.inventory(&cx).await {
-            Ok(inventory) => {
-                for error in &inventory.errors {
-                    tracing::warn!(source = %name, subject = %error.subject, error = %error.message, "Skipped a record.");
-                }
-                let diff = store
-                    .record_inventory(scan_id, &name, &inventory, now)
-                    .await?;
+        let mut sink = LedgerSink {
+            source: name.clone(),
+            recorder: store.record_source(scan_id, &name, now).await?,
+            failure: None,
+        };
+        let res = connector.inventory(&cx, &mut sink).await;
+        if let Some(err) = sink.failure {
+            return Err(err);
+        }
+        let result = match res {
+            Ok(()) => {
+                let diff = sink.recorder.finish().await?;
                 scanned.push(name.clone());
                 Ok(diff)
             }
@@ -104,49 +139,246 @@ pub async fn run(
         });
     }
 
-    let configured: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
-    // Only what this scan saw is evaluated: a failed source's stale entries decide nothing.
-    let (mut credentials, stale): (Vec<LedgerCredential>, Vec<LedgerCredential>) = store
-        .present_credentials()
-        .await?
-        .into_iter()
-        .filter(|it| configured.contains(&it.source.as_str()))
-        .partition(|it| scanned.contains(&it.source));
-    let observations: Vec<Observation> = policy::evaluate(policies, &credentials, now)
-        .into_iter()
-        .map(|violation| {
-            let credential = &credentials[violation.credential];
-            let policy = &policies.policies[violation.policy];
-            Observation {
-                source: credential.source.clone(),
-                credential_external_id: credential.credential.external_id.clone(),
-                policy_id: policy.id.clone(),
-                severity: policy.severity.as_str().to_owned(),
-                reason: violation.reason,
-            }
-        })
-        .collect();
-    credentials.extend(stale);
-    let changes = store
-        .reconcile_findings(scan_id, &scanned, &observations, now)
+    // Page by page, so the ledger is never all in memory. Only what this scan saw is evaluated: a
+    // failed source's stale entries decide nothing.
+    let mut changes = FindingChanges::default();
+    let mut after = CredentialCursor::START;
+    loop {
+        let page = store.credentials_page(after, PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let credentials: Vec<LedgerCredential> = page
+            .into_iter()
+            .map(|(_, it)| it)
+            .filter(|it| scanned.contains(&it.source))
+            .collect();
+        let observations: Vec<Observation> = policy::evaluate(policies, &credentials, now)
+            .into_iter()
+            .map(|violation| {
+                let credential = &credentials[violation.credential];
+                let policy = &policies.policies[violation.policy];
+                Observation {
+                    source: credential.source.clone(),
+                    credential_external_id: credential.credential.external_id.clone(),
+                    policy_id: policy.id.clone(),
+                    severity: policy.severity.as_str().to_owned(),
+                    reason: violation.reason,
+                }
+            })
+            .collect();
+        changes += store.observe_findings(scan_id, &observations, now).await?;
+    }
+    changes.resolved += store
+        .resolve_unobserved_findings(scan_id, &scanned, now)
         .await?;
     let failed = sources.iter().any(|it| it.result.is_err());
     store.finish_scan(scan_id, now, failed).await?;
 
+    let scope: Vec<String> = names.into_iter().map(|(name, _)| name).collect();
     let findings = store
         .findings(true)
         .await?
         .into_iter()
-        .filter(|it| configured.contains(&it.source.as_str()))
+        .filter(|it| scope.contains(&it.source))
         .collect();
     let errors = store.scan_errors(scan_id).await?;
     Ok(ScanReport {
         scan_id,
         started_at: now,
         sources,
-        credentials,
+        scope,
         findings,
         changes,
         errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use keywarden_connector::{CredentialKind, NoProgress};
+    use keywarden_synthetic::SyntheticConfig;
+
+    use super::*;
+    use crate::ledger::fixtures;
+    use crate::report;
+    use crate::store::SqliteStore;
+
+    fn shipped_policies() -> PolicySet {
+        policy::load(&[PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies"
+        ))])
+        .expect("shipped policies")
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).expect("valid time")
+    }
+
+    /// Hands over one batch of credentials, then fails if told to.
+    #[derive(Debug)]
+    struct Flaky {
+        names: Vec<&'static str>,
+        fail_after_first_batch: bool,
+    }
+
+    #[async_trait]
+    impl Connector for Flaky {
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+
+        fn source(&self) -> &str {
+            "flaky"
+        }
+
+        async fn inventory(
+            &self,
+            _cx: &ScanContext,
+            sink: &mut dyn InventorySink,
+        ) -> Result<(), ConnectorError> {
+            for (idx, name) in self.names.iter().enumerate() {
+                // Stale and unowned signing keys: each has findings.
+                let mut it = fixtures::credential("flaky", name, CredentialKind::PrivateKey, now());
+                it.credential.created_at = Some(now() - chrono::Duration::days(800));
+                it.credential.purpose = Some("signing".to_owned());
+                sink.batch(Inventory {
+                    identities: vec![it.identity],
+                    credentials: vec![it.credential],
+                    errors: Vec::new(),
+                })
+                .await?;
+                if idx == 0 && self.fail_after_first_batch {
+                    return Err(ConnectorError::Retryable {
+                        message: "connection reset".to_owned(),
+                        retry_after: None,
+                    });
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_failing_mid_stream_marks_nothing_gone_and_resolves_nothing() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let policies = shipped_policies();
+        let healthy: Arc<dyn Connector> = Arc::new(Flaky {
+            names: vec!["a", "b", "c"],
+            fail_after_first_batch: false,
+        });
+        let first = run(&store, &[healthy], &policies, now(), Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        let open = first.findings.len();
+        assert!(open >= 3, "{:?}", first.findings);
+
+        let failing: Arc<dyn Connector> = Arc::new(Flaky {
+            names: vec!["a", "b", "c"],
+            fail_after_first_batch: true,
+        });
+        let later = now() + chrono::Duration::hours(1);
+        let second = run(&store, &[failing], &policies, later, Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        assert!(second.sources[0].result.is_err());
+        assert_eq!(second.changes.resolved, 0);
+        assert_eq!(second.findings.len(), open);
+        for name in ["credential:a", "credential:b", "credential:c"] {
+            assert_eq!(
+                store
+                    .credential_status("flaky", name)
+                    .await
+                    .expect("status")
+                    .as_deref(),
+                Some("active"),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_ledger_is_recorded_evaluated_and_reported_across_pages() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let policies = shipped_policies();
+        let count = u64::from(crate::store::PAGE) * 2 + 345;
+        let connector: Arc<dyn Connector> = Arc::new(
+            SyntheticConfig {
+                count,
+                seed: 3,
+                credentials_per_identity: 3,
+            }
+            .build("load"),
+        );
+        let connectors = [connector];
+        let first = run(&store, &connectors, &policies, now(), Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        assert_eq!(
+            first.sources[0].result.as_ref().map(|it| it.seen),
+            Ok(count)
+        );
+
+        // Every credential's violations, evaluated in one piece, equal the findings the paged scan
+        // opened.
+        let all = store.present_credentials().await.expect("present");
+        assert_eq!(all.len() as u64, count);
+        let expected = policy::evaluate(&policies, &all, now()).len();
+        assert_eq!(first.findings.len(), expected);
+        assert_eq!(first.changes.opened as usize, expected);
+
+        // Again: nothing new, nothing resolved, no duplicates.
+        let again = run(&store, &connectors, &policies, now(), Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        assert_eq!((again.changes.opened, again.changes.resolved), (0, 0));
+        assert_eq!(again.findings.len(), expected);
+
+        // The JSON lists every credential once, across pages.
+        let mut out = Vec::new();
+        report::write_json(&store, &again, &policies, &mut out)
+            .await
+            .expect("json");
+        let json: serde_json::Value = serde_json::from_slice(&out).expect("valid json");
+        assert_eq!(
+            json["credentials"].as_array().map(Vec::len),
+            Some(count as usize)
+        );
+        assert_eq!(json["findings"].as_array().map(Vec::len), Some(expected));
+        assert_eq!(json["scan_id"], again.scan_id.0);
+
+        // The bounded table shows exactly the first rows of the full ranking.
+        let full = report::table(&store, &again, &policies, None)
+            .await
+            .expect("table");
+        let top = report::table(&store, &again, &policies, Some(25))
+            .await
+            .expect("table");
+        // Rows as trimmed cells: column widths differ between the two tables.
+        let rows = |text: &str| -> Vec<Vec<String>> {
+            text.lines()
+                .filter(|it| it.starts_with('│'))
+                .skip(1)
+                .map(|line| {
+                    line.trim_matches('│')
+                        .split('┆')
+                        .map(|cell| cell.trim().to_owned())
+                        .collect()
+                })
+                .collect()
+        };
+        let full_rows = rows(&full);
+        let top_rows = rows(&top);
+        assert!(full_rows.len() >= count as usize);
+        assert!(!top_rows.is_empty());
+        assert_eq!(top_rows[..], full_rows[..top_rows.len()]);
+        assert!(
+            top.contains(&format!("... and {} more credentials", count - 25)),
+            "{top}"
+        );
+    }
 }

@@ -51,6 +51,28 @@ impl fmt::Display for ScanId {
     }
 }
 
+/// Where a page of credentials ends, to read the next one from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CredentialCursor(i64);
+
+impl CredentialCursor {
+    /// Before the first credential.
+    pub const START: Self = Self(0);
+}
+
+/// The page size scans read the ledger in.
+pub const PAGE: u32 = 2000;
+
+/// Records one source's inventory, batch by batch; see [`Store::record_source`].
+#[async_trait]
+pub trait SourceRecorder: Send {
+    /// Upserts a batch of identities and credentials with their history and scan errors.
+    async fn batch(&mut self, batch: &Inventory) -> Result<()>;
+
+    /// Marks what the source no longer has as gone and records the source as scanned.
+    async fn finish(self: Box<Self>) -> Result<SourceDiff>;
+}
+
 /// What recording one source's inventory changed in the ledger.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceDiff {
@@ -143,6 +165,16 @@ pub struct FindingChanges {
     pub still_open: u64,
 }
 
+impl std::ops::AddAssign for FindingChanges {
+    fn add_assign(&mut self, other: Self) {
+        self.opened += other.opened;
+        self.reopened += other.reopened;
+        self.resolved += other.resolved;
+        self.unsuppressed += other.unsuppressed;
+        self.still_open += other.still_open;
+    }
+}
+
 /// A suppression request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Suppression {
@@ -177,15 +209,28 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Starts a scan run over `sources` (name, kind).
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId>;
 
-    /// Records what one source's inventory found: upserts identities and credentials, writes their
-    /// history, marks what is no longer there as gone and stores the scan errors.
+    /// Starts recording one source's inventory. Batches are committed as they come (they are
+    /// what the source showed); only [`SourceRecorder::finish`] marks what was not seen as gone.
+    /// A recorder dropped without `finish` leaves every earlier credential as it was.
+    async fn record_source(
+        &self,
+        scan: ScanId,
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Box<dyn SourceRecorder>>;
+
+    /// Records a whole inventory at once: [`Store::record_source`], one batch, `finish`.
     async fn record_inventory(
         &self,
         scan: ScanId,
         source: &str,
         inventory: &Inventory,
         at: DateTime<Utc>,
-    ) -> Result<SourceDiff>;
+    ) -> Result<SourceDiff> {
+        let mut recorder = self.record_source(scan, source, at).await?;
+        recorder.batch(inventory).await?;
+        recorder.finish().await
+    }
 
     /// Records that a source could not be inventoried at all; its ledger entries are left as they
     /// were (nothing is marked gone).
@@ -197,24 +242,88 @@ pub trait Store: Send + Sync + fmt::Debug {
         at: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Every credential that is not gone, with its identity.
-    async fn present_credentials(&self) -> Result<Vec<LedgerCredential>>;
+    /// Up to `limit` credentials that are not gone, with their identities, after `after` in a
+    /// stable order; each comes with the cursor to continue from.
+    async fn credentials_page(
+        &self,
+        after: CredentialCursor,
+        limit: u32,
+    ) -> Result<Vec<(CredentialCursor, LedgerCredential)>>;
 
-    /// Opens, keeps, reopens and resolves findings so that, for the `evaluated_sources`, exactly the
-    /// `observations` are unresolved. Findings of other sources are left alone.
+    /// Every credential that is not gone, with its identity. Holds them all: for small ledgers
+    /// and tests; scans read [`Store::credentials_page`].
+    async fn present_credentials(&self) -> Result<Vec<LedgerCredential>> {
+        let mut all = Vec::new();
+        let mut after = CredentialCursor::START;
+        loop {
+            let page = self.credentials_page(after, PAGE).await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(all);
+            };
+            after = *last;
+            all.extend(page.into_iter().map(|(_, it)| it));
+        }
+    }
+
+    /// Records violations a scan observed: opens new findings, keeps open ones, reopens resolved
+    /// ones, reopens suppressed ones whose suppression ran out. Call it as often as needed within a
+    /// scan (e.g. once per page of the ledger), then [`Store::resolve_unobserved_findings`].
+    async fn observe_findings(
+        &self,
+        scan: ScanId,
+        observations: &[Observation],
+        at: DateTime<Utc>,
+    ) -> Result<FindingChanges>;
+
+    /// Resolves the unresolved findings of `evaluated_sources` that `scan` did not observe.
+    /// Findings of other sources are left alone. Returns how many were resolved.
+    async fn resolve_unobserved_findings(
+        &self,
+        scan: ScanId,
+        evaluated_sources: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Both steps at once: afterwards, for the `evaluated_sources`, exactly the `observations` are
+    /// unresolved.
     async fn reconcile_findings(
         &self,
         scan: ScanId,
         evaluated_sources: &[String],
         observations: &[Observation],
         at: DateTime<Utc>,
-    ) -> Result<FindingChanges>;
+    ) -> Result<FindingChanges> {
+        let mut changes = self.observe_findings(scan, observations, at).await?;
+        changes.resolved += self
+            .resolve_unobserved_findings(scan, evaluated_sources, at)
+            .await?;
+        Ok(changes)
+    }
 
     /// Ends a scan run.
     async fn finish_scan(&self, scan: ScanId, at: DateTime<Utc>, failed: bool) -> Result<()>;
 
-    /// Findings, optionally only the unresolved ones.
-    async fn findings(&self, unresolved_only: bool) -> Result<Vec<Finding>>;
+    /// Up to `limit` findings with an id above `after`, in id order; optionally only the
+    /// unresolved ones.
+    async fn findings_page(
+        &self,
+        after: i64,
+        limit: u32,
+        unresolved_only: bool,
+    ) -> Result<Vec<Finding>>;
+
+    /// Findings, optionally only the unresolved ones, read page by page.
+    async fn findings(&self, unresolved_only: bool) -> Result<Vec<Finding>> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |it: &Finding| it.id);
+            let page = self.findings_page(after, PAGE, unresolved_only).await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
 
     /// Suppresses a finding until a time, with who and why.
     async fn suppress_finding(

@@ -1,6 +1,6 @@
 //! The SQLite backend: one file, WAL, created and migrated on first open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,8 +19,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use crate::audit::{self, Event, NewEvent};
 use crate::ledger::LedgerCredential;
 use crate::store::{
-    Finding, FindingChanges, FindingStatus, HistoryEntry, Observation, Result, ScanId, SourceDiff,
-    Store, StoreError, StoredScanError, Suppression,
+    CredentialCursor, Finding, FindingChanges, FindingStatus, HistoryEntry, Observation, Result,
+    ScanId, SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
@@ -128,6 +128,7 @@ async fn append_events(
             .await
             .map_err(map_err)?;
     let (mut seq, mut prev_hash) = last.unwrap_or((0, audit::GENESIS.to_owned()));
+    let mut rows = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
         let data = event.data.to_string();
@@ -139,21 +140,23 @@ async fn append_events(
             &data,
             &prev_hash,
         );
-        sqlx::query(
-            "INSERT INTO events (seq, at, kind, subject, data, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(&at)
-        .bind(event.kind)
-        .bind(&event.subject)
-        .bind(&data)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        prev_hash = hash;
+        let prev = std::mem::replace(&mut prev_hash, hash.clone());
+        rows.push((seq, event.kind, event.subject, data, prev, hash));
+    }
+    for chunk in rows.chunks(BATCH / 8) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (seq, at, kind, subject, data, prev_hash, hash) ",
+        );
+        query.push_values(chunk, |mut row, (seq, kind, subject, data, prev, hash)| {
+            row.push_bind(*seq)
+                .push_bind(at.clone())
+                .push_bind(*kind)
+                .push_bind(subject.clone())
+                .push_bind(data.clone())
+                .push_bind(prev.clone())
+                .push_bind(hash.clone());
+        });
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
     Ok(())
 }
@@ -291,16 +294,312 @@ async fn upsert_identities(
         );
         query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
-    sqlx::query(
-        "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL",
-    )
-    .bind(at)
-    .bind(source)
-    .bind(scan.0)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
     Ok(())
+}
+
+/// Records one source's inventory: each batch in its own transaction, what was not seen marked
+/// gone only by [`SourceRecorder::finish`].
+struct SqliteSourceRecorder {
+    pool: SqlitePool,
+    scan: ScanId,
+    source: String,
+    at: DateTime<Utc>,
+    diff: SourceDiff,
+    /// Every credential id this scan has seen, to catch one reported twice.
+    seen: HashSet<String>,
+}
+
+#[async_trait]
+impl SourceRecorder for SqliteSourceRecorder {
+    async fn batch(&mut self, batch: &Inventory) -> Result<()> {
+        let (scan, at, source) = (self.scan, self.at, self.source.as_str());
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        self.diff.errors += batch.errors.len() as u64;
+        let mut scan_errors: Vec<(String, String)> = batch
+            .errors
+            .iter()
+            .map(|it| (it.subject.clone(), it.message.clone()))
+            .collect();
+
+        upsert_identities(&mut tx, scan, source, &batch.identities, at).await?;
+
+        let mut fresh: Vec<&Credential> = Vec::with_capacity(batch.credentials.len());
+        for credential in &batch.credentials {
+            if self.seen.insert(credential.external_id.clone()) {
+                fresh.push(credential);
+            } else {
+                // A connector reporting one credential twice is one bad record, not a failed scan.
+                self.diff.errors += 1;
+                scan_errors.push((
+                    credential.name.clone(),
+                    format!("credential `{}` reported twice", credential.external_id),
+                ));
+            }
+        }
+        let existing = existing_credentials(&mut tx, source, &fresh).await?;
+
+        let mut new_rows: Vec<(&Credential, String)> = Vec::new();
+        let mut unchanged_ids: Vec<i64> = Vec::new();
+        let mut history: Vec<HistoryRow> = Vec::new();
+        let mut changed_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
+        for credential in fresh {
+            self.diff.seen += 1;
+            let data = to_json(credential)?;
+            match existing.get(&credential.external_id) {
+                None => new_rows.push((credential, data)),
+                Some(old) if old.data == data && old.status != CredentialStatus::Gone.as_str() => {
+                    unchanged_ids.push(old.id)
+                }
+                Some(old) => {
+                    self.diff.changed += 1;
+                    let previous: Credential = from_json(&old.data)?;
+                    if old.status == CredentialStatus::Gone.as_str() {
+                        history.push(HistoryRow {
+                            credential_id: old.id,
+                            change: "reappeared",
+                            old_value: Some(old.status.clone()),
+                            new_value: Some(credential.status.as_str().to_owned()),
+                        });
+                    }
+                    for (change, old_value, new_value) in tracked_changes(&previous, credential) {
+                        history.push(HistoryRow {
+                            credential_id: old.id,
+                            change,
+                            old_value: Some(old_value),
+                            new_value: Some(new_value),
+                        });
+                    }
+                    sqlx::query(
+                        "UPDATE credentials SET identity_external_id = ?, kind = ?, name = ?, \
+                         status = ?, created_at = ?, expires_at = ?, last_used_at = ?, owner = ?, \
+                         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = ? WHERE id = ?",
+                    )
+                    .bind(&credential.identity_id)
+                    .bind(credential.kind.as_str())
+                    .bind(&credential.name)
+                    .bind(credential.status.as_str())
+                    .bind(credential.created_at)
+                    .bind(credential.expires_at)
+                    .bind(credential.last_used.at())
+                    .bind(&credential.owner)
+                    .bind(&data)
+                    .bind(at)
+                    .bind(scan.0)
+                    .bind(old.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query("DELETE FROM fingerprints WHERE credential_id = ?")
+                        .bind(old.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    changed_fingerprints
+                        .extend(credential.fingerprints.iter().map(|it| (old.id, it)));
+                }
+            }
+        }
+        insert_fingerprints(&mut tx, &changed_fingerprints).await?;
+
+        // New credentials, in batches; RETURNING maps each back to its row id.
+        let mut new_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
+        for chunk in new_rows.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO credentials (source, external_id, identity_external_id, kind, name, \
+                 status, created_at, expires_at, last_used_at, owner, data, first_seen, last_seen, \
+                 last_scan_id) ",
+            );
+            query.push_values(chunk, |mut row, (credential, data)| {
+                row.push_bind(source.to_owned())
+                    .push_bind(credential.external_id.clone())
+                    .push_bind(credential.identity_id.clone())
+                    .push_bind(credential.kind.as_str())
+                    .push_bind(credential.name.clone())
+                    .push_bind(credential.status.as_str())
+                    .push_bind(credential.created_at)
+                    .push_bind(credential.expires_at)
+                    .push_bind(credential.last_used.at())
+                    .push_bind(credential.owner.clone())
+                    .push_bind(data.clone())
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(scan.0);
+            });
+            query.push(" RETURNING id, external_id");
+            let returned: Vec<(i64, String)> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let ids: HashMap<&str, i64> = returned
+                .iter()
+                .map(|(id, external_id)| (external_id.as_str(), *id))
+                .collect();
+            for (credential, _) in chunk {
+                let id = *ids.get(credential.external_id.as_str()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("no row id for {}", credential.external_id))
+                })?;
+                history.push(HistoryRow {
+                    credential_id: id,
+                    change: "first_seen",
+                    old_value: None,
+                    new_value: Some(credential.status.as_str().to_owned()),
+                });
+                new_fingerprints.extend(credential.fingerprints.iter().map(|it| (id, it)));
+            }
+        }
+        self.diff.new += new_rows.len() as u64;
+        insert_fingerprints(&mut tx, &new_fingerprints).await?;
+
+        for chunk in unchanged_ids.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE credentials SET last_seen = ");
+            query.push_bind(at);
+            query.push(", last_scan_id = ");
+            query.push_bind(scan.0);
+            query.push(" WHERE id IN (");
+            let mut ids = query.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            ids.push_unseparated(")");
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        insert_history(&mut tx, scan, at, &history).await?;
+
+        for chunk in scan_errors.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO scan_errors (scan_id, source, subject, message) ",
+            );
+            query.push_values(chunk, |mut row, (subject, message)| {
+                row.push_bind(scan.0)
+                    .push_bind(source.to_owned())
+                    .push_bind(subject.clone())
+                    .push_bind(message.clone());
+            });
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn finish(self: Box<Self>) -> Result<SourceDiff> {
+        let (scan, at, source) = (self.scan, self.at, self.source.as_str());
+        let mut diff = self.diff.clone();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // What this scan did not see is gone.
+        sqlx::query(
+            "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL",
+        )
+        .bind(at)
+        .bind(source)
+        .bind(scan.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let gone: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, external_id, status FROM credentials \
+             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+        )
+        .bind(source)
+        .bind(scan.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE credentials SET status = 'gone', gone_at = ? \
+             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+        )
+        .bind(at)
+        .bind(source)
+        .bind(scan.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        diff.gone = gone.len() as u64;
+        let mut history = Vec::with_capacity(gone.len());
+        let mut events = Vec::with_capacity(gone.len() + 1);
+        for (id, external_id, status) in gone {
+            history.push(HistoryRow {
+                credential_id: id,
+                change: "gone",
+                old_value: Some(status),
+                new_value: Some("gone".to_owned()),
+            });
+            events.push(NewEvent::new(
+                "credential.gone",
+                format!("{source}/{external_id}"),
+                json!({ "scan": scan.0 }),
+            ));
+        }
+        insert_history(&mut tx, scan, at, &history).await?;
+
+        sqlx::query(
+            "INSERT INTO scan_sources (scan_id, source, status, credentials, new_credentials, \
+             changed_credentials, gone_credentials) VALUES (?, ?, 'completed', ?, ?, ?, ?)",
+        )
+        .bind(scan.0)
+        .bind(source)
+        .bind(diff.seen as i64)
+        .bind(diff.new as i64)
+        .bind(diff.changed as i64)
+        .bind(diff.gone as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE sources SET last_scan_id = ? WHERE name = ?")
+            .bind(scan.0)
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        events.push(NewEvent::new(
+            "source.scanned",
+            format!("source/{source}"),
+            json!({
+                "scan": scan.0,
+                "credentials": diff.seen,
+                "new": diff.new,
+                "changed": diff.changed,
+                "gone": diff.gone,
+                "errors": diff.errors,
+            }),
+        ));
+        append_events(&mut tx, at, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(diff)
+    }
+}
+
+/// The stored rows of the given credentials of a source, by external id.
+async fn existing_credentials(
+    tx: &mut Transaction<'_, Sqlite>,
+    source: &str,
+    credentials: &[&Credential],
+) -> Result<HashMap<String, Existing>> {
+    let mut existing = HashMap::with_capacity(credentials.len());
+    for chunk in credentials.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, external_id, status, data FROM credentials WHERE source = ",
+        );
+        query.push_bind(source.to_owned());
+        query.push(" AND external_id IN (");
+        let mut ids = query.separated(", ");
+        for credential in chunk {
+            ids.push_bind(credential.external_id.clone());
+        }
+        ids.push_unseparated(")");
+        let rows = query.build().fetch_all(&mut **tx).await.map_err(map_err)?;
+        for row in rows {
+            existing.insert(
+                row.try_get("external_id").map_err(map_err)?,
+                Existing {
+                    id: row.try_get("id").map_err(map_err)?,
+                    status: row.try_get("status").map_err(map_err)?,
+                    data: row.try_get("data").map_err(map_err)?,
+                },
+            );
+        }
+    }
+    Ok(existing)
 }
 
 fn finding_from_row(row: &SqliteRow) -> Result<Finding> {
@@ -400,267 +699,20 @@ impl Store for SqliteStore {
         Ok(ScanId(id))
     }
 
-    async fn record_inventory(
+    async fn record_source(
         &self,
         scan: ScanId,
         source: &str,
-        inventory: &Inventory,
         at: DateTime<Utc>,
-    ) -> Result<SourceDiff> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut diff = SourceDiff {
-            errors: inventory.errors.len() as u64,
-            ..SourceDiff::default()
-        };
-        let mut scan_errors: Vec<(String, String)> = inventory
-            .errors
-            .iter()
-            .map(|it| (it.subject.clone(), it.message.clone()))
-            .collect();
-
-        upsert_identities(&mut tx, scan, source, &inventory.identities, at).await?;
-
-        let existing: HashMap<String, Existing> =
-            sqlx::query("SELECT id, external_id, status, data FROM credentials WHERE source = ?")
-                .bind(source)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .into_iter()
-                .map(|row| -> Result<(String, Existing)> {
-                    Ok((
-                        row.try_get("external_id").map_err(map_err)?,
-                        Existing {
-                            id: row.try_get("id").map_err(map_err)?,
-                            status: row.try_get("status").map_err(map_err)?,
-                            data: row.try_get("data").map_err(map_err)?,
-                        },
-                    ))
-                })
-                .collect::<Result<_>>()?;
-
-        let mut seen = std::collections::HashSet::with_capacity(inventory.credentials.len());
-        let mut new_rows: Vec<(&Credential, String)> = Vec::new();
-        let mut unchanged_ids: Vec<i64> = Vec::new();
-        let mut history: Vec<HistoryRow> = Vec::new();
-        let mut changed_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
-        let mut events: Vec<NewEvent> = Vec::new();
-
-        for credential in &inventory.credentials {
-            if !seen.insert(credential.external_id.as_str()) {
-                // A connector reporting one credential twice is one bad record, not a failed scan.
-                diff.errors += 1;
-                scan_errors.push((
-                    credential.name.clone(),
-                    format!("credential `{}` reported twice", credential.external_id),
-                ));
-                continue;
-            }
-            diff.seen += 1;
-            let data = to_json(credential)?;
-            match existing.get(&credential.external_id) {
-                None => new_rows.push((credential, data)),
-                Some(old) if old.data == data && old.status != CredentialStatus::Gone.as_str() => {
-                    unchanged_ids.push(old.id)
-                }
-                Some(old) => {
-                    diff.changed += 1;
-                    let previous: Credential = from_json(&old.data)?;
-                    if old.status == CredentialStatus::Gone.as_str() {
-                        history.push(HistoryRow {
-                            credential_id: old.id,
-                            change: "reappeared",
-                            old_value: Some(old.status.clone()),
-                            new_value: Some(credential.status.as_str().to_owned()),
-                        });
-                    }
-                    for (change, old_value, new_value) in tracked_changes(&previous, credential) {
-                        history.push(HistoryRow {
-                            credential_id: old.id,
-                            change,
-                            old_value: Some(old_value),
-                            new_value: Some(new_value),
-                        });
-                    }
-                    sqlx::query(
-                        "UPDATE credentials SET identity_external_id = ?, kind = ?, name = ?, \
-                         status = ?, created_at = ?, expires_at = ?, last_used_at = ?, owner = ?, \
-                         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = ? WHERE id = ?",
-                    )
-                    .bind(&credential.identity_id)
-                    .bind(credential.kind.as_str())
-                    .bind(&credential.name)
-                    .bind(credential.status.as_str())
-                    .bind(credential.created_at)
-                    .bind(credential.expires_at)
-                    .bind(credential.last_used.at())
-                    .bind(&credential.owner)
-                    .bind(&data)
-                    .bind(at)
-                    .bind(scan.0)
-                    .bind(old.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    sqlx::query("DELETE FROM fingerprints WHERE credential_id = ?")
-                        .bind(old.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    changed_fingerprints
-                        .extend(credential.fingerprints.iter().map(|it| (old.id, it)));
-                }
-            }
-        }
-        insert_fingerprints(&mut tx, &changed_fingerprints).await?;
-
-        // New credentials, in batches; RETURNING maps each back to its row id.
-        let mut new_fingerprints: Vec<(i64, &keywarden_connector::Fingerprint)> = Vec::new();
-        for chunk in new_rows.chunks(BATCH) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO credentials (source, external_id, identity_external_id, kind, name, \
-                 status, created_at, expires_at, last_used_at, owner, data, first_seen, last_seen, \
-                 last_scan_id) ",
-            );
-            query.push_values(chunk, |mut row, (credential, data)| {
-                row.push_bind(source.to_owned())
-                    .push_bind(credential.external_id.clone())
-                    .push_bind(credential.identity_id.clone())
-                    .push_bind(credential.kind.as_str())
-                    .push_bind(credential.name.clone())
-                    .push_bind(credential.status.as_str())
-                    .push_bind(credential.created_at)
-                    .push_bind(credential.expires_at)
-                    .push_bind(credential.last_used.at())
-                    .push_bind(credential.owner.clone())
-                    .push_bind(data.clone())
-                    .push_bind(at)
-                    .push_bind(at)
-                    .push_bind(scan.0);
-            });
-            query.push(" RETURNING id, external_id");
-            let returned: Vec<(i64, String)> = query
-                .build_query_as()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let ids: HashMap<&str, i64> = returned
-                .iter()
-                .map(|(id, external_id)| (external_id.as_str(), *id))
-                .collect();
-            for (credential, _) in chunk {
-                let id = *ids.get(credential.external_id.as_str()).ok_or_else(|| {
-                    StoreError::Corrupt(format!("no row id for {}", credential.external_id))
-                })?;
-                history.push(HistoryRow {
-                    credential_id: id,
-                    change: "first_seen",
-                    old_value: None,
-                    new_value: Some(credential.status.as_str().to_owned()),
-                });
-                new_fingerprints.extend(credential.fingerprints.iter().map(|it| (id, it)));
-            }
-        }
-        diff.new = new_rows.len() as u64;
-        insert_fingerprints(&mut tx, &new_fingerprints).await?;
-
-        for chunk in unchanged_ids.chunks(BATCH) {
-            let mut query = QueryBuilder::<Sqlite>::new("UPDATE credentials SET last_seen = ");
-            query.push_bind(at);
-            query.push(", last_scan_id = ");
-            query.push_bind(scan.0);
-            query.push(" WHERE id IN (");
-            let mut ids = query.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
-            }
-            ids.push_unseparated(")");
-            query.build().execute(&mut *tx).await.map_err(map_err)?;
-        }
-
-        // What this scan did not see is gone.
-        let gone: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, external_id, status FROM credentials \
-             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
-        )
-        .bind(source)
-        .bind(scan.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE credentials SET status = 'gone', gone_at = ? \
-             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
-        )
-        .bind(at)
-        .bind(source)
-        .bind(scan.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        diff.gone = gone.len() as u64;
-        for (id, external_id, status) in gone {
-            history.push(HistoryRow {
-                credential_id: id,
-                change: "gone",
-                old_value: Some(status),
-                new_value: Some("gone".to_owned()),
-            });
-            events.push(NewEvent::new(
-                "credential.gone",
-                format!("{source}/{external_id}"),
-                json!({ "scan": scan.0 }),
-            ));
-        }
-        insert_history(&mut tx, scan, at, &history).await?;
-
-        for chunk in scan_errors.chunks(BATCH) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO scan_errors (scan_id, source, subject, message) ",
-            );
-            query.push_values(chunk, |mut row, (subject, message)| {
-                row.push_bind(scan.0)
-                    .push_bind(source.to_owned())
-                    .push_bind(subject.clone())
-                    .push_bind(message.clone());
-            });
-            query.build().execute(&mut *tx).await.map_err(map_err)?;
-        }
-
-        sqlx::query(
-            "INSERT INTO scan_sources (scan_id, source, status, credentials, new_credentials, \
-             changed_credentials, gone_credentials) VALUES (?, ?, 'completed', ?, ?, ?, ?)",
-        )
-        .bind(scan.0)
-        .bind(source)
-        .bind(diff.seen as i64)
-        .bind(diff.new as i64)
-        .bind(diff.changed as i64)
-        .bind(diff.gone as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("UPDATE sources SET last_scan_id = ? WHERE name = ?")
-            .bind(scan.0)
-            .bind(source)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        events.push(NewEvent::new(
-            "source.scanned",
-            format!("source/{source}"),
-            json!({
-                "scan": scan.0,
-                "credentials": diff.seen,
-                "new": diff.new,
-                "changed": diff.changed,
-                "gone": diff.gone,
-                "errors": diff.errors,
-            }),
-        ));
-        append_events(&mut tx, at, events).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(diff)
+    ) -> Result<Box<dyn SourceRecorder>> {
+        Ok(Box::new(SqliteSourceRecorder {
+            pool: self.pool.clone(),
+            scan,
+            source: source.to_owned(),
+            at,
+            diff: SourceDiff::default(),
+            seen: HashSet::new(),
+        }))
     }
 
     async fn record_source_failure(
@@ -694,55 +746,59 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn present_credentials(&self) -> Result<Vec<LedgerCredential>> {
-        // Paged by row id, so a large ledger is never held twice (rows and values) in memory.
-        const PAGE: i64 = 5000;
-        let mut credentials = Vec::new();
-        let mut after = 0_i64;
-        loop {
-            let rows = sqlx::query(
-                "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
-                 i.data AS identity_data FROM credentials c \
-                 LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
-                 WHERE c.status != 'gone' AND c.id > ? ORDER BY c.id LIMIT ?",
-            )
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            let Some(last) = rows.last() else {
-                break;
-            };
-            after = last.try_get("id").map_err(map_err)?;
-            for row in &rows {
-                credentials.push(ledger_credential_from_row(row)?);
-            }
-        }
-        credentials.sort_by(|a, b| {
-            (a.source.as_str(), a.credential.external_id.as_str())
-                .cmp(&(b.source.as_str(), b.credential.external_id.as_str()))
-        });
-        Ok(credentials)
+    async fn credentials_page(
+        &self,
+        after: CredentialCursor,
+        limit: u32,
+    ) -> Result<Vec<(CredentialCursor, LedgerCredential)>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
+             i.data AS identity_data FROM credentials c \
+             LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+             WHERE c.status != 'gone' AND c.id > ? ORDER BY c.id LIMIT ?",
+        )
+        .bind(after.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    CredentialCursor(row.try_get("id").map_err(map_err)?),
+                    ledger_credential_from_row(row)?,
+                ))
+            })
+            .collect()
     }
 
-    async fn reconcile_findings(
+    async fn observe_findings(
         &self,
         scan: ScanId,
-        evaluated_sources: &[String],
         observations: &[Observation],
         at: DateTime<Utc>,
     ) -> Result<FindingChanges> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let mut changes = FindingChanges::default();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let mut events = Vec::new();
-        let mut existing: HashMap<(String, String, String), Finding> = HashMap::new();
-        for source in evaluated_sources {
-            let rows = sqlx::query("SELECT * FROM findings WHERE source = ?")
-                .bind(source)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        for chunk in observations.chunks(BATCH / 3) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT * FROM findings WHERE (source, credential_external_id, policy_id) IN (VALUES ",
+            );
+            let mut keys = query.separated(", ");
+            for obs in chunk {
+                keys.push("(")
+                    .push_bind_unseparated(obs.source.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(obs.credential_external_id.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(obs.policy_id.clone())
+                    .push_unseparated(")");
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(&mut *tx).await.map_err(map_err)?;
+            let mut existing: HashMap<(String, String, String), Finding> =
+                HashMap::with_capacity(rows.len());
             for row in &rows {
                 let finding = finding_from_row(row)?;
                 existing.insert(
@@ -754,104 +810,150 @@ impl Store for SqliteStore {
                     finding,
                 );
             }
-        }
 
-        for obs in observations {
-            let key = (
-                obs.source.clone(),
-                obs.credential_external_id.clone(),
-                obs.policy_id.clone(),
-            );
-            let subject = finding_subject(&obs.source, &obs.credential_external_id, &obs.policy_id);
-            let detail = json!({
-                "scan": scan.0,
-                "severity": obs.severity,
-                "reason": obs.reason,
-            });
-            match existing.remove(&key) {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO findings (source, credential_external_id, policy_id, severity, \
-                         status, reason, opened_at, last_seen_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
-                    )
-                    .bind(&obs.source)
-                    .bind(&obs.credential_external_id)
-                    .bind(&obs.policy_id)
-                    .bind(&obs.severity)
-                    .bind(&obs.reason)
-                    .bind(at)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+            let mut new = Vec::new();
+            let mut seen_ids: Vec<i64> = Vec::new();
+            for obs in chunk {
+                let key = (
+                    obs.source.clone(),
+                    obs.credential_external_id.clone(),
+                    obs.policy_id.clone(),
+                );
+                let subject =
+                    finding_subject(&obs.source, &obs.credential_external_id, &obs.policy_id);
+                let detail = json!({
+                    "scan": scan.0,
+                    "severity": obs.severity,
+                    "reason": obs.reason,
+                });
+                let Some(finding) = existing.get(&key) else {
+                    new.push(obs);
                     changes.opened += 1;
                     events.push(NewEvent::new("finding.opened", subject, detail));
-                }
-                Some(finding) => {
-                    let (status, kind) = match finding.status {
-                        FindingStatus::Resolved => {
-                            changes.reopened += 1;
-                            (FindingStatus::Open, Some("finding.reopened"))
-                        }
-                        FindingStatus::Suppressed
-                            if finding.suppressed_until.is_none_or(|until| until <= at) =>
-                        {
-                            changes.unsuppressed += 1;
-                            (FindingStatus::Open, Some("finding.suppression_expired"))
-                        }
-                        other => {
-                            changes.still_open += 1;
-                            (other, None)
-                        }
-                    };
-                    let reopened = finding.status == FindingStatus::Resolved;
-                    sqlx::query(
-                        "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
-                         resolved_at = NULL, opened_at = CASE WHEN ? THEN ? ELSE opened_at END \
-                         WHERE id = ?",
-                    )
-                    .bind(status.as_str())
-                    .bind(&obs.severity)
-                    .bind(&obs.reason)
-                    .bind(at)
-                    .bind(reopened)
-                    .bind(at)
-                    .bind(finding.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    if let Some(kind) = kind {
-                        events.push(NewEvent::new(kind, subject, detail));
+                    continue;
+                };
+                let (status, kind) = match finding.status {
+                    FindingStatus::Resolved => {
+                        changes.reopened += 1;
+                        (FindingStatus::Open, Some("finding.reopened"))
                     }
+                    FindingStatus::Suppressed
+                        if finding.suppressed_until.is_none_or(|until| until <= at) =>
+                    {
+                        changes.unsuppressed += 1;
+                        (FindingStatus::Open, Some("finding.suppression_expired"))
+                    }
+                    other => {
+                        changes.still_open += 1;
+                        (other, None)
+                    }
+                };
+                if kind.is_none()
+                    && finding.severity == obs.severity
+                    && finding.reason == obs.reason
+                {
+                    // Nothing to change but the sighting: updated in bulk below.
+                    seen_ids.push(finding.id);
+                    continue;
                 }
-            }
-        }
-
-        // Whatever was unresolved and is no longer observed is resolved.
-        for finding in existing.into_values() {
-            if finding.status == FindingStatus::Resolved {
-                continue;
-            }
-            sqlx::query("UPDATE findings SET status = 'resolved', resolved_at = ? WHERE id = ?")
+                let reopened = finding.status == FindingStatus::Resolved;
+                sqlx::query(
+                    "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
+                     last_scan_id = ?, resolved_at = NULL, \
+                     opened_at = CASE WHEN ? THEN ? ELSE opened_at END WHERE id = ?",
+                )
+                .bind(status.as_str())
+                .bind(&obs.severity)
+                .bind(&obs.reason)
+                .bind(at)
+                .bind(scan.0)
+                .bind(reopened)
                 .bind(at)
                 .bind(finding.id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            changes.resolved += 1;
-            events.push(NewEvent::new(
-                "finding.resolved",
-                finding_subject(
-                    &finding.source,
-                    &finding.credential_external_id,
-                    &finding.policy_id,
-                ),
-                json!({ "scan": scan.0, "previous_status": finding.status.as_str() }),
-            ));
+                if let Some(kind) = kind {
+                    events.push(NewEvent::new(kind, subject, detail));
+                }
+            }
+            if !seen_ids.is_empty() {
+                let mut query = QueryBuilder::<Sqlite>::new("UPDATE findings SET last_seen_at = ");
+                query.push_bind(at);
+                query.push(", last_scan_id = ");
+                query.push_bind(scan.0);
+                query.push(" WHERE id IN (");
+                let mut ids = query.separated(", ");
+                for id in &seen_ids {
+                    ids.push_bind(*id);
+                }
+                ids.push_unseparated(")");
+                query.build().execute(&mut *tx).await.map_err(map_err)?;
+            }
+            if !new.is_empty() {
+                let mut query = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO findings (source, credential_external_id, policy_id, severity, \
+                     status, reason, opened_at, last_seen_at, last_scan_id) ",
+                );
+                query.push_values(new, |mut row, obs| {
+                    row.push_bind(obs.source.clone())
+                        .push_bind(obs.credential_external_id.clone())
+                        .push_bind(obs.policy_id.clone())
+                        .push_bind(obs.severity.clone())
+                        .push_bind("open")
+                        .push_bind(obs.reason.clone())
+                        .push_bind(at)
+                        .push_bind(at)
+                        .push_bind(scan.0);
+                });
+                query.build().execute(&mut *tx).await.map_err(map_err)?;
+            }
         }
         append_events(&mut tx, at, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(changes)
+    }
+
+    async fn resolve_unobserved_findings(
+        &self,
+        scan: ScanId,
+        evaluated_sources: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut events = Vec::new();
+        for source in evaluated_sources {
+            let unobserved: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT credential_external_id, policy_id, status FROM findings WHERE source = ? \
+                 AND status != 'resolved' AND (last_scan_id IS NULL OR last_scan_id != ?)",
+            )
+            .bind(source)
+            .bind(scan.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            sqlx::query(
+                "UPDATE findings SET status = 'resolved', resolved_at = ? WHERE source = ? \
+                 AND status != 'resolved' AND (last_scan_id IS NULL OR last_scan_id != ?)",
+            )
+            .bind(at)
+            .bind(source)
+            .bind(scan.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            for (credential, policy, status) in unobserved {
+                events.push(NewEvent::new(
+                    "finding.resolved",
+                    finding_subject(source, &credential, &policy),
+                    json!({ "scan": scan.0, "previous_status": status }),
+                ));
+            }
+        }
+        let resolved = events.len() as u64;
+        append_events(&mut tx, at, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(resolved)
     }
 
     async fn finish_scan(&self, scan: ScanId, at: DateTime<Utc>, failed: bool) -> Result<()> {
@@ -879,13 +981,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn findings(&self, unresolved_only: bool) -> Result<Vec<Finding>> {
+    async fn findings_page(
+        &self,
+        after: i64,
+        limit: u32,
+        unresolved_only: bool,
+    ) -> Result<Vec<Finding>> {
         let sql = if unresolved_only {
-            "SELECT * FROM findings WHERE status != 'resolved' ORDER BY id"
+            "SELECT * FROM findings WHERE id > ? AND status != 'resolved' ORDER BY id LIMIT ?"
         } else {
-            "SELECT * FROM findings ORDER BY id"
+            "SELECT * FROM findings WHERE id > ? ORDER BY id LIMIT ?"
         };
         let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;

@@ -32,12 +32,50 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// The configured source name (`release-keys`, `aws-prod`).
     fn source(&self) -> &str;
 
-    /// Inventories the whole source.
+    /// Inventories the whole source, handing what it finds to `sink` in batches.
+    ///
+    /// Batches keep memory bounded on large sources: a connector should not hold more than a few
+    /// thousand credentials before passing them on. An identity is passed in the same batch as,
+    /// or an earlier batch than, the credentials that refer to it.
     ///
     /// One bad record (an unreadable file, a user whose keys cannot be listed) is reported in
     /// [`Inventory::errors`] and the scan goes on; an `Err` means the source as a whole could not
-    /// be inventoried and nothing about its credentials may be concluded.
-    async fn inventory(&self, cx: &ScanContext) -> Result<Inventory, ConnectorError>;
+    /// be inventoried and nothing about its credentials may be concluded (the ledger discards the
+    /// batches it was given). An error from the sink must be returned as it is.
+    async fn inventory(
+        &self,
+        cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError>;
+}
+
+/// Where a connector hands its inventory, batch by batch.
+#[async_trait]
+pub trait InventorySink: Send {
+    /// Takes one batch. An error means the receiver cannot go on; the connector stops and
+    /// returns it.
+    async fn batch(&mut self, batch: Inventory) -> Result<(), ConnectorError>;
+}
+
+/// Collecting into an [`Inventory`] keeps every batch in memory: for tests and small sources.
+#[async_trait]
+impl InventorySink for Inventory {
+    async fn batch(&mut self, batch: Inventory) -> Result<(), ConnectorError> {
+        self.identities.extend(batch.identities);
+        self.credentials.extend(batch.credentials);
+        self.errors.extend(batch.errors);
+        Ok(())
+    }
+}
+
+/// Runs a connector's inventory and collects every batch into one [`Inventory`].
+pub async fn collect(
+    connector: &dyn Connector,
+    cx: &ScanContext,
+) -> Result<Inventory, ConnectorError> {
+    let mut inventory = Inventory::default();
+    connector.inventory(cx, &mut inventory).await?;
+    Ok(inventory)
 }
 
 /// What a connector is told about the scan it runs in.

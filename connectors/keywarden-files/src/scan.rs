@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use globset::GlobMatcher;
 use keywarden_connector::{
     Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
-    IdentityKind, Inventory, LastUse, ScanContext, ScanError,
+    IdentityKind, Inventory, InventorySink, LastUse, ScanContext, ScanError,
 };
 use tracing::{debug, trace};
 use walkdir::WalkDir;
@@ -93,10 +93,16 @@ impl Connector for FilesConnector {
         &self.source
     }
 
-    async fn inventory(&self, cx: &ScanContext) -> Result<Inventory, ConnectorError> {
+    /// One batch: key directories are small, and pairing keys with their other forms needs the
+    /// whole set.
+    async fn inventory(
+        &self,
+        cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError> {
         let this = self.clone();
-        let cx = cx.clone();
-        tokio::task::spawn_blocking(move || this.scan(&cx))
+        let scan_cx = cx.clone();
+        let inventory = tokio::task::spawn_blocking(move || this.scan(&scan_cx))
             .await
             .map_err(|error| {
                 let what = if error.is_panic() {
@@ -105,7 +111,8 @@ impl Connector for FilesConnector {
                     "was cancelled"
                 };
                 ConnectorError::Permanent(format!("the files scan task {what}"))
-            })?
+            })??;
+        sink.batch(inventory).await
     }
 }
 

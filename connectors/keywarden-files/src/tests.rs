@@ -1002,7 +1002,9 @@ async fn inventory_runs_through_the_connector_trait_and_reports_progress() {
         now: now(),
         progress: progress.clone(),
     };
-    let inventory = connector.inventory(&cx).await.expect("the scan succeeds");
+    let inventory = keywarden_connector::collect(connector.as_ref(), &cx)
+        .await
+        .expect("the scan succeeds");
     assert_eq!(inventory.credentials.len(), 2);
     assert_eq!(progress.total.load(Ordering::SeqCst), 3);
     assert_eq!(progress.done.load(Ordering::SeqCst), 3);

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use keywarden_connector::{
     Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, FieldError,
-    Fingerprint, Identity, IdentityKind, Inventory, LastUse, ScanContext,
+    Fingerprint, Identity, IdentityKind, Inventory, InventorySink, LastUse, ScanContext,
 };
 use serde::Deserialize;
 
@@ -72,6 +72,9 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+/// Identities per batch handed to the sink.
+const BATCH: u64 = 1000;
 
 const KINDS: [CredentialKind; 5] = [
     CredentialKind::CosignKey,
@@ -170,24 +173,30 @@ impl Connector for SyntheticConnector {
         &self.source
     }
 
-    async fn inventory(&self, cx: &ScanContext) -> Result<Inventory, ConnectorError> {
+    async fn inventory(
+        &self,
+        cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError> {
         let count = self.config.count;
         let per = self.config.credentials_per_identity.max(1);
         cx.progress.add_total(count);
-        let identities = count.div_ceil(per);
-        let mut inventory = Inventory {
-            identities: (0..identities).map(|it| self.identity(it)).collect(),
-            credentials: Vec::with_capacity(count as usize),
-            errors: Vec::new(),
-        };
-        for index in 0..count {
-            inventory.credentials.push(self.credential(index, cx.now));
-            if index % 1024 == 1023 {
-                cx.progress.advance(1024);
-            }
+        let mut start = 0;
+        while start < count {
+            // Batches start on an identity boundary, so each identity comes with its credentials.
+            let end = (start + BATCH * per).min(count);
+            let batch = Inventory {
+                identities: (start / per..end.div_ceil(per))
+                    .map(|it| self.identity(it))
+                    .collect(),
+                credentials: (start..end).map(|it| self.credential(it, cx.now)).collect(),
+                errors: Vec::new(),
+            };
+            sink.batch(batch).await?;
+            cx.progress.advance(end - start);
+            start = end;
         }
-        cx.progress.advance(count % 1024);
-        Ok(inventory)
+        Ok(())
     }
 }
 
@@ -198,23 +207,38 @@ mod tests {
     #[tokio::test]
     async fn generates_the_requested_population_deterministically() {
         let config = SyntheticConfig {
-            count: 1000,
+            count: 2001,
             seed: 7,
             credentials_per_identity: 2,
         };
         let connector = config.build("load");
         let now = DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
-        let a = connector
-            .inventory(&ScanContext::new(now))
+        let a = keywarden_connector::collect(&connector, &ScanContext::new(now))
             .await
             .expect("inventory");
-        let b = connector
-            .inventory(&ScanContext::new(now))
+        let b = keywarden_connector::collect(&connector, &ScanContext::new(now))
             .await
             .expect("inventory");
-        assert_eq!(a.credentials.len(), 1000);
-        assert_eq!(a.identities.len(), 500);
+        // Several batches, the last one partial: every credential and identity exactly once.
+        assert_eq!(a.credentials.len(), 2001);
+        assert_eq!(a.identities.len(), 1001);
         assert_eq!(a, b);
+        let ids: std::collections::BTreeSet<_> = a
+            .credentials
+            .iter()
+            .map(|it| it.external_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 2001);
+        let identities: std::collections::BTreeSet<_> = a
+            .identities
+            .iter()
+            .map(|it| it.external_id.as_str())
+            .collect();
+        assert!(
+            a.credentials
+                .iter()
+                .all(|it| identities.contains(it.identity_id.as_str()))
+        );
         let kinds: std::collections::BTreeSet<_> = a.credentials.iter().map(|it| it.kind).collect();
         assert_eq!(kinds.len(), KINDS.len());
     }

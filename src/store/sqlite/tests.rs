@@ -387,3 +387,111 @@ async fn opening_a_file_creates_it_in_wal_mode_and_reopening_keeps_data() {
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert_eq!(store.present_credentials().await.expect("present").len(), 1);
 }
+
+#[tokio::test]
+async fn batches_accumulate_and_only_finish_marks_gone() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    scan(&store, t(1), &inventory(&["a", "b", "c"])).await;
+
+    let id = store
+        .begin_scan(t(2), &[("keys".into(), "files".into())])
+        .await
+        .expect("begin");
+    let mut recorder = store
+        .record_source(id, "keys", t(2))
+        .await
+        .expect("recorder");
+    recorder.batch(&inventory(&["a"])).await.expect("batch");
+    recorder
+        .batch(&inventory(&["b", "d"]))
+        .await
+        .expect("batch");
+    // "a" again in a later batch: one bad record, not a second credential.
+    recorder.batch(&inventory(&["a"])).await.expect("batch");
+    // Before finish nothing is gone.
+    assert_eq!(
+        store
+            .credential_status("keys", "credential:c")
+            .await
+            .expect("status")
+            .as_deref(),
+        Some("active")
+    );
+    let diff = recorder.finish().await.expect("finish");
+    assert_eq!((diff.seen, diff.new, diff.gone, diff.errors), (3, 1, 1, 1));
+    assert_eq!(
+        store
+            .credential_status("keys", "credential:c")
+            .await
+            .expect("status")
+            .as_deref(),
+        Some("gone")
+    );
+    assert_eq!(store.scan_errors(id).await.expect("errors").len(), 1);
+}
+
+#[tokio::test]
+async fn a_recorder_dropped_without_finish_marks_nothing_gone() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    scan(&store, t(1), &inventory(&["a", "b"])).await;
+    let id = store
+        .begin_scan(t(2), &[("keys".into(), "files".into())])
+        .await
+        .expect("begin");
+    let mut recorder = store
+        .record_source(id, "keys", t(2))
+        .await
+        .expect("recorder");
+    recorder.batch(&inventory(&["a"])).await.expect("batch");
+    drop(recorder);
+    assert_eq!(
+        store
+            .credential_status("keys", "credential:b")
+            .await
+            .expect("status")
+            .as_deref(),
+        Some("active")
+    );
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+}
+
+#[tokio::test]
+async fn findings_observed_over_several_calls_are_all_kept() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let sources = ["keys".to_owned()];
+    let all = [
+        observation("c1", "p1"),
+        observation("c2", "p1"),
+        observation("c3", "p2"),
+    ];
+    store
+        .reconcile_findings(ScanId(1), &sources, &all, t(1))
+        .await
+        .expect("reconcile");
+    // The next scan observes them page by page, then resolves what it did not see.
+    let mut changes = store
+        .observe_findings(ScanId(2), &all[..1], t(2))
+        .await
+        .expect("observe");
+    changes += store
+        .observe_findings(ScanId(2), &all[2..], t(2))
+        .await
+        .expect("observe");
+    changes.resolved += store
+        .resolve_unobserved_findings(ScanId(2), &sources, t(2))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        (changes.still_open, changes.resolved, changes.opened),
+        (2, 1, 0)
+    );
+    let unresolved: Vec<String> = store
+        .findings(true)
+        .await
+        .expect("findings")
+        .into_iter()
+        .map(|it| it.credential_external_id)
+        .collect();
+    assert_eq!(unresolved, ["c1", "c3"]);
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+}
