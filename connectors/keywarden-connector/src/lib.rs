@@ -40,8 +40,8 @@ pub trait Connector: Send + Sync + fmt::Debug {
     ///
     /// One bad record (an unreadable file, a user whose keys cannot be listed) is reported in
     /// [`Inventory::errors`] and the scan goes on; an `Err` means the source as a whole could not
-    /// be inventoried and nothing about its credentials may be concluded (the ledger discards the
-    /// batches it was given). An error from the sink must be returned as it is.
+    /// be inventoried and nothing may be concluded from what is missing (the ledger keeps what the
+    /// batches showed but marks nothing gone). An error from the sink must be returned as it is.
     async fn inventory(
         &self,
         cx: &ScanContext,
