@@ -21,6 +21,8 @@ use crate::policy::{self, PolicySet, Severity};
 use crate::report;
 use crate::store::{SqliteStore, Store, Suppression};
 
+mod actions;
+
 /// How many credentials the scan table lists without `--all`, worst first.
 const TABLE_ROWS: usize = 100;
 
@@ -105,6 +107,21 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Rotate one access key: create, deliver, verify, overlap, deactivate, delete after a grace
+    /// period. A dry run unless --enforce.
+    Rotate(actions::ActOn),
+    /// Deactivate one access key. A dry run unless --enforce.
+    Disable(actions::ActOn),
+    /// Delete one access key. A dry run unless --enforce.
+    Delete(actions::ActOn),
+    /// Contain a leaked key: deactivate it and deny every session of its user issued before now.
+    /// A dry run unless --enforce.
+    Quarantine(actions::ActOn),
+    /// Work with actions: list, show, resume.
+    Actions {
+        #[command(subcommand)]
+        command: actions::ActionsCommand,
     },
 }
 
@@ -220,6 +237,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => audit_verify(&config.config).await,
+        Command::Rotate(args) => actions::act(crate::actions::ActionKind::Rotate, args).await,
+        Command::Disable(args) => actions::act(crate::actions::ActionKind::Disable, args).await,
+        Command::Delete(args) => actions::act(crate::actions::ActionKind::Delete, args).await,
+        Command::Quarantine(args) => {
+            actions::act(crate::actions::ActionKind::Quarantine, args).await
+        }
+        Command::Actions { command } => actions::run(command).await,
     };
     match res {
         Ok(code) => code,

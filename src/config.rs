@@ -126,6 +126,8 @@ pub enum SourceConfig {
     Files(keywarden_files::FilesConfig),
     /// A generated population, for load tests and benchmarks.
     Synthetic(keywarden_synthetic::SyntheticConfig),
+    /// The IAM users of AWS accounts: access keys, signing certificates, SSH keys.
+    AwsIam(Box<keywarden_aws_iam::AwsIamConfig>),
 }
 
 impl SourceConfig {
@@ -134,6 +136,7 @@ impl SourceConfig {
         match self {
             Self::Files(_) => "files",
             Self::Synthetic(_) => "synthetic",
+            Self::AwsIam(_) => "aws_iam",
         }
     }
 
@@ -142,6 +145,7 @@ impl SourceConfig {
         match self {
             Self::Files(config) => config.validate(),
             Self::Synthetic(config) => config.validate(),
+            Self::AwsIam(config) => config.validate(),
         }
     }
 }
@@ -249,6 +253,13 @@ impl Config {
                     )),
                 },
                 SourceConfig::Synthetic(config) => connectors.push(Arc::new(config.build(name))),
+                SourceConfig::AwsIam(config) => match config.build(name) {
+                    Ok(connector) => connectors.push(Arc::new(connector)),
+                    Err(err) => errors.push(Diagnostic::file(
+                        &self.file,
+                        format!("sources.{name}: {err}"),
+                    )),
+                },
             }
         }
         if errors.is_empty() {

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view and the invariants each module keeps.
 
+pub mod actions;
 pub mod audit;
 pub mod cli;
 pub mod config;

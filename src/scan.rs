@@ -84,6 +84,11 @@ impl InventorySink for LedgerSink {
             ConnectorError::Permanent(message)
         })
     }
+
+    async fn save_state(&mut self, state: serde_json::Value) -> Result<(), ConnectorError> {
+        self.recorder.save_state(state);
+        Ok(())
+    }
 }
 
 /// Runs one scan over `connectors` at `now`.
@@ -94,20 +99,55 @@ pub async fn run(
     now: DateTime<Utc>,
     progress: Arc<dyn Progress>,
 ) -> Result<ScanReport, StoreError> {
-    let names: Vec<(String, String)> = connectors
-        .iter()
-        .map(|it| (it.source().to_owned(), it.kind().to_owned()))
-        .collect();
-    let scan_id = store.begin_scan(now, &names).await?;
-    let cx = ScanContext {
-        now,
-        progress: progress.clone(),
-    };
-
-    let mut sources = Vec::with_capacity(connectors.len());
-    let mut scanned = Vec::new();
+    // A partitioned source (several AWS accounts) is inventoried and recorded part by part, each
+    // as the source `<source>/<part>`.
+    let mut units: Vec<(String, Option<String>, &Arc<dyn Connector>)> = Vec::new();
+    let mut unsplit: Vec<(String, &'static str, String)> = Vec::new();
     for connector in connectors {
         let name = connector.source().to_owned();
+        match connector.partitions(&ScanContext::new(now)).await {
+            Ok(parts) if parts.is_empty() => units.push((name, None, connector)),
+            Ok(parts) => units.extend(
+                parts
+                    .into_iter()
+                    .map(|part| (format!("{name}/{part}"), Some(part), connector)),
+            ),
+            Err(err) => {
+                tracing::error!(source = %name, error = %err, "Source could not be listed.");
+                unsplit.push((name, connector.kind(), err.to_string()));
+            }
+        }
+    }
+    let names: Vec<(String, String)> = units
+        .iter()
+        .map(|(name, _, connector)| (name.clone(), connector.kind().to_owned()))
+        .chain(
+            unsplit
+                .iter()
+                .map(|(name, kind, _)| (name.clone(), (*kind).to_owned())),
+        )
+        .collect();
+    let scan_id = store.begin_scan(now, &names).await?;
+
+    let mut sources = Vec::with_capacity(names.len());
+    for (name, kind, message) in unsplit {
+        store
+            .record_source_failure(scan_id, &name, &message, now)
+            .await?;
+        sources.push(SourceOutcome {
+            name,
+            kind,
+            result: Err(message),
+        });
+    }
+    let mut scanned = Vec::new();
+    for (name, partition, connector) in units {
+        let cx = ScanContext {
+            now,
+            progress: progress.clone(),
+            partition,
+            known: store.known(&name),
+        };
         let mut sink = LedgerSink {
             source: name.clone(),
             recorder: store.record_source(scan_id, &name, now).await?,

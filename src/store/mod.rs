@@ -69,6 +69,9 @@ pub trait SourceRecorder: Send {
     /// Upserts a batch of identities and credentials with their history and scan errors.
     async fn batch(&mut self, batch: &Inventory) -> Result<()>;
 
+    /// Keeps the connector's state, saved by `finish` (never if the recorder is dropped).
+    fn save_state(&mut self, state: serde_json::Value);
+
     /// Marks what the source no longer has as gone and records the source as scanned.
     async fn finish(self: Box<Self>) -> Result<SourceDiff>;
 }
@@ -200,6 +203,115 @@ pub struct StoredScanError {
     pub source: String,
     pub subject: String,
     pub message: String,
+}
+
+/// The state of an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Taking its steps (or interrupted while it did: `actions resume` continues it).
+    Running,
+    /// Waiting until `next_at` (an overlap or grace period).
+    Waiting,
+    Done,
+    /// Not started because it would be unsafe; `reason` says why.
+    Refused,
+    /// Stopped on an error it cannot get past; `reason` says which.
+    Failed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the action still has steps to take.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Running | Self::Waiting)
+    }
+}
+
+impl FromStr for ActionStatus {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "running" => Self::Running,
+            "waiting" => Self::Waiting,
+            "done" => Self::Done,
+            "refused" => Self::Refused,
+            "failed" => Self::Failed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown action status `{other}`"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new action on one credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAction {
+    /// `rotate`, `disable`, `delete` or `quarantine`.
+    pub kind: String,
+    pub source: String,
+    pub credential_external_id: String,
+    pub identity_external_id: String,
+    pub origin: String,
+    pub step: String,
+    pub state: serde_json::Value,
+}
+
+/// A stored action.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ActionRecord {
+    pub id: i64,
+    pub kind: String,
+    pub source: String,
+    pub credential_external_id: String,
+    pub identity_external_id: String,
+    pub origin: String,
+    pub status: ActionStatus,
+    pub step: String,
+    pub state: serde_json::Value,
+    pub reason: Option<String>,
+    pub next_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One step an action entered.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ActionStep {
+    pub at: DateTime<Utc>,
+    pub step: String,
+    pub status: ActionStatus,
+    pub detail: Option<String>,
+}
+
+/// A change of an action's step, written before the step is taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionUpdate {
+    pub step: String,
+    pub status: ActionStatus,
+    pub state: serde_json::Value,
+    pub reason: Option<String>,
+    pub next_at: Option<DateTime<Utc>>,
+    /// A line for the step log (never a secret).
+    pub detail: Option<String>,
 }
 
 /// The ledger's storage. Every method that changes state writes its audit events in the same
@@ -355,6 +467,42 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The scan errors of one scan run.
     async fn scan_errors(&self, scan: ScanId) -> Result<Vec<StoredScanError>>;
+
+    /// What the ledger holds for one source, as connectors see it during a scan.
+    fn known(&self, source: &str) -> std::sync::Arc<dyn keywarden_connector::Known>;
+
+    /// The credentials of one identity of a source that are not gone (incremental scans).
+    async fn identity_credentials(
+        &self,
+        source: &str,
+        identity_external_id: &str,
+    ) -> Result<Vec<keywarden_connector::Credential>>;
+
+    /// The connector state saved by the last completed inventory of a source.
+    async fn connector_state(&self, source: &str) -> Result<Option<serde_json::Value>>;
+
+    /// The ledger's credentials (gone ones included) with this external id, in any source.
+    async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>>;
+
+    /// Starts an action; `Conflict` if the credential already has an unfinished one.
+    async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord>;
+
+    /// Moves an action to a new step (and logs it), in one transaction with its audit event.
+    async fn update_action(
+        &self,
+        id: i64,
+        update: &ActionUpdate,
+        at: DateTime<Utc>,
+    ) -> Result<ActionRecord>;
+
+    /// One action.
+    async fn action(&self, id: i64) -> Result<ActionRecord>;
+
+    /// Actions, newest first; optionally only the unfinished ones.
+    async fn actions(&self, open_only: bool) -> Result<Vec<ActionRecord>>;
+
+    /// The step log of one action, oldest first.
+    async fn action_steps(&self, id: i64) -> Result<Vec<ActionStep>>;
 
     /// The whole audit log, in sequence order.
     async fn events(&self) -> Result<Vec<Event>>;

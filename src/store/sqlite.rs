@@ -3,11 +3,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use keywarden_connector::{Credential, CredentialStatus, Identity, IdentityKind, Inventory};
+use keywarden_connector::{
+    ConnectorError, Credential, CredentialStatus, Identity, IdentityKind, Inventory, Known,
+};
 use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -19,8 +22,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use crate::audit::{self, Event, NewEvent};
 use crate::ledger::LedgerCredential;
 use crate::store::{
-    CredentialCursor, Finding, FindingChanges, FindingStatus, HistoryEntry, Observation, Result,
-    ScanId, SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
+    ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
+    FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
+    SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
@@ -307,6 +311,8 @@ struct SqliteSourceRecorder {
     diff: SourceDiff,
     /// Every credential id this scan has seen, to catch one reported twice.
     seen: HashSet<String>,
+    /// The connector's state, saved by `finish`.
+    state: Option<serde_json::Value>,
 }
 
 #[async_trait]
@@ -481,6 +487,10 @@ impl SourceRecorder for SqliteSourceRecorder {
         tx.commit().await.map_err(map_err)
     }
 
+    fn save_state(&mut self, state: serde_json::Value) {
+        self.state = Some(state);
+    }
+
     async fn finish(self: Box<Self>) -> Result<SourceDiff> {
         let (scan, at, source) = (self.scan, self.at, self.source.as_str());
         let mut diff = self.diff.clone();
@@ -545,12 +555,16 @@ impl SourceRecorder for SqliteSourceRecorder {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query("UPDATE sources SET last_scan_id = ? WHERE name = ?")
-            .bind(scan.0)
-            .bind(source)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE sources SET last_scan_id = ?, \
+             connector_state = COALESCE(?, connector_state) WHERE name = ?",
+        )
+        .bind(scan.0)
+        .bind(self.state.as_ref().map(|it| it.to_string()))
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         events.push(NewEvent::new(
             "source.scanned",
             format!("source/{source}"),
@@ -661,8 +675,292 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
     })
 }
 
+fn action_from_row(row: &SqliteRow) -> Result<ActionRecord> {
+    let status: String = row.try_get("status").map_err(map_err)?;
+    let state: String = row.try_get("state").map_err(map_err)?;
+    Ok(ActionRecord {
+        id: row.try_get("id").map_err(map_err)?,
+        kind: row.try_get("kind").map_err(map_err)?,
+        source: row.try_get("source").map_err(map_err)?,
+        credential_external_id: row.try_get("credential_external_id").map_err(map_err)?,
+        identity_external_id: row.try_get("identity_external_id").map_err(map_err)?,
+        origin: row.try_get("origin").map_err(map_err)?,
+        status: status.parse()?,
+        step: row.try_get("step").map_err(map_err)?,
+        state: from_json(&state)?,
+        reason: row.try_get("reason").map_err(map_err)?,
+        next_at: row.try_get("next_at").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        updated_at: row.try_get("updated_at").map_err(map_err)?,
+    })
+}
+
+async fn fetch_action(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<ActionRecord> {
+    let row = sqlx::query("SELECT * FROM actions WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("action {id}")))?;
+    action_from_row(&row)
+}
+
+async fn log_action_step(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: i64,
+    step: &str,
+    status: ActionStatus,
+    detail: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO action_steps (action_id, seq, at, step, status, detail) \
+         VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM action_steps WHERE action_id = ?), ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(id)
+    .bind(at)
+    .bind(step)
+    .bind(status.as_str())
+    .bind(detail)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// The ledger of one source, as a connector sees it.
+#[derive(Debug)]
+struct SqliteKnown {
+    store: SqliteStore,
+    source: String,
+}
+
+fn to_connector_error(err: StoreError) -> ConnectorError {
+    match err {
+        StoreError::Unavailable(message) => ConnectorError::Retryable {
+            message: format!("ledger: {message}"),
+            retry_after: None,
+        },
+        other => ConnectorError::Permanent(format!("ledger: {other}")),
+    }
+}
+
+#[async_trait]
+impl Known for SqliteKnown {
+    async fn credentials_of(
+        &self,
+        identity_id: &str,
+    ) -> std::result::Result<Vec<Credential>, ConnectorError> {
+        self.store
+            .identity_credentials(&self.source, identity_id)
+            .await
+            .map_err(to_connector_error)
+    }
+
+    async fn state(&self) -> std::result::Result<Option<serde_json::Value>, ConnectorError> {
+        self.store
+            .connector_state(&self.source)
+            .await
+            .map_err(to_connector_error)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    fn known(&self, source: &str) -> Arc<dyn Known> {
+        Arc::new(SqliteKnown {
+            store: self.clone(),
+            source: source.to_owned(),
+        })
+    }
+
+    async fn identity_credentials(
+        &self,
+        source: &str,
+        identity_external_id: &str,
+    ) -> Result<Vec<Credential>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT data FROM credentials WHERE source = ? AND identity_external_id = ? \
+             AND status != 'gone' ORDER BY id",
+        )
+        .bind(source)
+        .bind(identity_external_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|(data,)| from_json(data)).collect()
+    }
+
+    async fn connector_state(&self, source: &str) -> Result<Option<serde_json::Value>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT connector_state FROM sources WHERE name = ?")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        row.and_then(|(it,)| it)
+            .map(|it| from_json(&it))
+            .transpose()
+    }
+
+    async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
+             i.data AS identity_data FROM credentials c \
+             LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+             WHERE c.external_id = ? ORDER BY c.id",
+        )
+        .bind(external_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(ledger_credential_from_row).collect()
+    }
+
+    async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let open: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM actions WHERE source = ? AND credential_external_id = ? \
+             AND status IN ('running', 'waiting')",
+        )
+        .bind(&action.source)
+        .bind(&action.credential_external_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let Some((id,)) = open {
+            return Err(StoreError::Conflict(format!(
+                "{} already has unfinished action {id}; resume or finish it first",
+                action.credential_external_id
+            )));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO actions (kind, source, credential_external_id, identity_external_id, \
+             origin, status, step, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&action.kind)
+        .bind(&action.source)
+        .bind(&action.credential_external_id)
+        .bind(&action.identity_external_id)
+        .bind(&action.origin)
+        .bind(&action.step)
+        .bind(action.state.to_string())
+        .bind(at)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        log_action_step(&mut tx, id, &action.step, ActionStatus::Running, None, at).await?;
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "action.started",
+                format!("{}/{}", action.source, action.credential_external_id),
+                json!({ "action": id, "kind": action.kind, "origin": action.origin }),
+            )],
+        )
+        .await?;
+        let record = fetch_action(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn update_action(
+        &self,
+        id: i64,
+        update: &ActionUpdate,
+        at: DateTime<Utc>,
+    ) -> Result<ActionRecord> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let before = fetch_action(&mut tx, id).await?;
+        sqlx::query(
+            "UPDATE actions SET step = ?, status = ?, state = ?, reason = ?, next_at = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&update.step)
+        .bind(update.status.as_str())
+        .bind(update.state.to_string())
+        .bind(&update.reason)
+        .bind(update.next_at)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        log_action_step(
+            &mut tx,
+            id,
+            &update.step,
+            update.status,
+            update.detail.as_deref().or(update.reason.as_deref()),
+            at,
+        )
+        .await?;
+        append_events(
+            &mut tx,
+            at,
+            vec![NewEvent::new(
+                "action.step",
+                format!("{}/{}", before.source, before.credential_external_id),
+                json!({
+                    "action": id,
+                    "kind": before.kind,
+                    "step": update.step,
+                    "status": update.status.as_str(),
+                    "detail": update.detail,
+                    "reason": update.reason,
+                }),
+            )],
+        )
+        .await?;
+        let record = fetch_action(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn action(&self, id: i64) -> Result<ActionRecord> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let record = fetch_action(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn actions(&self, open_only: bool) -> Result<Vec<ActionRecord>> {
+        let rows = sqlx::query(if open_only {
+            "SELECT * FROM actions WHERE status IN ('running', 'waiting') ORDER BY id DESC"
+        } else {
+            "SELECT * FROM actions ORDER BY id DESC"
+        })
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn action_steps(&self, id: i64) -> Result<Vec<ActionStep>> {
+        let rows = sqlx::query(
+            "SELECT at, step, status, detail FROM action_steps WHERE action_id = ? ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status").map_err(map_err)?;
+                Ok(ActionStep {
+                    at: row.try_get("at").map_err(map_err)?,
+                    step: row.try_get("step").map_err(map_err)?,
+                    status: status.parse()?,
+                    detail: row.try_get("detail").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let id: i64 = sqlx::query_scalar(
@@ -712,6 +1010,7 @@ impl Store for SqliteStore {
             at,
             diff: SourceDiff::default(),
             seen: HashSet::new(),
+            state: None,
         }))
     }
 

@@ -7,6 +7,7 @@
 //!
 //! Architecture invariant: this crate does no I/O and knows nothing of the daemon, SQL or HTTP.
 
+mod actions;
 mod model;
 mod secret;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::actions::{HeldKey, KeyActions, KeyHolder, NewKey, RotationTiming};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
     IdentityKind, Inventory, LastUse, ParseKindError, ScanError,
@@ -32,6 +34,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// The configured source name (`release-keys`, `aws-prod`).
     fn source(&self) -> &str;
 
+    /// The parts this source is inventoried and reported in, each as its own scope (the accounts
+    /// of an AWS organization). Empty, the default, means the source is one scope. Each part is
+    /// inventoried with [`ScanContext::partition`] set to it and recorded in the ledger as the
+    /// source `<source>/<part>`, so one failing part leaves the others' ledger entries alone.
+    async fn partitions(&self, _cx: &ScanContext) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
     /// Inventories the whole source, handing what it finds to `sink` in batches.
     ///
     /// Batches keep memory bounded on large sources: a connector should not hold more than a few
@@ -47,6 +57,11 @@ pub trait Connector: Send + Sync + fmt::Debug {
         cx: &ScanContext,
         sink: &mut dyn InventorySink,
     ) -> Result<(), ConnectorError>;
+
+    /// The key actions (rotate, disable, delete, quarantine) this source supports, if any.
+    fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
+        None
+    }
 }
 
 /// Where a connector hands its inventory, batch by batch.
@@ -55,6 +70,13 @@ pub trait InventorySink: Send {
     /// Takes one batch. An error means the receiver cannot go on; the connector stops and
     /// returns it.
     async fn batch(&mut self, batch: Inventory) -> Result<(), ConnectorError>;
+
+    /// Keeps connector-owned state (what an incremental scan needs next time, e.g. when the last
+    /// full refresh happened). It is saved only if the inventory completes, and handed back in
+    /// [`Known::state`] on the next scan of the same source. It must never hold a secret.
+    async fn save_state(&mut self, _state: serde_json::Value) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Collecting into an [`Inventory`] keeps every batch in memory: for tests and small sources.
@@ -85,15 +107,51 @@ pub struct ScanContext {
     pub now: chrono::DateTime<chrono::Utc>,
     /// Where to report progress on long scans.
     pub progress: Arc<dyn Progress>,
+    /// The part of the source to inventory, one of [`Connector::partitions`]; `None` for the
+    /// whole source.
+    pub partition: Option<String>,
+    /// What the ledger already holds for this source (and partition), for incremental scans.
+    pub known: Arc<dyn Known>,
 }
 
 impl ScanContext {
-    /// A context that reports progress nowhere.
+    /// A context that reports progress nowhere, for the whole source, with nothing known.
     pub fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
         Self {
             now,
             progress: Arc::new(NoProgress),
+            partition: None,
+            known: Arc::new(NothingKnown),
         }
+    }
+}
+
+/// What the ledger already holds for the source being inventoried.
+///
+/// A connector may use it to skip calls whose answer it can show has not changed (an IAM user
+/// whose key slots are as the ledger last saw them); it must still hand every credential it
+/// found, changed or not, to the sink.
+#[async_trait]
+pub trait Known: Send + Sync + fmt::Debug {
+    /// The credentials of one identity the ledger holds as present (not gone).
+    async fn credentials_of(&self, identity_id: &str) -> Result<Vec<Credential>, ConnectorError>;
+
+    /// The state saved by the last completed inventory ([`InventorySink::save_state`]).
+    async fn state(&self) -> Result<Option<serde_json::Value>, ConnectorError>;
+}
+
+/// Knows nothing: every scan is a first scan.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NothingKnown;
+
+#[async_trait]
+impl Known for NothingKnown {
+    async fn credentials_of(&self, _identity_id: &str) -> Result<Vec<Credential>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    async fn state(&self) -> Result<Option<serde_json::Value>, ConnectorError> {
+        Ok(None)
     }
 }
 

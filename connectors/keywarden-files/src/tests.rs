@@ -999,8 +999,8 @@ async fn inventory_runs_through_the_connector_trait_and_reports_progress() {
     assert_eq!(connector.source(), "release-keys");
     let progress = Arc::new(CountingProgress::default());
     let cx = ScanContext {
-        now: now(),
         progress: progress.clone(),
+        ..ScanContext::new(now())
     };
     let inventory = keywarden_connector::collect(connector.as_ref(), &cx)
         .await

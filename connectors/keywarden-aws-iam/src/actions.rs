@@ -1,0 +1,513 @@
+//! The single, idempotent key steps the daemon's action state machines take on IAM users:
+//! create, deliver, verify, deactivate, delete, deny older sessions.
+//!
+//! Every call acts with keywarden's own identity (or the role it assumes in the account), never
+//! with the key being acted on: a leaked key may already be under AWS's quarantine policy. The one
+//! exception is [`KeyActions::verify`], whose point is to use the new key.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sdk_iam::types::StatusType;
+use aws_smithy_types_convert::date_time::DateTimeExt;
+use chrono::{DateTime, SecondsFormat, Utc};
+use keywarden_connector::{
+    ConnectorError, HeldKey, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming, Secret,
+};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::client::{Clients, map_err, persist};
+use crate::config::{DeliverRule, expand, expand_path};
+use crate::connector::{Inner, arn_user_name, last_used_of};
+
+/// The name of the inline deny policy quarantine attaches to a user (AWS's console uses
+/// `AWSRevokeOlderSessions` for roles).
+pub const DENY_POLICY: &str = "KeywardenRevokeOlderSessions";
+
+/// [`KeyActions`] on the users of one `aws_iam` source.
+#[derive(Debug)]
+pub struct AwsKeyActions {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// A resolved destination of one user's keys.
+enum Destination {
+    File(PathBuf),
+    SecretsManager(String),
+}
+
+/// The JSON a destination holds: AWS's `credential_process` output shape.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Delivered {
+    #[serde(rename = "Version")]
+    version: u32,
+    #[serde(rename = "AccessKeyId")]
+    access_key_id: String,
+    #[serde(rename = "SecretAccessKey")]
+    secret_access_key: String,
+}
+
+impl Drop for Delivered {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret_access_key);
+    }
+}
+
+fn user_of(identity_id: &str) -> Result<&str, ConnectorError> {
+    arn_user_name(identity_id)
+        .ok_or_else(|| ConnectorError::NotFound(format!("`{identity_id}` is not an IAM user ARN")))
+}
+
+impl AwsKeyActions {
+    async fn clients(&self, identity_id: &str) -> Result<(Clients, String), ConnectorError> {
+        self.inner.clients_for_arn(identity_id).await
+    }
+
+    fn resolve(&self, identity_id: &str) -> Result<Destination, ConnectorError> {
+        let user = user_of(identity_id)?;
+        let account = crate::connector::arn_account(identity_id).unwrap_or_default();
+        let rule = self
+            .inner
+            .deliver
+            .iter()
+            .find(|(matcher, _)| matcher.is_match(user))
+            .map(|(_, rule)| rule)
+            .ok_or_else(|| ConnectorError::Config {
+                field: "rotation.deliver".to_owned(),
+                message: format!(
+                    "no delivery rule matches user `{user}`: a new key would have nowhere to go"
+                ),
+            })?;
+        Ok(match rule {
+            DeliverRule::File { path, .. } => Destination::File(expand_path(path, user, account)),
+            DeliverRule::SecretsManager { secret_id, .. } => {
+                Destination::SecretsManager(expand(secret_id, user, account))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl KeyActions for AwsKeyActions {
+    async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        let listed = persist(&clients, || async {
+            clients
+                .iam
+                .list_access_keys()
+                .user_name(user)
+                .send()
+                .await
+                .map_err(|err| map_err(&format!("iam:ListAccessKeys {user}"), err))
+        })
+        .await?;
+        let keys = listed
+            .access_key_metadata()
+            .iter()
+            .map(|key| HeldKey {
+                id: key.access_key_id().unwrap_or_default().to_owned(),
+                active: key.status() == Some(&StatusType::Active),
+                created_at: key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+            })
+            .collect();
+        Ok(KeyHolder {
+            identity_id: identity_id.to_owned(),
+            name: user.to_owned(),
+            keys,
+        })
+    }
+
+    fn destination(&self, identity_id: &str) -> Result<String, ConnectorError> {
+        Ok(match self.resolve(identity_id)? {
+            Destination::File(path) => format!("file {}", path.display()),
+            Destination::SecretsManager(id) => format!("secrets_manager {id}"),
+        })
+    }
+
+    fn rotation_timing(&self) -> RotationTiming {
+        let rotation = &self.inner.config.rotation;
+        RotationTiming {
+            overlap: rotation.overlap,
+            last_use_settle: rotation.last_use_settle,
+            grace: rotation.grace,
+        }
+    }
+
+    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        // Not retried at this level: a create that timed out may have happened, and the state
+        // machine looks for such a key before it creates another.
+        clients.permit().await;
+        let created = clients
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|err| map_err(&format!("iam:CreateAccessKey {user}"), err))?;
+        let key = created.access_key().ok_or_else(|| {
+            ConnectorError::Permanent(format!("iam:CreateAccessKey {user}: no key in the answer"))
+        })?;
+        Ok(NewKey {
+            id: key.access_key_id().to_owned(),
+            secret: Secret::new(key.secret_access_key().to_owned()),
+        })
+    }
+
+    async fn deliver(
+        &self,
+        identity_id: &str,
+        key: &NewKey,
+        token: &str,
+    ) -> Result<(), ConnectorError> {
+        let body = Zeroizing::new(
+            serde_json::to_string(&Delivered {
+                version: 1,
+                access_key_id: key.id.clone(),
+                secret_access_key: key.secret.expose().to_owned(),
+            })
+            .map_err(|err| ConnectorError::Permanent(format!("encoding the key: {err}")))?,
+        );
+        match self.resolve(identity_id)? {
+            Destination::File(path) => {
+                tokio::task::spawn_blocking(move || write_private(&path, body.as_bytes()))
+                    .await
+                    .map_err(|err| ConnectorError::Permanent(format!("file delivery: {err}")))?
+            }
+            Destination::SecretsManager(secret_id) => {
+                let (clients, _) = self.clients(identity_id).await?;
+                let sm = clients.secrets_manager();
+                // The same token makes Secrets Manager treat a repeated delivery as the same
+                // version (it must be 32 to 64 characters).
+                let request_token = hex::encode(Sha256::digest(token.as_bytes()));
+                clients.permit().await;
+                let put = sm
+                    .put_secret_value()
+                    .secret_id(&secret_id)
+                    .secret_string(body.as_str())
+                    .client_request_token(&request_token)
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => Ok(()),
+                    Err(err) => {
+                        match map_err(&format!("secretsmanager:PutSecretValue {secret_id}"), err) {
+                            ConnectorError::NotFound(_) => {
+                                clients.permit().await;
+                                sm.create_secret()
+                                    .name(&secret_id)
+                                    .secret_string(body.as_str())
+                                    .client_request_token(&request_token)
+                                    .description(
+                                        "AWS access key of an IAM user, rotated by keywarden",
+                                    )
+                                    .send()
+                                    .await
+                                    .map(|_| ())
+                                    .map_err(|err| {
+                                        map_err(
+                                            &format!("secretsmanager:CreateSecret {secret_id}"),
+                                            err,
+                                        )
+                                    })
+                            }
+                            other => Err(other),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
+        let text: Option<Zeroizing<String>> = match self.resolve(identity_id)? {
+            Destination::File(path) => match tokio::fs::read_to_string(&path).await {
+                Ok(text) => Some(Zeroizing::new(text)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => {
+                    return Err(ConnectorError::Permanent(format!(
+                        "reading {}: {err}",
+                        path.display()
+                    )));
+                }
+            },
+            Destination::SecretsManager(secret_id) => {
+                let (clients, _) = self.clients(identity_id).await?;
+                clients.permit().await;
+                match clients
+                    .secrets_manager()
+                    .get_secret_value()
+                    .secret_id(&secret_id)
+                    .send()
+                    .await
+                {
+                    Ok(got) => got.secret_string().map(|it| Zeroizing::new(it.to_owned())),
+                    Err(err) => {
+                        match map_err(&format!("secretsmanager:GetSecretValue {secret_id}"), err) {
+                            ConnectorError::NotFound(_) => None,
+                            other => return Err(other),
+                        }
+                    }
+                }
+            }
+        };
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let delivered: Delivered = serde_json::from_str(&text).map_err(|err| {
+            // serde's message names the position, never the value.
+            ConnectorError::Permanent(format!(
+                "the destination of {identity_id} does not hold an access key in the credential_process shape: {err}"
+            ))
+        })?;
+        Ok(Some(NewKey {
+            id: delivered.access_key_id.clone(),
+            secret: Secret::new(delivered.secret_access_key.clone()),
+        }))
+    }
+
+    async fn verify(&self, identity_id: &str, key: &NewKey) -> Result<(), ConnectorError> {
+        let (clients, _) = self.clients(identity_id).await?;
+        let credentials = Credentials::new(
+            key.id.clone(),
+            key.secret.expose().to_owned(),
+            None,
+            None,
+            "keywarden-verify",
+        );
+        let sdk = clients
+            .sdk
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .build();
+        let sts = aws_sdk_sts::Client::new(&sdk);
+        let deadline = Instant::now() + self.inner.config.rotation.verify_timeout;
+        let mut wait = Duration::from_millis(500);
+        loop {
+            clients.permit().await;
+            let result =
+                sts.get_caller_identity().send().await.map_err(|err| {
+                    map_err(&format!("sts:GetCallerIdentity with key {}", key.id), err)
+                });
+            let err = match result {
+                Ok(me) => {
+                    let arn = me.arn().unwrap_or_default();
+                    if arn == identity_id || arn_user_name(arn) == arn_user_name(identity_id) {
+                        return Ok(());
+                    }
+                    ConnectorError::Permanent(format!(
+                        "key {} authenticates as {arn}, not as {identity_id}",
+                        key.id
+                    ))
+                }
+                Err(err) => err,
+            };
+            // A new key can take a while to work everywhere (IAM is eventually consistent).
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(key = %key.id, error = %err, "New key does not work yet; retrying.");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn last_used(&self, identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
+        let (clients, _) = self.clients(identity_id).await?;
+        let got = persist(&clients, || async {
+            clients
+                .iam
+                .get_access_key_last_used()
+                .access_key_id(key_id)
+                .send()
+                .await
+                .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
+        })
+        .await?;
+        Ok(last_used_of(got.access_key_last_used()).0)
+    }
+
+    async fn set_active(
+        &self,
+        identity_id: &str,
+        key_id: &str,
+        active: bool,
+    ) -> Result<(), ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        let status = if active {
+            StatusType::Active
+        } else {
+            StatusType::Inactive
+        };
+        persist(&clients, || async {
+            clients
+                .iam
+                .update_access_key()
+                .user_name(user)
+                .access_key_id(key_id)
+                .status(status.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| map_err(&format!("iam:UpdateAccessKey {user} {key_id}"), err))
+        })
+        .await
+    }
+
+    async fn delete_key(&self, identity_id: &str, key_id: &str) -> Result<(), ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        let result = persist(&clients, || async {
+            clients
+                .iam
+                .delete_access_key()
+                .user_name(user)
+                .access_key_id(key_id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| map_err(&format!("iam:DeleteAccessKey {user} {key_id}"), err))
+        })
+        .await;
+        match result {
+            Err(ConnectorError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn deny_sessions_before(
+        &self,
+        identity_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<String, ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        let document = deny_document(before);
+        persist(&clients, || async {
+            clients
+                .iam
+                .put_user_policy()
+                .user_name(user)
+                .policy_name(DENY_POLICY)
+                .policy_document(&document)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| map_err(&format!("iam:PutUserPolicy {user}"), err))
+        })
+        .await?;
+        Ok(DENY_POLICY.to_owned())
+    }
+
+    async fn session_denials(&self, identity_id: &str) -> Result<Vec<String>, ConnectorError> {
+        let user = user_of(identity_id)?;
+        let (clients, _) = self.clients(identity_id).await?;
+        let listed = persist(&clients, || async {
+            clients
+                .iam
+                .list_user_policies()
+                .user_name(user)
+                .send()
+                .await
+                .map_err(|err| map_err(&format!("iam:ListUserPolicies {user}"), err))
+        })
+        .await?;
+        Ok(listed
+            .policy_names()
+            .iter()
+            .filter(|it| it.as_str() == DENY_POLICY)
+            .cloned()
+            .collect())
+    }
+}
+
+/// The deny-everything policy for sessions issued before `before` (`aws:TokenIssueTime` exists
+/// only for temporary credentials, so it cuts off sessions minted from a leaked key while the
+/// deactivated key itself is refused by IAM).
+pub fn deny_document(before: DateTime<Utc>) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KeywardenRevokeOlderSessions",
+            "Effect": "Deny",
+            "Action": ["*"],
+            "Resource": ["*"],
+            "Condition": {
+                "DateLessThan": {
+                    "aws:TokenIssueTime": before.to_rfc3339_opts(SecondsFormat::Secs, true)
+                }
+            }
+        }]
+    })
+    .to_string()
+}
+
+/// Writes `body` to `path` atomically with mode 0600: a private temporary file in the same
+/// directory, synced, then renamed over the destination, then the directory synced.
+fn write_private(path: &Path, body: &[u8]) -> Result<(), ConnectorError> {
+    let fail = |what: &str, err: std::io::Error| {
+        ConnectorError::Permanent(format!("{what} {}: {err}", path.display()))
+    };
+    let dir = path
+        .parent()
+        .filter(|it| !it.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|err| fail("creating the directory of", err))?;
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut file =
+        tempfile::NamedTempFile::new_in(dir).map_err(|err| fail("creating a file next to", err))?;
+    file.write_all(body).map_err(|err| fail("writing", err))?;
+    file.as_file()
+        .sync_all()
+        .map_err(|err| fail("syncing", err))?;
+    file.persist(path)
+        .map_err(|err| fail("renaming into", err.error))?;
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_document_cuts_off_older_sessions() {
+        let at: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().expect("time");
+        let doc: serde_json::Value = serde_json::from_str(&deny_document(at)).expect("json");
+        let statement = &doc["Statement"][0];
+        assert_eq!(statement["Effect"], "Deny");
+        assert_eq!(statement["Action"][0], "*");
+        assert_eq!(
+            statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
+            "2026-11-25T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn private_file_is_0600_and_replaced_atomically() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sub/key.json");
+        write_private(&path, b"one").expect("write");
+        write_private(&path, b"two").expect("write");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "two");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("ls")
+            .count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+}

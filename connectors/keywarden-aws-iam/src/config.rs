@@ -1,0 +1,439 @@
+//! The configuration of an `aws_iam` source: which accounts, how to reach them, how hard to push,
+//! where rotated keys go.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{Glob, GlobMatcher};
+use keywarden_connector::{ConnectorError, FieldError};
+use serde::Deserialize;
+
+use crate::connector::AwsIamConnector;
+
+/// An `aws_iam` source: the IAM users of one AWS account, or of several reached by assuming a role
+/// in each.
+///
+/// ```yaml
+/// type: aws_iam
+/// region: us-east-1
+/// accounts:
+///   - id: "111111111111"
+///   - id: "222222222222"
+///     role_arn: arn:aws:iam::222222222222:role/audit/keywarden
+/// role_name: keywarden            # assumed in each listed account unless it names its role_arn
+/// owner_tag: owner
+/// purpose_tag: purpose
+/// full_refresh: 24h
+/// rotation:
+///   overlap: 1h
+///   grace: 7d
+///   deliver:
+///     - users: "ci-*"
+///       type: secrets_manager
+///       secret_id: "ci/{user}/aws"
+///     - users: "*"
+///       type: file
+///       path: "/run/keywarden/{account_id}/{user}.json"
+/// ```
+///
+/// Credentials come from the standard AWS chain (environment, profile, web identity, instance
+/// role); `profile` picks a named profile.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsIamConfig {
+    /// The region for STS and Secrets Manager (IAM itself is global). Defaults to the AWS chain's,
+    /// else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A named profile of the shared AWS config files.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Sends every AWS call to this endpoint instead of AWS's (a VPC endpoint, or moto in tests).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Accounts to inventory, each reached by assuming a role. Empty: the account of the
+    /// credentials themselves.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    /// Reads the accounts from AWS Organizations (the credentials must be allowed
+    /// `organizations:ListAccounts`); listed `accounts` are added to them.
+    #[serde(default)]
+    pub organizations: bool,
+    /// The role assumed in each account that names no `role_arn`.
+    #[serde(default = "default_role_name")]
+    pub role_name: String,
+    /// The user tag that names the owner of a user and its keys.
+    #[serde(default = "default_owner_tag")]
+    pub owner_tag: String,
+    /// The user tag that says what a user is for.
+    #[serde(default = "default_purpose_tag")]
+    pub purpose_tag: String,
+    /// How often every user's keys, certificates and SSH keys are listed again even if the
+    /// credential report shows no change (`24h`, `7d`; `0s` lists them on every scan).
+    #[serde(default = "default_full_refresh", with = "humantime_serde")]
+    pub full_refresh: Duration,
+    /// How many per-user calls are in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A client-side limit on AWS calls per second, shared by all calls of this source.
+    #[serde(default = "default_rate")]
+    pub max_requests_per_second: u32,
+    /// How many attempts one AWS call gets (with adaptive backoff) before a throttled call is
+    /// retried again at the scan level.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Key rotation: timing and where new keys are delivered.
+    #[serde(default)]
+    pub rotation: RotationConfig,
+}
+
+/// One account to inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The 12-digit account id.
+    pub id: String,
+    /// The role to assume in it; defaults to `arn:aws:iam::<id>:role/<role_name>`.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// How keys of this source are rotated.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationConfig {
+    /// How long old and new key both stay active after the new key is delivered. The old key is
+    /// deactivated earlier if its last use, checked at least `last_use_settle` after delivery,
+    /// predates the delivery.
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+    /// How long AWS may take to record a use of the old key (its last-used data lags).
+    #[serde(default = "default_settle", with = "humantime_serde")]
+    pub last_use_settle: Duration,
+    /// How long a deactivated old key is kept (so it can be switched back on) before it is
+    /// deleted.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub grace: Duration,
+    /// How long a new key may take to work (IAM is eventually consistent) before verification
+    /// fails.
+    #[serde(default = "default_verify_timeout", with = "humantime_serde")]
+    pub verify_timeout: Duration,
+    /// Where the new key of a user goes: the first rule whose `users` glob matches the user name.
+    #[serde(default)]
+    pub deliver: Vec<DeliverRule>,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        Self {
+            overlap: default_overlap(),
+            last_use_settle: default_settle(),
+            grace: default_grace(),
+            verify_timeout: default_verify_timeout(),
+            deliver: Vec::new(),
+        }
+    }
+}
+
+/// One delivery rule: which users (a glob over IAM user names such as `ci-*` or `*`) and where
+/// their new keys are written. `{user}` and `{account_id}` in paths and names are replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeliverRule {
+    /// A file written atomically with mode 0600, in the JSON shape of AWS's `credential_process`
+    /// (`{"Version":1,"AccessKeyId":..,"SecretAccessKey":..}`), so a consumer can use
+    /// `credential_process = cat <path>`.
+    File { users: String, path: PathBuf },
+    /// An AWS Secrets Manager secret (created if missing) holding the same JSON.
+    SecretsManager { users: String, secret_id: String },
+}
+
+impl DeliverRule {
+    /// The snake_case name of the destination kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File { .. } => "file",
+            Self::SecretsManager { .. } => "secrets_manager",
+        }
+    }
+
+    /// The user-name glob.
+    pub fn users(&self) -> &str {
+        match self {
+            Self::File { users, .. } | Self::SecretsManager { users, .. } => users,
+        }
+    }
+}
+
+fn default_role_name() -> String {
+    "keywarden".to_owned()
+}
+fn default_owner_tag() -> String {
+    "owner".to_owned()
+}
+fn default_purpose_tag() -> String {
+    "purpose".to_owned()
+}
+fn default_full_refresh() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_rate() -> u32 {
+    50
+}
+fn default_attempts() -> u32 {
+    8
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_settle() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_verify_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Whether `id` is a 12-digit AWS account id.
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl AwsIamConfig {
+    /// Checks the configuration without touching AWS; returns every invalid field.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut blank = |field: &str, value: Option<&str>| {
+            if value.is_some_and(|it| it.trim().is_empty()) {
+                errors.push(FieldError::new(
+                    field,
+                    "must not be empty; leave it out for the default",
+                ));
+            }
+        };
+        blank("region", self.region.as_deref());
+        blank("profile", self.profile.as_deref());
+        blank("role_name", Some(&self.role_name));
+        blank("owner_tag", Some(&self.owner_tag));
+        blank("purpose_tag", Some(&self.purpose_tag));
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errors.push(FieldError::new(
+                "endpoint_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+        for (idx, account) in self.accounts.iter().enumerate() {
+            if !is_account_id(&account.id) {
+                errors.push(FieldError::new(
+                    format!("accounts[{idx}].id"),
+                    format!("`{}` is not a 12-digit AWS account id", account.id),
+                ));
+            }
+            if let Some(arn) = &account.role_arn
+                && !(arn.starts_with("arn:aws") && arn.contains(":role/"))
+            {
+                errors.push(FieldError::new(
+                    format!("accounts[{idx}].role_arn"),
+                    format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+                ));
+            }
+            if self.accounts[..idx].iter().any(|it| it.id == account.id) {
+                errors.push(FieldError::new(
+                    format!("accounts[{idx}].id"),
+                    format!("account {} is listed twice", account.id),
+                ));
+            }
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            errors.push(FieldError::new(
+                "concurrency",
+                format!("{} is out of range 1..=64", self.concurrency),
+            ));
+        }
+        if self.max_requests_per_second == 0 {
+            errors.push(FieldError::new(
+                "max_requests_per_second",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            errors.push(FieldError::new(
+                "max_attempts",
+                format!("{} is out of range 1..=20", self.max_attempts),
+            ));
+        }
+        for (idx, rule) in self.rotation.deliver.iter().enumerate() {
+            if let Err(err) = Glob::new(rule.users()) {
+                errors.push(FieldError::new(
+                    format!("rotation.deliver[{idx}].users"),
+                    format!("invalid glob: {}", err.kind()),
+                ));
+            }
+            match rule {
+                DeliverRule::File { path, .. } => {
+                    if !path.is_absolute() {
+                        errors.push(FieldError::new(
+                            format!("rotation.deliver[{idx}].path"),
+                            format!(
+                                "`{}` must be an absolute path (new keys never land relative to where keywarden happens to run)",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+                DeliverRule::SecretsManager { secret_id, .. } => {
+                    if secret_id.trim().is_empty() {
+                        errors.push(FieldError::new(
+                            format!("rotation.deliver[{idx}].secret_id"),
+                            "must not be empty",
+                        ));
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Builds the connector for source `source`. No AWS call is made until the first scan or
+    /// action. Fails with [`ConnectorError::Config`] on the first invalid field.
+    pub fn build(&self, source: &str) -> Result<AwsIamConnector, ConnectorError> {
+        self.build_inner(source, None)
+    }
+
+    /// Builds the connector acting with these credentials instead of the standard AWS chain's
+    /// (for embedding keywarden's connector, and for tests).
+    pub fn build_with_credentials(
+        &self,
+        source: &str,
+        credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+    ) -> Result<AwsIamConnector, ConnectorError> {
+        self.build_inner(
+            source,
+            Some(aws_credential_types::provider::SharedCredentialsProvider::new(credentials)),
+        )
+    }
+
+    fn build_inner(
+        &self,
+        source: &str,
+        credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    ) -> Result<AwsIamConnector, ConnectorError> {
+        if let Err(mut errors) = self.validate() {
+            return Err(errors.remove(0).into());
+        }
+        let mut rules = Vec::with_capacity(self.rotation.deliver.len());
+        for (idx, rule) in self.rotation.deliver.iter().enumerate() {
+            let matcher = Glob::new(rule.users())
+                .map_err(|err| {
+                    FieldError::new(
+                        format!("rotation.deliver[{idx}].users"),
+                        format!("invalid glob: {}", err.kind()),
+                    )
+                })?
+                .compile_matcher();
+            rules.push((matcher, rule.clone()));
+        }
+        Ok(AwsIamConnector::new(
+            source,
+            self.clone(),
+            rules,
+            credentials,
+        ))
+    }
+}
+
+/// The compiled delivery rules.
+pub(crate) type DeliverRules = Vec<(GlobMatcher, DeliverRule)>;
+
+/// Replaces `{user}` and `{account_id}` in a destination template.
+pub(crate) fn expand(template: &str, user: &str, account_id: &str) -> String {
+    template
+        .replace("{user}", user)
+        .replace("{account_id}", account_id)
+}
+
+/// Expands a file destination's path template.
+pub(crate) fn expand_path(template: &Path, user: &str, account_id: &str) -> PathBuf {
+    PathBuf::from(expand(&template.to_string_lossy(), user, account_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> AwsIamConfig {
+        serde_json::from_str(yaml).expect("config")
+    }
+
+    #[test]
+    fn defaults_are_those_documented() {
+        let config = parse("{}");
+        assert_eq!(config.owner_tag, "owner");
+        assert_eq!(config.purpose_tag, "purpose");
+        assert_eq!(config.role_name, "keywarden");
+        assert_eq!(config.full_refresh, Duration::from_secs(86_400));
+        assert_eq!(config.rotation.grace, Duration::from_secs(7 * 86_400));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_names_every_bad_field() {
+        let config = parse(
+            r#"{"accounts":[{"id":"12345"},{"id":"111111111111","role_arn":"keywarden"},{"id":"111111111111"}],
+                "endpoint_url":"localhost:5000","concurrency":0,"max_requests_per_second":0,
+                "rotation":{"deliver":[{"users":"ci-[","type":"file","path":"relative.json"},
+                                       {"users":"*","type":"secrets_manager","secret_id":" "}]}}"#,
+        );
+        let errors = config.validate().unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "endpoint_url",
+                "accounts[0].id",
+                "accounts[1].role_arn",
+                "accounts[2].id",
+                "concurrency",
+                "max_requests_per_second",
+                "rotation.deliver[0].users",
+                "rotation.deliver[0].path",
+                "rotation.deliver[1].secret_id",
+            ]
+        );
+        assert!(matches!(
+            config.build("aws"),
+            Err(ConnectorError::Config { field, .. }) if field == "endpoint_url"
+        ));
+    }
+
+    #[test]
+    fn unknown_destination_kind_is_refused() {
+        let err = serde_json::from_str::<AwsIamConfig>(
+            r#"{"rotation":{"deliver":[{"users":"*","type":"vault_kv","path":"/x"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("vault_kv"), "{err}");
+    }
+
+    #[test]
+    fn templates_expand_user_and_account() {
+        assert_eq!(
+            expand("ci/{account_id}/{user}", "deploy", "123456789012"),
+            "ci/123456789012/deploy"
+        );
+    }
+}

@@ -1,0 +1,716 @@
+//! The `aws_iam` connector: accounts, clients and the inventory of one account.
+//!
+//! Which calls, and why (IAM has no cheaper complete source for any of these):
+//! - `sts:GetCallerIdentity`, once per account: the account id the inventory is scoped to.
+//! - `iam:GenerateCredentialReport` + `GetCredentialReport`, once per account: last use (date,
+//!   region, service) of every key in one CSV, and each user's key and certificate slots, which
+//!   tell an incremental scan whose keys changed.
+//! - `iam:GetAccountAuthorizationDetails` (filter `User`), paged: every user with path, creation
+//!   date and tags, up to 1000 per call (instead of `ListUsers` + one `ListUserTags` per user).
+//! - per user, only when the ledger cannot answer: `ListAccessKeys` (the report has no key ids),
+//!   `ListSigningCertificates` (only where the report shows a certificate) and
+//!   `ListSSHPublicKeys` (nothing in bulk lists SSH keys, so these are refreshed on full scans).
+//! - per key, only when the report cannot answer: `GetAccessKeyLastUsed`, for a key newer than the
+//!   report, a slot that cannot be matched to one key, or a use whose region and service the
+//!   report does not give.
+//!
+//! An incremental scan (the default between full refreshes) skips the per-user calls for every
+//! user whose report slots match the keys the ledger holds, so an unchanged account costs a
+//! handful of calls. It sees key changes as soon as the credential report does (AWS regenerates
+//! it at most every four hours); a full refresh lists everything again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, UserDetail};
+use aws_smithy_types_convert::date_time::DateTimeExt;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use governor::DefaultDirectRateLimiter;
+use keywarden_connector::{
+    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Identity,
+    IdentityKind, Inventory, InventorySink, KeyActions, Known, LastUse, ScanContext, ScanError,
+};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::client::{self, Clients, map_err, persist};
+use crate::config::{AwsIamConfig, DeliverRules};
+use crate::report::{self, Report, Row, SlotUse};
+
+/// How many identities go into one batch to the ledger.
+const BATCH: usize = 500;
+
+/// Where a last use came from, as recorded in [`LastUse::At::source`].
+pub(crate) const FROM_REPORT: &str = "aws_credential_report";
+pub(crate) const FROM_API: &str = "aws_access_key_last_used";
+
+/// The connector for one `aws_iam` source.
+#[derive(Clone, Debug)]
+pub struct AwsIamConnector {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub source: String,
+    pub config: AwsIamConfig,
+    pub deliver: DeliverRules,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    /// Credentials given in code instead of the standard chain's.
+    credentials: Option<SharedCredentialsProvider>,
+    base: OnceCell<(Clients, String)>,
+    accounts: Mutex<HashMap<String, Clients>>,
+}
+
+/// The connector state kept between scans (see [`InventorySink::save_state`]).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct State {
+    /// When every user's keys were last listed.
+    full_refresh_at: Option<DateTime<Utc>>,
+}
+
+impl AwsIamConnector {
+    pub(crate) fn new(
+        source: &str,
+        config: AwsIamConfig,
+        deliver: DeliverRules,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        let limiter = client::limiter(config.max_requests_per_second);
+        Self {
+            inner: Arc::new(Inner {
+                source: source.to_owned(),
+                config,
+                deliver,
+                limiter,
+                credentials,
+                base: OnceCell::new(),
+                accounts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    /// The clients of keywarden's own credentials and the account they belong to.
+    async fn base(&self) -> Result<&(Clients, String), ConnectorError> {
+        self.base
+            .get_or_try_init(|| async {
+                let mut sdk = client::base_config(&self.config).await;
+                if let Some(credentials) = &self.credentials {
+                    sdk = sdk
+                        .into_builder()
+                        .credentials_provider(credentials.clone())
+                        .build();
+                }
+                let clients = client::clients(sdk, self.limiter.clone());
+                let sts = clients.sts();
+                let me = persist(&clients, || async {
+                    sts.get_caller_identity()
+                        .send()
+                        .await
+                        .map_err(|err| map_err("sts:GetCallerIdentity", err))
+                })
+                .await?;
+                let account = me.account().unwrap_or_default().to_owned();
+                Ok((clients, account))
+            })
+            .await
+    }
+
+    /// The clients acting in `account`: keywarden's own credentials in its own account (unless
+    /// the account is listed with a role), else the assumed role.
+    pub async fn clients_for(
+        &self,
+        account: Option<&str>,
+    ) -> Result<(Clients, String), ConnectorError> {
+        let (base, own) = self.base().await?;
+        let listed = account.and_then(|id| self.config.accounts.iter().find(|it| it.id == id));
+        let account = match account {
+            None => return Ok((base.clone(), own.clone())),
+            Some(id) if id == own && listed.is_none() && !self.config.organizations => {
+                return Ok((base.clone(), own.clone()));
+            }
+            Some(id) => id,
+        };
+        let mut cache = self.accounts.lock().await;
+        if let Some(clients) = cache.get(account) {
+            return Ok((clients.clone(), account.to_owned()));
+        }
+        let role_arn = listed
+            .and_then(|it| it.role_arn.clone())
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{}", self.config.role_name));
+        let clients = client::assumed(
+            &base.sdk,
+            &role_arn,
+            listed.and_then(|it| it.external_id.as_deref()),
+            self.limiter.clone(),
+        )
+        .await;
+        cache.insert(account.to_owned(), clients.clone());
+        Ok((clients, account.to_owned()))
+    }
+
+    /// The clients for the account of an identity, named by its ARN.
+    pub async fn clients_for_arn(&self, arn: &str) -> Result<(Clients, String), ConnectorError> {
+        let account = arn_account(arn)
+            .ok_or_else(|| ConnectorError::NotFound(format!("`{arn}` is not an IAM user ARN")))?;
+        let (_, own) = self.base().await?;
+        if account == own {
+            return self.clients_for(None).await;
+        }
+        self.clients_for(Some(account)).await
+    }
+}
+
+/// The account id in an ARN (`arn:aws:iam::123456789012:user/ci`).
+pub(crate) fn arn_account(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    crate::config::is_account_id(account).then_some(account)
+}
+
+/// The user name in an IAM user ARN (the last segment of `user/<path>/<name>`).
+pub(crate) fn arn_user_name(arn: &str) -> Option<&str> {
+    let resource = arn.split(':').nth(5)?;
+    let rest = resource.strip_prefix("user/")?;
+    rest.rsplit('/').next().filter(|it| !it.is_empty())
+}
+
+#[async_trait]
+impl Connector for AwsIamConnector {
+    fn kind(&self) -> &'static str {
+        "aws_iam"
+    }
+
+    fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    async fn partitions(&self, _cx: &ScanContext) -> Result<Vec<String>, ConnectorError> {
+        let config = &self.inner.config;
+        let mut ids: Vec<String> = config.accounts.iter().map(|it| it.id.clone()).collect();
+        if config.organizations {
+            let (base, _) = self.inner.base().await?;
+            let orgs = base.organizations();
+            let mut pages = orgs.list_accounts().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                base.permit().await;
+                let page = page.map_err(|err| map_err("organizations:ListAccounts", err))?;
+                for account in page.accounts() {
+                    let active = account.status().is_none_or(|it| it.as_str() == "ACTIVE");
+                    if let Some(id) = account.id()
+                        && active
+                    {
+                        ids.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn inventory(
+        &self,
+        cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError> {
+        let inner = &self.inner;
+        let (clients, account_id) = inner.clients_for(cx.partition.as_deref()).await?;
+        let previous: State = cx
+            .known
+            .state()
+            .await?
+            .and_then(|it| serde_json::from_value(it).ok())
+            .unwrap_or_default();
+        let refresh =
+            chrono::Duration::from_std(inner.config.full_refresh).unwrap_or(chrono::Duration::MAX);
+        let full = previous
+            .full_refresh_at
+            .is_none_or(|at| cx.now - at >= refresh);
+        let report = match credential_report(&clients).await {
+            Ok(report) => Some(report),
+            Err(err @ ConnectorError::Unauthorized(_)) => {
+                // Without the report every key costs a GetAccessKeyLastUsed call and every
+                // scan is a full one; the inventory is still complete.
+                tracing::warn!(source = %inner.source, error = %err, "No credential report; last use will be read key by key.");
+                None
+            }
+            Err(err) => return Err(err),
+        };
+        let full = full || report.is_none();
+        tracing::info!(
+            source = %inner.source,
+            account = %account_id,
+            full,
+            report_generated_at = ?report.as_ref().and_then(|it| it.generated_at),
+            "Inventorying IAM users."
+        );
+
+        let scan = UserScan {
+            inner,
+            clients: &clients,
+            account_id: &account_id,
+            report: report.as_ref(),
+            full,
+            known: cx.known.as_ref(),
+        };
+        let mut batch = Inventory::default();
+        let mut pages = clients
+            .iam
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .into_paginator()
+            .send();
+        loop {
+            clients.permit().await;
+            let page = match pages.next().await {
+                None => break,
+                Some(page) => {
+                    page.map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))?
+                }
+            };
+            let users = page.user_detail_list();
+            cx.progress.add_total(users.len() as u64);
+            // Boxed so the stream's future is `Send` (a plain closure over `&UserDetail` trips
+            // the compiler's higher-ranked lifetime inference).
+            let work: Vec<futures::future::BoxFuture<'_, UserFound>> = users
+                .iter()
+                .map(|user| Box::pin(scan.user(user)) as _)
+                .collect();
+            let mut results =
+                futures::stream::iter(work).buffer_unordered(inner.config.concurrency);
+            while let Some(found) = results.next().await {
+                cx.progress.advance(1);
+                batch.identities.extend(found.identity);
+                batch.credentials.extend(found.credentials);
+                batch.errors.extend(found.error);
+                if batch.identities.len() >= BATCH {
+                    sink.batch(std::mem::take(&mut batch)).await?;
+                }
+            }
+        }
+        sink.batch(batch).await?;
+        let state = State {
+            full_refresh_at: if full {
+                Some(cx.now)
+            } else {
+                previous.full_refresh_at
+            },
+        };
+        let state = serde_json::to_value(state)
+            .map_err(|err| ConnectorError::Permanent(format!("connector state: {err}")))?;
+        sink.save_state(state).await
+    }
+
+    fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
+        Some(Arc::new(crate::actions::AwsKeyActions {
+            inner: self.inner.clone(),
+        }))
+    }
+}
+
+/// Generates (if needed) and reads the account's credential report.
+async fn credential_report(clients: &Clients) -> Result<Report, ConnectorError> {
+    let mut wait = std::time::Duration::from_millis(200);
+    for _ in 0..30 {
+        let generated = persist(clients, || async {
+            clients
+                .iam
+                .generate_credential_report()
+                .send()
+                .await
+                .map_err(|err| map_err("iam:GenerateCredentialReport", err))
+        })
+        .await?;
+        if generated.state() == Some(&ReportStateType::Complete) {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(5));
+    }
+    let got = persist(clients, || async {
+        clients
+            .iam
+            .get_credential_report()
+            .send()
+            .await
+            .map_err(|err| map_err("iam:GetCredentialReport", err))
+    })
+    .await?;
+    let generated_at = got.generated_time().and_then(|it| it.to_chrono_utc().ok());
+    let content = got.content().map(|it| it.as_ref()).unwrap_or_default();
+    report::parse(content, generated_at).map_err(|err| ConnectorError::Permanent(err.to_string()))
+}
+
+/// What one user's inventory found.
+#[derive(Default)]
+struct UserFound {
+    identity: Option<Identity>,
+    credentials: Vec<Credential>,
+    error: Option<ScanError>,
+}
+
+/// Everything the per-user inventory needs.
+struct UserScan<'a> {
+    inner: &'a Inner,
+    clients: &'a Clients,
+    account_id: &'a str,
+    report: Option<&'a Report>,
+    full: bool,
+    known: &'a dyn Known,
+}
+
+impl UserScan<'_> {
+    async fn user(&self, user: &UserDetail) -> UserFound {
+        let name = user.user_name().unwrap_or_default();
+        let arn = user.arn().unwrap_or_default();
+        let identity = self.identity(user);
+        let row = self.report.and_then(|it| it.rows.get(name));
+        match self
+            .credentials(name, arn, user.path().unwrap_or("/"), row)
+            .await
+        {
+            Ok(credentials) => UserFound {
+                identity: Some(identity),
+                credentials,
+                error: None,
+            },
+            Err(err) => {
+                // Keep what the ledger knew of this user, so nothing is marked gone on the
+                // strength of a call that failed.
+                let credentials = self.known.credentials_of(arn).await.unwrap_or_default();
+                UserFound {
+                    identity: Some(identity),
+                    credentials,
+                    error: Some(ScanError {
+                        subject: format!("{name} ({arn})"),
+                        message: err.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn identity(&self, user: &UserDetail) -> Identity {
+        let tags: BTreeMap<String, String> = user
+            .tags()
+            .iter()
+            .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+            .collect();
+        let config = &self.inner.config;
+        Identity {
+            external_id: user.arn().unwrap_or_default().to_owned(),
+            kind: IdentityKind::IamUser,
+            name: user.user_name().unwrap_or_default().to_owned(),
+            owner: tags.get(&config.owner_tag).cloned(),
+            purpose: tags.get(&config.purpose_tag).cloned(),
+            tags,
+        }
+    }
+
+    async fn credentials(
+        &self,
+        name: &str,
+        arn: &str,
+        path: &str,
+        row: Option<&Row>,
+    ) -> Result<Vec<Credential>, ConnectorError> {
+        let prior = if self.full {
+            Vec::new()
+        } else {
+            self.known.credentials_of(arn).await?
+        };
+        let of_kind = |kind: CredentialKind| -> Vec<Credential> {
+            prior.iter().filter(|it| it.kind == kind).cloned().collect()
+        };
+        let attributes = |user_path: &str| {
+            BTreeMap::from([
+                ("account_id".to_owned(), self.account_id.to_owned()),
+                ("user_name".to_owned(), name.to_owned()),
+                ("user_path".to_owned(), user_path.to_owned()),
+            ])
+        };
+
+        // Access keys: reuse the ledger's when the report's slots show they are unchanged.
+        let known_keys = of_kind(CredentialKind::AccessKey);
+        let unchanged =
+            !self.full && row.is_some_and(|row| row.key_signature() == key_signature(&known_keys));
+        let mut out = Vec::new();
+        if unchanged {
+            for mut key in known_keys {
+                if let Some(slot) =
+                    row.and_then(|row| key.created_at.and_then(|at| row.key_slot(at)))
+                {
+                    let (used, region, service) = self
+                        .last_use_from_slot(&key.external_id, slot, Some(&key))
+                        .await?;
+                    key.last_used = used;
+                    set_use_attributes(&mut key, region.as_deref(), service.as_deref());
+                }
+                out.push(key);
+            }
+        } else {
+            let listed = persist(self.clients, || async {
+                self.clients
+                    .iam
+                    .list_access_keys()
+                    .user_name(name)
+                    .send()
+                    .await
+                    .map_err(|err| map_err(&format!("iam:ListAccessKeys {name}"), err))
+            })
+            .await?;
+            for key in listed.access_key_metadata() {
+                let id = key.access_key_id().unwrap_or_default().to_owned();
+                let created_at = key.create_date().and_then(|it| it.to_chrono_utc().ok());
+                let mut credential = Credential {
+                    external_id: id.clone(),
+                    identity_id: arn.to_owned(),
+                    kind: CredentialKind::AccessKey,
+                    name: format!("{name}/{id}"),
+                    status: status(key.status()),
+                    created_at,
+                    not_before: None,
+                    expires_at: None,
+                    last_used: LastUse::Unknown,
+                    algorithm: None,
+                    key_bits: None,
+                    fingerprints: Vec::new(),
+                    owner: None,
+                    purpose: None,
+                    tags: BTreeMap::new(),
+                    attributes: attributes(path),
+                };
+                let slot = row.and_then(|row| created_at.and_then(|at| row.key_slot(at)));
+                let (used, region, service) = match slot {
+                    Some(slot) => self.last_use_from_slot(&id, slot, None).await?,
+                    None => self.last_used_api(&id).await?,
+                };
+                credential.last_used = used;
+                set_use_attributes(&mut credential, region.as_deref(), service.as_deref());
+                out.push(credential);
+            }
+        }
+
+        // Signing certificates: listed only where the report shows one (or has no row).
+        let known_certs = of_kind(CredentialKind::Certificate);
+        let certs_unchanged = !self.full
+            && row.is_some_and(|row| {
+                row.cert_signature().len() == known_certs.len()
+                    && row.certs.iter().filter(|it| it.active).count()
+                        == known_certs
+                            .iter()
+                            .filter(|it| it.status == CredentialStatus::Active)
+                            .count()
+            });
+        if certs_unchanged {
+            out.extend(known_certs);
+        } else if row.is_none_or(Row::has_certificates) {
+            let listed = persist(self.clients, || async {
+                self.clients
+                    .iam
+                    .list_signing_certificates()
+                    .user_name(name)
+                    .send()
+                    .await
+                    .map_err(|err| map_err(&format!("iam:ListSigningCertificates {name}"), err))
+            })
+            .await?;
+            for cert in listed.certificates() {
+                let id = cert.certificate_id().to_owned();
+                out.push(Credential {
+                    external_id: id.clone(),
+                    identity_id: arn.to_owned(),
+                    kind: CredentialKind::Certificate,
+                    name: format!("{name}/{id}"),
+                    status: status(Some(cert.status())),
+                    created_at: cert.upload_date().and_then(|it| it.to_chrono_utc().ok()),
+                    not_before: None,
+                    expires_at: None,
+                    last_used: LastUse::Unknown,
+                    algorithm: None,
+                    key_bits: None,
+                    fingerprints: Vec::new(),
+                    owner: None,
+                    purpose: None,
+                    tags: BTreeMap::new(),
+                    attributes: attributes(path),
+                });
+            }
+        }
+
+        // SSH public keys: nothing lists them in bulk, so they are listed on full refreshes.
+        if self.full {
+            let listed = persist(self.clients, || async {
+                self.clients
+                    .iam
+                    .list_ssh_public_keys()
+                    .user_name(name)
+                    .send()
+                    .await
+                    .map_err(|err| map_err(&format!("iam:ListSSHPublicKeys {name}"), err))
+            })
+            .await?;
+            for key in listed.ssh_public_keys() {
+                let id = key.ssh_public_key_id().to_owned();
+                out.push(Credential {
+                    external_id: id.clone(),
+                    identity_id: arn.to_owned(),
+                    kind: CredentialKind::SshKey,
+                    name: format!("{name}/{id}"),
+                    status: status(Some(key.status())),
+                    created_at: key.upload_date().to_chrono_utc().ok(),
+                    not_before: None,
+                    expires_at: None,
+                    last_used: LastUse::Unknown,
+                    algorithm: None,
+                    key_bits: None,
+                    fingerprints: Vec::new(),
+                    owner: None,
+                    purpose: None,
+                    tags: BTreeMap::new(),
+                    attributes: attributes(path),
+                });
+            }
+        } else {
+            out.extend(of_kind(CredentialKind::SshKey));
+        }
+        Ok(out)
+    }
+
+    /// The last use a report slot gives, completed by `GetAccessKeyLastUsed` when the report
+    /// does not know it or has a date without region and service (which an earlier scan may
+    /// already have fetched: `known` is the ledger's view of the key).
+    /// Returns (last use, region, service).
+    async fn last_use_from_slot(
+        &self,
+        key_id: &str,
+        slot: &report::Slot,
+        known: Option<&Credential>,
+    ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
+        match &slot.last_used {
+            SlotUse::Never => Ok((LastUse::Never, None, None)),
+            SlotUse::At(at) if slot.service.is_some() => Ok((
+                LastUse::At {
+                    at: *at,
+                    source: FROM_REPORT.to_owned(),
+                },
+                slot.region.clone(),
+                slot.service.clone(),
+            )),
+            // The ledger already has this use (or a later one, read key by key), with the
+            // region and service it had.
+            SlotUse::At(at) if known.is_some_and(|it| it.last_used.at() >= Some(*at)) => Ok(known
+                .map_or((LastUse::Unknown, None, None), |it| {
+                    (
+                        it.last_used.clone(),
+                        it.attributes.get("last_used_region").cloned(),
+                        it.attributes.get("last_used_service").cloned(),
+                    )
+                })),
+            SlotUse::At(_) | SlotUse::Unknown => self.last_used_api(key_id).await,
+        }
+    }
+
+    /// `GetAccessKeyLastUsed` for one key: (last use, region, service).
+    async fn last_used_api(
+        &self,
+        key_id: &str,
+    ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
+        let got = persist(self.clients, || async {
+            self.clients
+                .iam
+                .get_access_key_last_used()
+                .access_key_id(key_id)
+                .send()
+                .await
+                .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
+        })
+        .await?;
+        Ok(last_used_of(got.access_key_last_used()))
+    }
+}
+
+/// Reads `GetAccessKeyLastUsed`'s answer: no date means never used since AWS began tracking.
+pub(crate) fn last_used_of(
+    used: Option<&aws_sdk_iam::types::AccessKeyLastUsed>,
+) -> (LastUse, Option<String>, Option<String>) {
+    let Some(used) = used else {
+        return (LastUse::Unknown, None, None);
+    };
+    let known = |it: &str| (!matches!(it, "" | "N/A")).then(|| it.to_owned());
+    match used.last_used_date().and_then(|it| it.to_chrono_utc().ok()) {
+        Some(at) => (
+            LastUse::At {
+                at,
+                source: FROM_API.to_owned(),
+            },
+            known(used.region()),
+            known(used.service_name()),
+        ),
+        None => (LastUse::Never, None, None),
+    }
+}
+
+/// Records region and service of the last use as attributes (dropping stale ones).
+fn set_use_attributes(credential: &mut Credential, region: Option<&str>, service: Option<&str>) {
+    if credential.last_used.at().is_none() {
+        credential.attributes.remove("last_used_region");
+        credential.attributes.remove("last_used_service");
+        return;
+    }
+    if let Some(region) = region {
+        credential
+            .attributes
+            .insert("last_used_region".to_owned(), region.to_owned());
+    }
+    if let Some(service) = service {
+        credential
+            .attributes
+            .insert("last_used_service".to_owned(), service.to_owned());
+    }
+}
+
+/// The (active, created second) signature of the ledger's access keys of one user.
+fn key_signature(keys: &[Credential]) -> Vec<(bool, i64)> {
+    let mut sig: Vec<(bool, i64)> = keys
+        .iter()
+        .map(|it| {
+            (
+                it.status == CredentialStatus::Active,
+                it.created_at.map_or(0, |at| at.timestamp()),
+            )
+        })
+        .collect();
+    sig.sort_unstable();
+    sig
+}
+
+fn status(status: Option<&StatusType>) -> CredentialStatus {
+    match status {
+        Some(StatusType::Active) => CredentialStatus::Active,
+        _ => CredentialStatus::Inactive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_name_account_and_user() {
+        let arn = "arn:aws:iam::123456789012:user/ci/deploy/publisher";
+        assert_eq!(arn_account(arn), Some("123456789012"));
+        assert_eq!(arn_user_name(arn), Some("publisher"));
+        assert_eq!(
+            arn_user_name("arn:aws:iam::123456789012:user/ci"),
+            Some("ci")
+        );
+        assert_eq!(arn_account("arn:aws:iam::12:user/ci"), None);
+        assert_eq!(arn_user_name("arn:aws:iam::123456789012:role/ci"), None);
+    }
+}

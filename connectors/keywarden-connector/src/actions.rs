@@ -1,0 +1,108 @@
+//! What a connector offers to the daemon's action state machines (rotate, disable, delete,
+//! quarantine).
+//!
+//! Every operation is idempotent: asked twice, it does the thing once (deleting a key that is
+//! already gone succeeds). The state machines that sequence them, persist each step before it is
+//! taken and resume after a crash live in the daemon; connectors only do single steps.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{ConnectorError, LastUse, Secret};
+
+/// One key of an identity, as the source reports it now.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldKey {
+    pub id: String,
+    pub active: bool,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// An identity and every key it holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyHolder {
+    /// The identity's external id (for AWS, the user's ARN).
+    pub identity_id: String,
+    /// Its name (the IAM user name).
+    pub name: String,
+    pub keys: Vec<HeldKey>,
+}
+
+/// A freshly created key. The secret lives only in memory until it is delivered.
+#[derive(Debug)]
+pub struct NewKey {
+    pub id: String,
+    pub secret: Secret,
+}
+
+/// Single, idempotent steps on the keys of one source.
+#[async_trait]
+pub trait KeyActions: Send + Sync + fmt::Debug {
+    /// The keys an identity holds now.
+    async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError>;
+
+    /// Where a new key of this identity is delivered (a description safe to log), or a `Config`
+    /// error saying why there is no destination.
+    fn destination(&self, identity_id: &str) -> Result<String, ConnectorError>;
+
+    /// Creates a new active key.
+    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError>;
+
+    /// Hands a new key to the identity's destination, replacing the key held there. `token`
+    /// identifies this delivery: delivering again with the same token changes nothing.
+    async fn deliver(
+        &self,
+        identity_id: &str,
+        key: &NewKey,
+        token: &str,
+    ) -> Result<(), ConnectorError>;
+
+    /// The key the identity's destination holds now, if any.
+    async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError>;
+
+    /// Proves that `key` authenticates as the identity, using the key itself.
+    async fn verify(&self, identity_id: &str, key: &NewKey) -> Result<(), ConnectorError>;
+
+    /// When the key was last used, as the source knows it now.
+    async fn last_used(&self, identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError>;
+
+    /// Activates or deactivates one key.
+    async fn set_active(
+        &self,
+        identity_id: &str,
+        key_id: &str,
+        active: bool,
+    ) -> Result<(), ConnectorError>;
+
+    /// How long a rotation keeps both keys, waits for last-use data and keeps the old key
+    /// deactivated before deleting it.
+    fn rotation_timing(&self) -> RotationTiming;
+
+    /// Deletes one key; a key that no longer exists counts as deleted.
+    async fn delete_key(&self, identity_id: &str, key_id: &str) -> Result<(), ConnectorError>;
+
+    /// Denies everything to sessions of the identity issued before `before` (temporary
+    /// credentials minted from a leaked key), acting with keywarden's own identity. Returns the
+    /// name of the policy it attached.
+    async fn deny_sessions_before(
+        &self,
+        identity_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<String, ConnectorError>;
+
+    /// The names of the deny policies attached to the identity by [`Self::deny_sessions_before`].
+    async fn session_denials(&self, identity_id: &str) -> Result<Vec<String>, ConnectorError>;
+}
+
+/// The waits of a rotation, from the source's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationTiming {
+    /// Both keys stay active this long after delivery, unless the old key's last use, read at
+    /// least `last_use_settle` after delivery, predates the delivery.
+    pub overlap: std::time::Duration,
+    pub last_use_settle: std::time::Duration,
+    /// The old key stays deactivated this long before it is deleted.
+    pub grace: std::time::Duration,
+}

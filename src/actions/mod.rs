@@ -1,0 +1,674 @@
+//! Actions on one credential — rotate, disable, delete, quarantine — as persisted state machines.
+//!
+//! Each action is a row in the store with its current step and a JSON state (key ids and times,
+//! never a secret). Every step is written to the store *before* it is taken, and every step is
+//! idempotent or checks what a crashed earlier attempt left behind, so after a crash or restart
+//! [`resume`] continues each action where it stood:
+//!
+//! rotate: `check` → (`retire_inactive`) → `create` → `deliver` → `verify` → `overlap` (waits) →
+//! `deactivate` → `grace` (waits) → `delete` → done.
+//! - `create` first deletes any key the user holds that was not there when the step was entered
+//!   (a key created by a crashed attempt, whose secret is lost), then creates the new key, records
+//!   its id (step `deliver`) and delivers it at once: the secret is only ever in memory between
+//!   creation and delivery.
+//! - `deliver`, entered again after a crash, looks at the destination: if it holds the new key the
+//!   delivery happened; if not, the unrecoverable new key is deleted and `create` runs again. So
+//!   the consumer gets exactly one new key, once.
+//! - `verify` reads the key back from the destination and proves it with the key itself.
+//!
+//! disable: `disable` → done. delete: `delete` → done. quarantine: `deactivate` → `deny_sessions`
+//! → done (a deny on sessions issued before the quarantine began, with keywarden's own identity).
+//!
+//! Architecture invariant: this module decides the order of steps and persists them; the
+//! connector's [`KeyActions`] take single steps; the store is the only place state lives.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use keywarden_connector::{
+    Connector, ConnectorError, CredentialKind, CredentialStatus, KeyActions, LastUse, named_enum,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::LedgerCredential;
+use crate::store::{ActionRecord, ActionStatus, ActionUpdate, NewAction, Store, StoreError};
+
+named_enum! {
+    /// What an action does to its credential.
+    ActionKind, "action" {
+        Rotate = "rotate",
+        Disable = "disable",
+        Delete = "delete",
+        Quarantine = "quarantine",
+    }
+}
+
+/// Why an action could not be started or continued.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The credential is not in the ledger (or not in any configured source).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The credential is of a kind, or in a source, that cannot take this action.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// More than one credential has this id; name the source.
+    #[error("ambiguous: {0}")]
+    Ambiguous(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a dry run would do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub kind: ActionKind,
+    pub source: String,
+    pub credential: String,
+    pub identity: String,
+    /// The steps, in words.
+    pub steps: Vec<String>,
+    /// Why the action would be refused, if it would be.
+    pub refusal: Option<String>,
+}
+
+/// The state of a rotation, persisted with the action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RotateState {
+    /// The key ids the user held when `create` was entered: any other key found then is an
+    /// orphan of a crashed attempt.
+    #[serde(default)]
+    existing: Vec<String>,
+    /// The user's other, inactive key, deleted first to make room.
+    #[serde(default)]
+    retire: Option<String>,
+    #[serde(default)]
+    new_key: Option<String>,
+    /// Identifies this delivery, so a repeated one is the same delivery.
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    delivered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    deactivated_at: Option<DateTime<Utc>>,
+    /// Quarantine: sessions issued before this are denied.
+    #[serde(default)]
+    deny_before: Option<DateTime<Utc>>,
+}
+
+/// A clock, so tests can move time past overlap and grace periods.
+pub type Clock<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
+
+/// Crash points for the crash-and-resume tests: with the `crash-points` feature and
+/// `KEYWARDEN_CRASH_AFTER=<point>`, the process aborts right after that side effect, before the
+/// store learns of it — the worst moment for a crash.
+fn crash_point(point: &str) {
+    #[cfg(feature = "crash-points")]
+    if std::env::var("KEYWARDEN_CRASH_AFTER").is_ok_and(|it| it == point) {
+        eprintln!("crash point {point}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(feature = "crash-points"))]
+    let _ = point;
+}
+
+/// Finds the connector of a ledger source (`aws` or a partition `aws/123456789012`).
+pub fn connector_of<'a>(
+    connectors: &'a [Arc<dyn Connector>],
+    source: &str,
+) -> Option<&'a Arc<dyn Connector>> {
+    connectors.iter().find(|it| {
+        source == it.source()
+            || source
+                .strip_prefix(it.source())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// Looks up the one present credential with this external id (in `source`, if given).
+pub async fn target(
+    store: &dyn Store,
+    external_id: &str,
+    source: Option<&str>,
+) -> Result<LedgerCredential, ActionError> {
+    let mut found: Vec<LedgerCredential> = store
+        .find_credential(external_id)
+        .await?
+        .into_iter()
+        .filter(|it| source.is_none_or(|source| it.source == source))
+        .collect();
+    if found.len() > 1 {
+        let sources: Vec<&str> = found.iter().map(|it| it.source.as_str()).collect();
+        return Err(ActionError::Ambiguous(format!(
+            "{external_id} is in several sources ({}); name one with --source",
+            sources.join(", ")
+        )));
+    }
+    let credential = found.pop().ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "no credential {external_id} in the ledger; run `keywarden scan` first"
+        ))
+    })?;
+    if credential.credential.status == CredentialStatus::Gone {
+        return Err(ActionError::NotFound(format!(
+            "{external_id} is gone from {} (the last scan no longer found it)",
+            credential.source
+        )));
+    }
+    if credential.credential.kind != CredentialKind::AccessKey {
+        return Err(ActionError::Unsupported(format!(
+            "{external_id} is a {}; actions act on access keys",
+            credential.credential.kind
+        )));
+    }
+    Ok(credential)
+}
+
+/// The key actions of a credential's source.
+pub fn key_actions(
+    connectors: &[Arc<dyn Connector>],
+    source: &str,
+) -> Result<Arc<dyn KeyActions>, ActionError> {
+    let connector = connector_of(connectors, source).ok_or_else(|| {
+        ActionError::NotFound(format!("source `{source}` is not in the configuration"))
+    })?;
+    connector.key_actions().ok_or_else(|| {
+        ActionError::Unsupported(format!(
+            "source `{source}` ({}) takes no key actions",
+            connector.kind()
+        ))
+    })
+}
+
+/// Why rotating `key` of this holder would be unsafe, if it would.
+fn rotation_refusal(key: &str, holder: &keywarden_connector::KeyHolder) -> Option<String> {
+    let Some(old) = holder.keys.iter().find(|it| it.id == key) else {
+        return Some(format!("{} no longer holds key {key}", holder.name));
+    };
+    if !old.active {
+        return Some(format!(
+            "key {key} of {} is inactive: nothing uses it, so there is nothing to rotate; delete it instead",
+            holder.name
+        ));
+    }
+    let others: Vec<&keywarden_connector::HeldKey> =
+        holder.keys.iter().filter(|it| it.id != key).collect();
+    if let Some(other) = others.iter().find(|it| it.active) {
+        return Some(format!(
+            "both access keys of {} are active ({key} and {}): AWS allows two keys per user, so a new \
+             key would need one of them gone, and keywarden cannot tell which one the consumers \
+             still use. Deactivate the one not in use (or rotate it away), then rotate again",
+            holder.name, other.id
+        ));
+    }
+    None
+}
+
+/// Describes what an action would do, touching nothing but reads.
+pub async fn plan(
+    actions: &dyn KeyActions,
+    kind: ActionKind,
+    target: &LedgerCredential,
+) -> Result<Plan, ConnectorError> {
+    let key = &target.credential.external_id;
+    let identity = &target.identity.external_id;
+    let holder = actions.keys(identity).await?;
+    let mut refusal = None;
+    let steps = match kind {
+        ActionKind::Rotate => {
+            refusal = rotation_refusal(key, &holder);
+            let destination = match actions.destination(identity) {
+                Ok(it) => it,
+                Err(err) => {
+                    refusal.get_or_insert_with(|| err.to_string());
+                    "(no destination)".to_owned()
+                }
+            };
+            let timing = actions.rotation_timing();
+            let mut steps = Vec::new();
+            if let Some(other) = holder.keys.iter().find(|it| it.id != *key && !it.active) {
+                steps.push(format!("delete the inactive key {} to make room", other.id));
+            }
+            steps.extend([
+                format!("create a new access key for {}", holder.name),
+                format!("deliver it to {destination}"),
+                "prove it works (sts:GetCallerIdentity with the new key)".to_owned(),
+                format!(
+                    "keep {key} active for {} (less if its last use predates the delivery)",
+                    humantime::format_duration(timing.overlap)
+                ),
+                format!("deactivate {key}"),
+                format!(
+                    "delete {key} after {}",
+                    humantime::format_duration(timing.grace)
+                ),
+            ]);
+            steps
+        }
+        ActionKind::Disable => vec![format!("deactivate {key}")],
+        ActionKind::Delete => vec![format!("delete {key}")],
+        ActionKind::Quarantine => vec![
+            format!("deactivate {key}"),
+            format!(
+                "attach a policy to {} denying every session issued before now",
+                holder.name
+            ),
+        ],
+    };
+    if kind != ActionKind::Rotate && !holder.keys.iter().any(|it| it.id == *key) {
+        refusal = Some(format!("{} no longer holds key {key}", holder.name));
+    }
+    Ok(Plan {
+        kind,
+        source: target.source.clone(),
+        credential: key.clone(),
+        identity: identity.clone(),
+        steps,
+        refusal,
+    })
+}
+
+/// Starts an action and drives it as far as it goes now (done, waiting, refused or failed).
+pub async fn start(
+    store: &dyn Store,
+    actions: &dyn KeyActions,
+    kind: ActionKind,
+    target: &LedgerCredential,
+    origin: &str,
+    clock: Clock<'_>,
+) -> Result<ActionRecord, ActionError> {
+    let first = match kind {
+        ActionKind::Rotate => "check",
+        ActionKind::Disable => "disable",
+        ActionKind::Delete => "delete",
+        ActionKind::Quarantine => "deactivate",
+    };
+    let state = RotateState {
+        deny_before: (kind == ActionKind::Quarantine).then(clock),
+        ..RotateState::default()
+    };
+    let record = store
+        .create_action(
+            &NewAction {
+                kind: kind.as_str().to_owned(),
+                source: target.source.clone(),
+                credential_external_id: target.credential.external_id.clone(),
+                identity_external_id: target.identity.external_id.clone(),
+                origin: origin.to_owned(),
+                step: first.to_owned(),
+                state: to_value(&state)?,
+            },
+            clock(),
+        )
+        .await?;
+    drive(store, actions, record, clock).await
+}
+
+/// Continues every unfinished action that is due: the running ones (interrupted) and the waiting
+/// ones whose time has come. Returns them as they ended up.
+pub async fn resume(
+    store: &dyn Store,
+    connectors: &[Arc<dyn Connector>],
+    clock: Clock<'_>,
+) -> Result<Vec<ActionRecord>, ActionError> {
+    let mut out = Vec::new();
+    let mut open = store.actions(true).await?;
+    open.reverse(); // oldest first
+    for record in open {
+        let due =
+            record.status == ActionStatus::Running || record.next_at.is_none_or(|at| at <= clock());
+        if !due {
+            out.push(record);
+            continue;
+        }
+        let actions = match key_actions(connectors, &record.source) {
+            Ok(it) => it,
+            Err(err) => {
+                tracing::error!(action = record.id, error = %err, "Cannot resume action.");
+                out.push(record);
+                continue;
+            }
+        };
+        out.push(drive(store, actions.as_ref(), record, clock).await?);
+    }
+    Ok(out)
+}
+
+fn to_value(state: &RotateState) -> Result<serde_json::Value, ActionError> {
+    // Serializing a struct of strings and times cannot fail; kept as an error all the same.
+    serde_json::to_value(state).map_err(|err| StoreError::Corrupt(err.to_string()).into())
+}
+
+/// Takes the action's steps until it is done, waiting, refused or failed.
+pub async fn drive(
+    store: &dyn Store,
+    actions: &dyn KeyActions,
+    mut record: ActionRecord,
+    clock: Clock<'_>,
+) -> Result<ActionRecord, ActionError> {
+    loop {
+        if !record.status.is_open() {
+            return Ok(record);
+        }
+        if record.status == ActionStatus::Waiting && record.next_at.is_some_and(|at| at > clock()) {
+            return Ok(record);
+        }
+        let state: RotateState = serde_json::from_value(record.state.clone())
+            .map_err(|err| StoreError::Corrupt(format!("action {}: {err}", record.id)))?;
+        let next = match step(store, actions, &record, state, clock).await {
+            Ok(next) => next,
+            // A passing failure leaves the action where the store has it, to be resumed.
+            Err(StepError::Connector(err)) if err.is_retryable() => {
+                tracing::warn!(action = record.id, step = %record.step, error = %err, "Step failed for now; resume later.");
+                return Ok(store.action(record.id).await?);
+            }
+            Err(StepError::Connector(err)) => {
+                // Fail from the step the store has (create may have moved on to deliver).
+                record = store.action(record.id).await?;
+                Next::Failed(format!("{}: {err}", record.step))
+            }
+            Err(StepError::Action(err)) => return Err(err),
+        };
+        let update = match next {
+            Next::Step(step, state, detail) => ActionUpdate {
+                step: step.to_owned(),
+                status: ActionStatus::Running,
+                state: to_value(&state)?,
+                reason: None,
+                next_at: None,
+                detail,
+            },
+            Next::Wait(step, state, until, detail) => ActionUpdate {
+                step: step.to_owned(),
+                status: ActionStatus::Waiting,
+                state: to_value(&state)?,
+                reason: None,
+                next_at: Some(until),
+                detail: Some(detail),
+            },
+            Next::Done(state, detail) => ActionUpdate {
+                step: "done".to_owned(),
+                status: ActionStatus::Done,
+                state: to_value(&state)?,
+                reason: None,
+                next_at: None,
+                detail: Some(detail),
+            },
+            Next::Refused(reason) => ActionUpdate {
+                step: record.step.clone(),
+                status: ActionStatus::Refused,
+                state: record.state.clone(),
+                reason: Some(reason),
+                next_at: None,
+                detail: None,
+            },
+            Next::Failed(reason) => ActionUpdate {
+                step: record.step.clone(),
+                status: ActionStatus::Failed,
+                state: record.state.clone(),
+                reason: Some(reason),
+                next_at: None,
+                detail: None,
+            },
+        };
+        record = store.update_action(record.id, &update, clock()).await?;
+    }
+}
+
+/// Where one step leads.
+enum Next {
+    /// On to this step (written before it is taken), with a line for the log.
+    Step(&'static str, RotateState, Option<String>),
+    /// Wait in this step until the time.
+    Wait(&'static str, RotateState, DateTime<Utc>, String),
+    Done(RotateState, String),
+    Refused(String),
+    Failed(String),
+}
+
+fn span(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Why a step could not be taken.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
+impl From<StoreError> for StepError {
+    fn from(err: StoreError) -> Self {
+        Self::Action(err.into())
+    }
+}
+
+/// Takes the action's current step. Only `create` writes to the store itself (the new key's id,
+/// between creating and delivering it); every other transition is written by [`drive`].
+async fn step(
+    store: &dyn Store,
+    actions: &dyn KeyActions,
+    record: &ActionRecord,
+    mut state: RotateState,
+    clock: Clock<'_>,
+) -> Result<Next, StepError> {
+    let key = record.credential_external_id.as_str();
+    let identity = record.identity_external_id.as_str();
+    Ok(match (record.kind.as_str(), record.step.as_str()) {
+        ("rotate", "check") => {
+            let holder = actions.keys(identity).await?;
+            if let Some(reason) = rotation_refusal(key, &holder) {
+                return Ok(Next::Refused(reason));
+            }
+            if let Err(err) = actions.destination(identity) {
+                return Ok(Next::Refused(err.to_string()));
+            }
+            match holder.keys.iter().find(|it| it.id != key) {
+                Some(other) => {
+                    state.retire = Some(other.id.clone());
+                    Next::Step(
+                        "retire_inactive",
+                        state,
+                        Some(format!("{} holds inactive key {}", holder.name, other.id)),
+                    )
+                }
+                None => enter_create(actions, identity, state).await?,
+            }
+        }
+        ("rotate", "retire_inactive") => {
+            if let Some(other) = &state.retire {
+                actions.delete_key(identity, other).await?;
+                crash_point("retire_inactive");
+            }
+            enter_create(actions, identity, state).await?
+        }
+        ("rotate", "create") => {
+            // Keys that were not there when this step was entered are orphans of a crashed
+            // attempt: their secret is lost, so they go.
+            let holder = actions.keys(identity).await?;
+            for orphan in holder
+                .keys
+                .iter()
+                .filter(|it| !state.existing.contains(&it.id))
+            {
+                tracing::warn!(action = record.id, key = %orphan.id, "Deleting a key left by an interrupted rotation.");
+                actions.delete_key(identity, &orphan.id).await?;
+            }
+            let new = actions.create_key(identity).await?;
+            crash_point("create");
+            let token = format!("keywarden-action-{}-{}", record.id, new.id);
+            state.new_key = Some(new.id.clone());
+            state.token = Some(token.clone());
+            // The new key's id is recorded before delivery; the secret never is.
+            let entered = ActionUpdate {
+                step: "deliver".to_owned(),
+                status: ActionStatus::Running,
+                state: to_value(&state)?,
+                reason: None,
+                next_at: None,
+                detail: Some(format!("created {}", new.id)),
+            };
+            store.update_action(record.id, &entered, clock()).await?;
+            if let Err(err) = actions.deliver(identity, &new, &token).await {
+                // Undeliverable, the new key is useless (its secret dies with `new`): delete it
+                // rather than leave it behind, then report the failure.
+                drop(new);
+                if let Err(cleanup) = actions
+                    .delete_key(identity, state.new_key.as_deref().unwrap_or_default())
+                    .await
+                {
+                    tracing::error!(action = record.id, error = %cleanup, "Could not delete the undelivered key; `actions resume` will.");
+                }
+                return Err(err.into());
+            }
+            drop(new);
+            crash_point("deliver");
+            state.delivered_at = Some(clock());
+            Next::Step(
+                "verify",
+                state,
+                Some(format!("delivered to {}", actions.destination(identity)?)),
+            )
+        }
+        ("rotate", "deliver") => {
+            // Entered again after an interruption: the secret is gone from memory.
+            let new_key = state.new_key.clone().unwrap_or_default();
+            let delivered = actions.delivered(identity).await?;
+            if delivered.as_ref().is_some_and(|it| it.id == new_key) {
+                state.delivered_at.get_or_insert_with(clock);
+                Next::Step(
+                    "verify",
+                    state,
+                    Some(format!("{new_key} found at the destination")),
+                )
+            } else {
+                actions.delete_key(identity, &new_key).await?;
+                state.new_key = None;
+                state.token = None;
+                let mut next = enter_create(actions, identity, state).await?;
+                if let Next::Step(_, _, detail) = &mut next {
+                    *detail = Some(format!(
+                        "{new_key} was never delivered; deleted it to create another"
+                    ));
+                }
+                next
+            }
+        }
+        ("rotate", "verify") => {
+            let new_key = state.new_key.clone().unwrap_or_default();
+            let Some(delivered) = actions.delivered(identity).await? else {
+                return Ok(Next::Failed(format!(
+                    "the destination no longer holds a key (expected {new_key})"
+                )));
+            };
+            if delivered.id != new_key {
+                return Ok(Next::Failed(format!(
+                    "the destination holds {} instead of {new_key}: something else changed it",
+                    delivered.id
+                )));
+            }
+            actions.verify(identity, &delivered).await?;
+            crash_point("verify");
+            let delivered_at = state.delivered_at.unwrap_or_else(clock);
+            let timing = actions.rotation_timing();
+            let until = delivered_at + span(timing.overlap);
+            // Look again once last-use data has settled: the old key may go before `until`.
+            let check = until.min(delivered_at + span(timing.last_use_settle));
+            Next::Wait(
+                "overlap",
+                state,
+                check,
+                format!("{new_key} works; both keys stay active until {until} at the latest"),
+            )
+        }
+        ("rotate", "overlap") => {
+            let delivered_at = state.delivered_at.unwrap_or_else(clock);
+            let timing = actions.rotation_timing();
+            let now = clock();
+            let until = delivered_at + span(timing.overlap);
+            let settled = delivered_at + span(timing.last_use_settle);
+            if now >= until {
+                Next::Step("deactivate", state, Some("overlap period over".to_owned()))
+            } else if now >= settled {
+                match actions.last_used(identity, key).await? {
+                    LastUse::Never => {
+                        Next::Step("deactivate", state, Some(format!("{key} was never used")))
+                    }
+                    LastUse::At { at, .. } if at < delivered_at => Next::Step(
+                        "deactivate",
+                        state,
+                        Some(format!("{key} last used {at}, before the delivery")),
+                    ),
+                    used => Next::Wait(
+                        "overlap",
+                        state,
+                        until.min(now + chrono::Duration::hours(1)),
+                        match used.at() {
+                            Some(at) => format!("{key} last used {at}, after the delivery"),
+                            None => {
+                                format!("{key}: last use unknown; waiting for the overlap period")
+                            }
+                        },
+                    ),
+                }
+            } else {
+                Next::Wait(
+                    "overlap",
+                    state,
+                    until.min(settled),
+                    "waiting for the overlap period".to_owned(),
+                )
+            }
+        }
+        ("rotate", "deactivate") => {
+            actions.set_active(identity, key, false).await?;
+            crash_point("deactivate");
+            let now = clock();
+            state.deactivated_at.get_or_insert(now);
+            let until = now + span(actions.rotation_timing().grace);
+            Next::Wait(
+                "grace",
+                state,
+                until,
+                format!("{key} deactivated; deleted after {until}"),
+            )
+        }
+        ("rotate", "grace") => Next::Step("delete", state, None),
+        ("rotate" | "delete", "delete") => {
+            actions.delete_key(identity, key).await?;
+            crash_point("delete");
+            Next::Done(state, format!("{key} deleted"))
+        }
+        ("disable", "disable") => {
+            actions.set_active(identity, key, false).await?;
+            Next::Done(state, format!("{key} deactivated"))
+        }
+        ("quarantine", "deactivate") => {
+            actions.set_active(identity, key, false).await?;
+            crash_point("quarantine_deactivate");
+            Next::Step("deny_sessions", state, Some(format!("{key} deactivated")))
+        }
+        ("quarantine", "deny_sessions") => {
+            let before = state.deny_before.unwrap_or_else(clock);
+            let policy = actions.deny_sessions_before(identity, before).await?;
+            Next::Done(
+                state,
+                format!("attached {policy}: sessions issued before {before} are denied"),
+            )
+        }
+        (kind, step) => Next::Failed(format!("unknown step `{step}` of a {kind} action")),
+    })
+}
+
+/// Enters `create`, recording the keys the user holds now.
+async fn enter_create(
+    actions: &dyn KeyActions,
+    identity: &str,
+    mut state: RotateState,
+) -> Result<Next, StepError> {
+    let holder = actions.keys(identity).await?;
+    state.existing = holder.keys.iter().map(|it| it.id.clone()).collect();
+    Ok(Next::Step("create", state, None))
+}
