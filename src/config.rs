@@ -253,13 +253,15 @@ impl Config {
                     )),
                 },
                 SourceConfig::Synthetic(config) => connectors.push(Arc::new(config.build(name))),
-                SourceConfig::AwsIam(config) => match config.build(name) {
-                    Ok(connector) => connectors.push(Arc::new(connector)),
-                    Err(err) => errors.push(Diagnostic::file(
-                        &self.file,
-                        format!("sources.{name}: {err}"),
-                    )),
-                },
+                SourceConfig::AwsIam(config) => {
+                    match with_tag_defaults(config, &self.defaults).build(name) {
+                        Ok(connector) => connectors.push(Arc::new(connector)),
+                        Err(err) => errors.push(Diagnostic::file(
+                            &self.file,
+                            format!("sources.{name}: {err}"),
+                        )),
+                    }
+                }
             }
         }
         if errors.is_empty() {
@@ -268,6 +270,21 @@ impl Config {
             Err(Diagnostics(errors))
         }
     }
+}
+
+/// An `aws_iam` source with the file's default tag keys where it names none of its own.
+fn with_tag_defaults(
+    config: &keywarden_aws_iam::AwsIamConfig,
+    defaults: &Defaults,
+) -> keywarden_aws_iam::AwsIamConfig {
+    let mut config = config.clone();
+    config
+        .owner_tag
+        .get_or_insert_with(|| defaults.owner_tag.clone());
+    config
+        .purpose_tag
+        .get_or_insert_with(|| defaults.purpose_tag.clone());
+    config
 }
 
 /// The starting configuration `keywarden init` writes.
@@ -308,6 +325,22 @@ sources:
       - "**/*.bak"
     # Optional CSV of signing events (`time,key`) that tells when each key was last used.
     # usage_log: signing-events.csv
+
+  # IAM users of AWS accounts: access keys with their last use, signing certificates, SSH keys.
+  # Credentials come from the standard AWS chain (environment, profile, SSO, instance role).
+  # aws:
+  #   type: aws_iam
+  #   region: us-east-1
+  #   accounts:                 # default: the account of the credentials
+  #     - id: "111111111111"    # assumes arn:aws:iam::111111111111:role/keywarden
+  #   full_refresh: 24h
+  #   rotation:                 # for `keywarden rotate` and policies in enforce mode
+  #     overlap: 24h
+  #     grace: 7d
+  #     deliver:
+  #       - users: "ci-*"
+  #         type: secrets_manager
+  #         secret_id: "ci/{user}/aws"
 "#;
 
 #[cfg(test)]
@@ -333,6 +366,45 @@ mod tests {
         assert_eq!(
             config.policy_paths,
             [PathBuf::from("/etc/keywarden/policies")]
+        );
+    }
+
+    #[test]
+    fn starter_aws_example_is_valid_once_uncommented() {
+        let start = STARTER.find("  # aws:").expect("aws example");
+        let example: String = STARTER[start..]
+            .lines()
+            .map(|line| line.replacen("# ", "", 1))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{}\n{example}\n", &STARTER[..start]);
+        let config = parse(&text).expect("starter with the aws example");
+        assert_eq!(config.sources[1].1.kind(), "aws_iam");
+    }
+
+    #[test]
+    fn aws_sources_take_the_files_default_tag_keys_unless_they_name_their_own() {
+        let config = parse(
+            "defaults:\n  owner_tag: team\nsources:\n  a:\n    type: aws_iam\n  b:\n    type: aws_iam\n    owner_tag: Owner\n",
+        )
+        .expect("config");
+        let tags: Vec<(String, String)> = config
+            .sources
+            .iter()
+            .map(|(_, source)| match source {
+                SourceConfig::AwsIam(aws) => {
+                    let aws = with_tag_defaults(aws, &config.defaults);
+                    (aws.owner_tag().to_owned(), aws.purpose_tag().to_owned())
+                }
+                other => panic!("unexpected {}", other.kind()),
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("team".to_owned(), "purpose".to_owned()),
+                ("Owner".to_owned(), "purpose".to_owned())
+            ]
         );
     }
 

@@ -84,6 +84,20 @@ fn planned_actions<'a>(
     planned
 }
 
+/// The action this scan started for a finding's policy, if it started one.
+fn started<'a>(
+    report: &'a ScanReport,
+    finding: &Finding,
+    action: ActionKind,
+) -> Option<&'a crate::store::ActionRecord> {
+    report.actions.iter().find(|it| {
+        it.source == finding.source
+            && it.credential_external_id == finding.credential_external_id
+            && it.kind == action.as_str()
+            && it.origin == format!("policy:{}", finding.policy_id)
+    })
+}
+
 /// The human-readable report.
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -272,9 +286,7 @@ pub async fn table(
     ));
 
     if !planned.is_empty() {
-        out.push_str(
-            "\nWhat would be done (actions are carried out by later versions; none was taken):\n",
-        );
+        out.push_str("\nActions (dry_run policies only say what they would do):\n");
         for (finding, action, mode) in planned {
             let name = names
                 .get(&(
@@ -282,8 +294,25 @@ pub async fn table(
                     finding.credential_external_id.clone(),
                 ))
                 .map_or(finding.credential_external_id.as_str(), String::as_str);
+            let outcome = match started(report, finding, action) {
+                Some(record) => format!(
+                    ": action {} {}{}",
+                    record.id,
+                    record.status,
+                    record
+                        .reason
+                        .as_deref()
+                        .map(|it| format!(" ({it})"))
+                        .unwrap_or_default()
+                ),
+                None if mode == "enforce" => {
+                    ": already acted on, see `keywarden actions list`".to_owned()
+                }
+                None => String::new(),
+            };
+            let verb = if mode == "enforce" { "" } else { "would " };
             out.push_str(&format!(
-                "  {} {name} ({}, policy {}, {mode})\n",
+                "  {verb}{} {name} ({}, policy {}, {mode}){outcome}\n",
                 action.as_str(),
                 finding.source,
                 finding.policy_id,
@@ -405,7 +434,12 @@ struct PlannedOut<'a> {
     source: &'a str,
     credential: &'a str,
     policy: &'a str,
+    /// Whether an action was started by this scan.
     taken: bool,
+    /// The action this scan started, with its status (`done`, `waiting`, `refused`, ...).
+    action_id: Option<i64>,
+    action_status: Option<&'static str>,
+    reason: Option<&'a str>,
 }
 
 /// Everything of the JSON report but the credentials, which are streamed after it.
@@ -510,14 +544,20 @@ pub async fn write_json(
         .collect();
     let planned_actions = planned_actions(report, policies)
         .into_iter()
-        .map(|(finding, action, mode)| PlannedOut {
-            finding: finding.id,
-            action: action.as_str(),
-            mode,
-            source: &finding.source,
-            credential: &finding.credential_external_id,
-            policy: &finding.policy_id,
-            taken: false,
+        .map(|(finding, action, mode)| {
+            let taken = started(report, finding, action);
+            PlannedOut {
+                finding: finding.id,
+                action: action.as_str(),
+                mode,
+                source: &finding.source,
+                credential: &finding.credential_external_id,
+                policy: &finding.policy_id,
+                taken: taken.is_some(),
+                action_id: taken.map(|it| it.id),
+                action_status: taken.map(|it| it.status.as_str()),
+                reason: taken.and_then(|it| it.reason.as_deref()),
+            }
         })
         .collect();
     let head = ReportHead {

@@ -16,7 +16,7 @@ use keywarden_connector::{
 use crate::ledger::LedgerCredential;
 use crate::policy::{self, PolicySet};
 use crate::store::{
-    CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
+    ActionRecord, CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
     SourceRecorder, Store, StoreError, StoredScanError,
 };
 
@@ -42,6 +42,8 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
     pub changes: FindingChanges,
     pub errors: Vec<StoredScanError>,
+    /// The actions enforcing policies started in this scan.
+    pub actions: Vec<ActionRecord>,
 }
 
 impl ScanReport {
@@ -217,13 +219,15 @@ pub async fn run(
     store.finish_scan(scan_id, now, failed).await?;
 
     let scope: Vec<String> = names.into_iter().map(|(name, _)| name).collect();
-    let findings = store
+    let findings: Vec<Finding> = store
         .findings(true)
         .await?
         .into_iter()
         .filter(|it| scope.contains(&it.source))
         .collect();
     let errors = store.scan_errors(scan_id).await?;
+    let actions =
+        crate::actions::enforce(store, connectors, policies, &findings, &Utc::now).await?;
     Ok(ScanReport {
         scan_id,
         started_at: now,
@@ -232,6 +236,7 @@ pub async fn run(
         findings,
         changes,
         errors,
+        actions,
     })
 }
 

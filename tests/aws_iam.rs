@@ -176,10 +176,9 @@ impl Account {
         res.json().await.expect("json")
     }
 
-    /// Calls keywarden's credentials made, by operation.
-    async fn calls(&self) -> BTreeMap<String, u64> {
-        let stats: Value = self
-            .http
+    /// What the harness counted for keywarden's credentials: `{"calls": {..}, "throttled": n}`.
+    async fn stats(&self) -> Value {
+        self.http
             .get(format!(
                 "{}/_keywarden/stats?access_key_id={}",
                 self.url,
@@ -190,8 +189,12 @@ impl Account {
             .expect("stats")
             .json()
             .await
-            .expect("json");
-        serde_json::from_value(stats["calls"].clone()).unwrap_or_default()
+            .expect("json")
+    }
+
+    /// Calls keywarden's credentials made, by operation.
+    async fn calls(&self) -> BTreeMap<String, u64> {
+        serde_json::from_value(self.stats().await["calls"].clone()).unwrap_or_default()
     }
 
     async fn reset_calls(&self) {
@@ -501,7 +504,11 @@ async fn incremental_scan_repeats_no_per_user_call_until_a_key_changes() {
     let cold = ws.scan(&account);
     let calls = account.calls().await;
     assert_eq!(calls.get("ListAccessKeys"), Some(&6), "{calls:?}");
-    assert_eq!(calls.get("ListSSHPublicKeys"), Some(&6), "{calls:?}");
+    assert_eq!(
+        calls.get("ListSSHPublicKeys"),
+        None,
+        "SSH keys are opt-in: {calls:?}"
+    );
     assert_eq!(calls.get("GetCredentialReport"), Some(&1), "{calls:?}");
 
     account.reset_calls().await;
@@ -554,7 +561,10 @@ async fn full_refresh_schedule_lists_everything_again() {
     };
     account.user("a", "/", &[]).await;
     account.key("a", 5, None).await;
-    let ws = Workspace::new(&account, "    full_refresh: 0s\n");
+    let ws = Workspace::new(
+        &account,
+        "    full_refresh: 0s\n    ssh_public_keys: true\n",
+    );
     ws.scan(&account);
     account.reset_calls().await;
     ws.scan(&account);
@@ -589,19 +599,7 @@ async fn throttling_slows_a_scan_but_never_fails_it() {
             json!({ "access_key_id": account.creds.access_key_id(), "every": 0 }),
         )
         .await;
-    let stats: Value = account
-        .http
-        .get(format!(
-            "{}/_keywarden/stats?access_key_id={}",
-            account.url,
-            account.creds.access_key_id()
-        ))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = account.stats().await;
     assert!(
         stats["throttled"].as_u64().expect("throttled") >= 3,
         "{stats:#}"
@@ -1154,4 +1152,123 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             "{point}: the secret was delivered once"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enforcing_policy_acts_once_on_its_findings() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("dormant", "/", &[]).await;
+    let unused = account.key("dormant", 200, Some(100)).await;
+    let busy = account.key("dormant", 20, Some(1)).await;
+    let ws = Workspace::new(&account, "");
+    let policy_dir = ws.path().join("enforced");
+    std::fs::create_dir_all(&policy_dir).expect("mkdir");
+    std::fs::write(
+        policy_dir.join("unused.yaml"),
+        "policies:\n  - id: disable-unused-keys\n    severity: medium\n    mode: enforce\n    select:\n      kinds: [access_key]\n    when:\n      status: [active]\n      unused_for: 45d\n    actions: [notify, disable]\n",
+    )
+    .expect("policy");
+    let config = std::fs::read_to_string(ws.path().join("keywarden.yaml")).expect("config");
+    let config = config.replace(
+        &format!("  - {}\n", repo().join("policies").display()),
+        "  - enforced\n",
+    );
+    std::fs::write(ws.path().join("keywarden.yaml"), config).expect("config");
+
+    let report = ws.scan(&account);
+    let planned = report["planned_actions"].as_array().expect("planned");
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0]["credential"], unused.as_str());
+    assert_eq!(planned[0]["taken"], true);
+    assert_eq!(planned[0]["action_status"], "done");
+    assert_eq!(
+        account.keys("dormant").await,
+        BTreeMap::from([(unused.clone(), false), (busy.clone(), true)])
+    );
+    let listed = ws.ok(&account, &["actions", "list", "--format", "json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(listed[0]["origin"], "policy:disable-unused-keys");
+
+    // The key is inactive now: the finding resolves and nothing more is done.
+    let again = ws.scan(&account);
+    assert!(
+        again["planned_actions"]
+            .as_array()
+            .expect("planned")
+            .is_empty()
+    );
+    let listed = ws.ok(&account, &["actions", "list", "--format", "json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(listed.as_array().expect("actions").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_certificates_and_ssh_keys_are_inventoried() {
+    use sha2::Digest;
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account
+        .user("signer", "/", &[("owner", "release-eng")])
+        .await;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["signer.example".to_owned()]).expect("params");
+    params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    let uploaded = account
+        .iam
+        .upload_signing_certificate()
+        .user_name("signer")
+        .certificate_body(cert.pem())
+        .send()
+        .await
+        .expect("upload cert");
+    let cert_id = uploaded
+        .certificate()
+        .expect("cert")
+        .certificate_id()
+        .to_owned();
+    let ssh = account
+        .iam
+        .upload_ssh_public_key()
+        .user_name("signer")
+        .ssh_public_key_body("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@example")
+        .send()
+        .await
+        .expect("upload ssh key");
+    let ssh_id = ssh
+        .ssh_public_key()
+        .expect("ssh")
+        .ssh_public_key_id()
+        .to_owned();
+
+    // SSH keys are opt-in (one call per user): without the option, only the certificate.
+    let plain = Workspace::new(&account, "");
+    let report = plain.scan(&account);
+    assert_eq!(credentials(&report).len(), 1, "{report:#}");
+    let found = by_id(&report, &cert_id);
+    assert_eq!(found["kind"], "certificate");
+    assert_eq!(found["owner"], "release-eng");
+    assert_eq!(found["expires_at"], "2030-01-01T00:00:00Z");
+    assert_eq!(found["fingerprints"][0]["algorithm"], "sha256_cert");
+    assert_eq!(
+        found["fingerprints"][0]["value"],
+        hex::encode(sha2::Sha256::digest(cert.der()))
+    );
+
+    let ws = Workspace::new(&account, "    ssh_public_keys: true\n");
+    let report = ws.scan(&account);
+    assert_eq!(credentials(&report).len(), 2, "{report:#}");
+    assert_eq!(by_id(&report, &ssh_id)["kind"], "ssh_key");
+    assert_eq!(by_id(&report, &ssh_id)["status"], "active");
+    // An incremental scan keeps both without listing them again.
+    account.reset_calls().await;
+    let again = ws.scan(&account);
+    assert_eq!(credentials(&again).len(), 2);
+    let calls = account.calls().await;
+    assert_eq!(calls.get("ListSSHPublicKeys"), None, "{calls:?}");
+    assert_eq!(calls.get("ListSigningCertificates"), None, "{calls:?}");
 }

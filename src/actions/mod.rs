@@ -131,30 +131,30 @@ pub async fn target(
     external_id: &str,
     source: Option<&str>,
 ) -> Result<LedgerCredential, ActionError> {
-    let mut found: Vec<LedgerCredential> = store
+    let (present, gone): (Vec<LedgerCredential>, Vec<LedgerCredential>) = store
         .find_credential(external_id)
         .await?
         .into_iter()
         .filter(|it| source.is_none_or(|source| it.source == source))
-        .collect();
-    if found.len() > 1 {
-        let sources: Vec<&str> = found.iter().map(|it| it.source.as_str()).collect();
+        .partition(|it| it.credential.status != CredentialStatus::Gone);
+    if present.len() > 1 {
+        let sources: Vec<&str> = present.iter().map(|it| it.source.as_str()).collect();
         return Err(ActionError::Ambiguous(format!(
             "{external_id} is in several sources ({}); name one with --source",
             sources.join(", ")
         )));
     }
-    let credential = found.pop().ok_or_else(|| {
-        ActionError::NotFound(format!(
-            "no credential {external_id} in the ledger; run `keywarden scan` first"
-        ))
-    })?;
-    if credential.credential.status == CredentialStatus::Gone {
-        return Err(ActionError::NotFound(format!(
-            "{external_id} is gone from {} (the last scan no longer found it)",
-            credential.source
-        )));
-    }
+    let Some(credential) = present.into_iter().next() else {
+        return Err(ActionError::NotFound(match gone.first() {
+            Some(it) => format!(
+                "{external_id} is gone from {} (the last scan no longer found it)",
+                it.source
+            ),
+            None => {
+                format!("no credential {external_id} in the ledger; run `keywarden scan` first")
+            }
+        }));
+    };
     if credential.credential.kind != CredentialKind::AccessKey {
         return Err(ActionError::Unsupported(format!(
             "{external_id} is a {}; actions act on access keys",
@@ -302,6 +302,66 @@ pub async fn start(
         )
         .await?;
     drive(store, actions, record, clock).await
+}
+
+/// Starts the actions of enforcing policies on the unresolved findings of a scan: for each
+/// finding whose policy is in `enforce` mode, the policy's first key action (rotate, disable,
+/// delete, quarantine). A credential that already has an action of that kind (in any state: a
+/// refused or failed one waits for a person) gets no second one. Returns the actions started;
+/// a finding whose credential cannot take the action is skipped (and logged).
+pub async fn enforce(
+    store: &dyn Store,
+    connectors: &[Arc<dyn Connector>],
+    policies: &crate::policy::PolicySet,
+    findings: &[crate::store::Finding],
+    clock: Clock<'_>,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    use crate::policy::{ActionKind as PolicyAction, Mode};
+    let mut started = Vec::new();
+    for finding in findings.iter().filter(|it| crate::report::is_active(it)) {
+        let Some(policy) = policies.get(&finding.policy_id) else {
+            continue;
+        };
+        if policy.mode != Mode::Enforce {
+            continue;
+        }
+        let kind = policy.actions.iter().find_map(|action| match action {
+            PolicyAction::Rotate => Some(ActionKind::Rotate),
+            PolicyAction::Disable => Some(ActionKind::Disable),
+            PolicyAction::Delete => Some(ActionKind::Delete),
+            PolicyAction::Quarantine => Some(ActionKind::Quarantine),
+            PolicyAction::Notify | PolicyAction::RevokeTrust => None,
+        });
+        let Some(kind) = kind else {
+            continue;
+        };
+        let existing = store
+            .credential_actions(&finding.source, &finding.credential_external_id)
+            .await?;
+        if existing.iter().any(|it| it.kind == kind.as_str()) {
+            continue;
+        }
+        let origin = format!("policy:{}", policy.id);
+        let attempt = async {
+            let target = target(
+                store,
+                &finding.credential_external_id,
+                Some(&finding.source),
+            )
+            .await?;
+            let key_actions = key_actions(connectors, &target.source)?;
+            tracing::info!(action = %kind, credential = %finding.credential_external_id, %origin, "Enforcing a policy.");
+            start(store, key_actions.as_ref(), kind, &target, &origin, clock).await
+        };
+        match attempt.await {
+            Ok(record) => started.push(record),
+            Err(ActionError::Store(err)) => return Err(err),
+            Err(err) => {
+                tracing::warn!(credential = %finding.credential_external_id, %origin, error = %err, "Cannot enforce the policy on this credential.");
+            }
+        }
+    }
+    Ok(started)
 }
 
 /// Continues every unfinished action that is due: the running ones (interrupted) and the waiting

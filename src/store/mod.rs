@@ -501,6 +501,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Actions, newest first; optionally only the unfinished ones.
     async fn actions(&self, open_only: bool) -> Result<Vec<ActionRecord>>;
 
+    /// Every action on one credential, newest first.
+    async fn credential_actions(
+        &self,
+        source: &str,
+        credential_external_id: &str,
+    ) -> Result<Vec<ActionRecord>>;
+
     /// The step log of one action, oldest first.
     async fn action_steps(&self, id: i64) -> Result<Vec<ActionStep>>;
 

@@ -94,6 +94,9 @@ fn map_err(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // SQLITE_BUSY, SQLITE_LOCKED
             Some("5") | Some("6") => StoreError::Unavailable(err.to_string()),
+            // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY: e.g. a second open action
+            // on a credential, created by a concurrent caller.
+            Some("2067") | Some("1555") => StoreError::Conflict(err.to_string()),
             _ => StoreError::Database(err.to_string()),
         },
         _ => StoreError::Database(err.to_string()),
@@ -806,8 +809,8 @@ impl Store for SqliteStore {
 
     async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
-             i.data AS identity_data FROM credentials c \
+            "SELECT c.id, c.source, c.identity_external_id, c.status, c.data, c.first_seen, \
+             c.last_seen, i.data AS identity_data FROM credentials c \
              LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
              WHERE c.external_id = ? ORDER BY c.id",
         )
@@ -815,7 +818,18 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(ledger_credential_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                let mut found = ledger_credential_from_row(row)?;
+                // `finish` marks a credential gone in its `status` column only; `data` keeps
+                // what the source last showed.
+                let status: String = row.try_get("status").map_err(map_err)?;
+                if status == CredentialStatus::Gone.as_str() {
+                    found.credential.status = CredentialStatus::Gone;
+                }
+                Ok(found)
+            })
+            .collect()
     }
 
     async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord> {
@@ -876,6 +890,12 @@ impl Store for SqliteStore {
     ) -> Result<ActionRecord> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let before = fetch_action(&mut tx, id).await?;
+        if !before.status.is_open() {
+            return Err(StoreError::Conflict(format!(
+                "action {id} is already {}; start a new one",
+                before.status
+            )));
+        }
         sqlx::query(
             "UPDATE actions SET step = ?, status = ?, state = ?, reason = ?, next_at = ?, \
              updated_at = ? WHERE id = ?",
@@ -934,6 +954,22 @@ impl Store for SqliteStore {
         } else {
             "SELECT * FROM actions ORDER BY id DESC"
         })
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn credential_actions(
+        &self,
+        source: &str,
+        credential_external_id: &str,
+    ) -> Result<Vec<ActionRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM actions WHERE source = ? AND credential_external_id = ? ORDER BY id DESC",
+        )
+        .bind(source)
+        .bind(credential_external_id)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

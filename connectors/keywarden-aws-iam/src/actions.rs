@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::client::{Clients, map_err, persist};
 use crate::config::{DeliverRule, expand, expand_path};
-use crate::connector::{Inner, arn_user_name, last_used_of};
+use crate::connector::{Inner, access_key_last_used, arn_user_name, list_access_keys};
 
 /// The name of the inline deny policy quarantine attaches to a user (AWS's console uses
 /// `AWSRevokeOlderSessions` for roles).
@@ -97,18 +97,8 @@ impl KeyActions for AwsKeyActions {
     async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
         let user = user_of(identity_id)?;
         let (clients, _) = self.clients(identity_id).await?;
-        let listed = persist(&clients, || async {
-            clients
-                .iam
-                .list_access_keys()
-                .user_name(user)
-                .send()
-                .await
-                .map_err(|err| map_err(&format!("iam:ListAccessKeys {user}"), err))
-        })
-        .await?;
-        let keys = listed
-            .access_key_metadata()
+        let keys = list_access_keys(&clients, user)
+            .await?
             .iter()
             .map(|key| HeldKey {
                 id: key.access_key_id().unwrap_or_default().to_owned(),
@@ -323,17 +313,7 @@ impl KeyActions for AwsKeyActions {
 
     async fn last_used(&self, identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
         let (clients, _) = self.clients(identity_id).await?;
-        let got = persist(&clients, || async {
-            clients
-                .iam
-                .get_access_key_last_used()
-                .access_key_id(key_id)
-                .send()
-                .await
-                .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
-        })
-        .await?;
-        Ok(last_used_of(got.access_key_last_used()).0)
+        Ok(access_key_last_used(&clients, key_id).await?.0)
     }
 
     async fn set_active(

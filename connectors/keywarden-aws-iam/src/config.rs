@@ -21,9 +21,10 @@ use crate::connector::AwsIamConnector;
 ///   - id: "222222222222"
 ///     role_arn: arn:aws:iam::222222222222:role/audit/keywarden
 /// role_name: keywarden            # assumed in each listed account unless it names its role_arn
-/// owner_tag: owner
+/// owner_tag: owner              # default: the config file's defaults.owner_tag
 /// purpose_tag: purpose
 /// full_refresh: 24h
+/// ssh_public_keys: false         # CodeCommit SSH keys: one more call per user
 /// rotation:
 ///   overlap: 1h
 ///   grace: 7d
@@ -62,16 +63,23 @@ pub struct AwsIamConfig {
     /// The role assumed in each account that names no `role_arn`.
     #[serde(default = "default_role_name")]
     pub role_name: String,
-    /// The user tag that names the owner of a user and its keys.
-    #[serde(default = "default_owner_tag")]
-    pub owner_tag: String,
-    /// The user tag that says what a user is for.
-    #[serde(default = "default_purpose_tag")]
-    pub purpose_tag: String,
+    /// The user tag that names the owner of a user and its keys; defaults to the config file's
+    /// `defaults.owner_tag`, else `owner`.
+    #[serde(default)]
+    pub owner_tag: Option<String>,
+    /// The user tag that says what a user is for; defaults to `defaults.purpose_tag`, else
+    /// `purpose`.
+    #[serde(default)]
+    pub purpose_tag: Option<String>,
     /// How often every user's keys, certificates and SSH keys are listed again even if the
     /// credential report shows no change (`24h`, `7d`; `0s` lists them on every scan).
     #[serde(default = "default_full_refresh", with = "humantime_serde")]
     pub full_refresh: Duration,
+    /// Also inventory users' SSH public keys. Off by default: IAM SSH keys serve only AWS
+    /// CodeCommit (closed to new customers since July 2024), and since nothing lists them in
+    /// bulk they cost one call per user on every full scan, doubling its calls.
+    #[serde(default)]
+    pub ssh_public_keys: bool,
     /// How many per-user calls are in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -171,12 +179,6 @@ impl DeliverRule {
 fn default_role_name() -> String {
     "keywarden".to_owned()
 }
-fn default_owner_tag() -> String {
-    "owner".to_owned()
-}
-fn default_purpose_tag() -> String {
-    "purpose".to_owned()
-}
 fn default_full_refresh() -> Duration {
     Duration::from_secs(24 * 3600)
 }
@@ -208,6 +210,16 @@ pub(crate) fn is_account_id(id: &str) -> bool {
 }
 
 impl AwsIamConfig {
+    /// The owner tag key in effect.
+    pub fn owner_tag(&self) -> &str {
+        self.owner_tag.as_deref().unwrap_or("owner")
+    }
+
+    /// The purpose tag key in effect.
+    pub fn purpose_tag(&self) -> &str {
+        self.purpose_tag.as_deref().unwrap_or("purpose")
+    }
+
     /// Checks the configuration without touching AWS; returns every invalid field.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -222,8 +234,8 @@ impl AwsIamConfig {
         blank("region", self.region.as_deref());
         blank("profile", self.profile.as_deref());
         blank("role_name", Some(&self.role_name));
-        blank("owner_tag", Some(&self.owner_tag));
-        blank("purpose_tag", Some(&self.purpose_tag));
+        blank("owner_tag", self.owner_tag.as_deref());
+        blank("purpose_tag", self.purpose_tag.as_deref());
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -382,8 +394,8 @@ mod tests {
     #[test]
     fn defaults_are_those_documented() {
         let config = parse("{}");
-        assert_eq!(config.owner_tag, "owner");
-        assert_eq!(config.purpose_tag, "purpose");
+        assert_eq!(config.owner_tag(), "owner");
+        assert_eq!(config.purpose_tag(), "purpose");
         assert_eq!(config.role_name, "keywarden");
         assert_eq!(config.full_refresh, Duration::from_secs(86_400));
         assert_eq!(config.rotation.grace, Duration::from_secs(7 * 86_400));

@@ -8,8 +8,9 @@
 //! - `iam:GetAccountAuthorizationDetails` (filter `User`), paged: every user with path, creation
 //!   date and tags, up to 1000 per call (instead of `ListUsers` + one `ListUserTags` per user).
 //! - per user, only when the ledger cannot answer: `ListAccessKeys` (the report has no key ids),
-//!   `ListSigningCertificates` (only where the report shows a certificate) and
-//!   `ListSSHPublicKeys` (nothing in bulk lists SSH keys, so these are refreshed on full scans).
+//!   `ListSigningCertificates` (only where the report shows a certificate) and, when
+//!   `ssh_public_keys` is on, `ListSSHPublicKeys` (nothing lists SSH keys in bulk, so these are
+//!   refreshed on full scans only).
 //! - per key, only when the report cannot answer: `GetAccessKeyLastUsed`, for a key newer than the
 //!   report, a slot that cannot be matched to one key, or a use whose region and service the
 //!   report does not give.
@@ -263,6 +264,7 @@ impl Connector for AwsIamConnector {
             .iam
             .get_account_authorization_details()
             .filter(EntityType::User)
+            .max_items(1000)
             .into_paginator()
             .send();
         loop {
@@ -281,10 +283,15 @@ impl Connector for AwsIamConnector {
                 .iter()
                 .map(|user| Box::pin(scan.user(user)) as _)
                 .collect();
-            let mut results =
-                futures::stream::iter(work).buffer_unordered(inner.config.concurrency);
-            while let Some(found) = results.next().await {
-                cx.progress.advance(1);
+            // The whole page is gathered before any of it goes to the sink: the sink writes to
+            // the ledger, and it must not wait for a connection that a suspended per-user
+            // future holds (a page is at most 1000 users).
+            let found: Vec<UserFound> = futures::stream::iter(work)
+                .buffer_unordered(inner.config.concurrency)
+                .inspect(|_| cx.progress.advance(1))
+                .collect()
+                .await;
+            for found in found {
                 batch.identities.extend(found.identity);
                 batch.credentials.extend(found.credentials);
                 batch.errors.extend(found.error);
@@ -379,6 +386,11 @@ impl UserScan<'_> {
                 credentials,
                 error: None,
             },
+            // Deleted since the user list was read: the next scan no longer lists it.
+            Err(ConnectorError::NotFound(message)) => {
+                tracing::debug!(user = %name, %message, "User vanished during the scan.");
+                UserFound::default()
+            }
             Err(err) => {
                 // Keep what the ledger knew of this user, so nothing is marked gone on the
                 // strength of a call that failed.
@@ -406,8 +418,8 @@ impl UserScan<'_> {
             external_id: user.arn().unwrap_or_default().to_owned(),
             kind: IdentityKind::IamUser,
             name: user.user_name().unwrap_or_default().to_owned(),
-            owner: tags.get(&config.owner_tag).cloned(),
-            purpose: tags.get(&config.purpose_tag).cloned(),
+            owner: tags.get(config.owner_tag()).cloned(),
+            purpose: tags.get(config.purpose_tag()).cloned(),
             tags,
         }
     }
@@ -427,12 +439,31 @@ impl UserScan<'_> {
         let of_kind = |kind: CredentialKind| -> Vec<Credential> {
             prior.iter().filter(|it| it.kind == kind).cloned().collect()
         };
-        let attributes = |user_path: &str| {
-            BTreeMap::from([
+        // Every credential of this user: the same identity, account and user attributes.
+        let credential = |kind: CredentialKind,
+                          id: &str,
+                          status: CredentialStatus,
+                          created_at: Option<DateTime<Utc>>| Credential {
+            external_id: id.to_owned(),
+            identity_id: arn.to_owned(),
+            kind,
+            name: format!("{name}/{id}"),
+            status,
+            created_at,
+            not_before: None,
+            expires_at: None,
+            last_used: LastUse::Unknown,
+            algorithm: None,
+            key_bits: None,
+            fingerprints: Vec::new(),
+            owner: None,
+            purpose: None,
+            tags: BTreeMap::new(),
+            attributes: BTreeMap::from([
                 ("account_id".to_owned(), self.account_id.to_owned()),
                 ("user_name".to_owned(), name.to_owned()),
-                ("user_path".to_owned(), user_path.to_owned()),
-            ])
+                ("user_path".to_owned(), path.to_owned()),
+            ]),
         };
 
         // Access keys: reuse the ledger's when the report's slots show they are unchanged.
@@ -454,37 +485,15 @@ impl UserScan<'_> {
                 out.push(key);
             }
         } else {
-            let listed = persist(self.clients, || async {
-                self.clients
-                    .iam
-                    .list_access_keys()
-                    .user_name(name)
-                    .send()
-                    .await
-                    .map_err(|err| map_err(&format!("iam:ListAccessKeys {name}"), err))
-            })
-            .await?;
-            for key in listed.access_key_metadata() {
+            for key in list_access_keys(self.clients, name).await? {
                 let id = key.access_key_id().unwrap_or_default().to_owned();
                 let created_at = key.create_date().and_then(|it| it.to_chrono_utc().ok());
-                let mut credential = Credential {
-                    external_id: id.clone(),
-                    identity_id: arn.to_owned(),
-                    kind: CredentialKind::AccessKey,
-                    name: format!("{name}/{id}"),
-                    status: status(key.status()),
+                let mut credential = credential(
+                    CredentialKind::AccessKey,
+                    &id,
+                    status(key.status()),
                     created_at,
-                    not_before: None,
-                    expires_at: None,
-                    last_used: LastUse::Unknown,
-                    algorithm: None,
-                    key_bits: None,
-                    fingerprints: Vec::new(),
-                    owner: None,
-                    purpose: None,
-                    tags: BTreeMap::new(),
-                    attributes: attributes(path),
-                };
+                );
                 let slot = row.and_then(|row| created_at.and_then(|at| row.key_slot(at)));
                 let (used, region, service) = match slot {
                     Some(slot) => self.last_use_from_slot(&id, slot, None).await?,
@@ -500,7 +509,7 @@ impl UserScan<'_> {
         let known_certs = of_kind(CredentialKind::Certificate);
         let certs_unchanged = !self.full
             && row.is_some_and(|row| {
-                row.cert_signature().len() == known_certs.len()
+                row.certificate_count() == known_certs.len()
                     && row.certs.iter().filter(|it| it.active).count()
                         == known_certs
                             .iter()
@@ -522,29 +531,21 @@ impl UserScan<'_> {
             .await?;
             for cert in listed.certificates() {
                 let id = cert.certificate_id().to_owned();
-                out.push(Credential {
-                    external_id: id.clone(),
-                    identity_id: arn.to_owned(),
-                    kind: CredentialKind::Certificate,
-                    name: format!("{name}/{id}"),
-                    status: status(Some(cert.status())),
-                    created_at: cert.upload_date().and_then(|it| it.to_chrono_utc().ok()),
-                    not_before: None,
-                    expires_at: None,
-                    last_used: LastUse::Unknown,
-                    algorithm: None,
-                    key_bits: None,
-                    fingerprints: Vec::new(),
-                    owner: None,
-                    purpose: None,
-                    tags: BTreeMap::new(),
-                    attributes: attributes(path),
-                });
+                let mut found = credential(
+                    CredentialKind::Certificate,
+                    &id,
+                    status(Some(cert.status())),
+                    cert.upload_date().and_then(|it| it.to_chrono_utc().ok()),
+                );
+                add_certificate_facts(&mut found, cert.certificate_body());
+                out.push(found);
             }
         }
 
-        // SSH public keys: nothing lists them in bulk, so they are listed on full refreshes.
-        if self.full {
+        // SSH public keys, if asked for: nothing lists them in bulk, so they are listed on full
+        // refreshes and taken from the ledger in between.
+        let ssh = self.inner.config.ssh_public_keys;
+        if ssh && self.full {
             let listed = persist(self.clients, || async {
                 self.clients
                     .iam
@@ -557,26 +558,14 @@ impl UserScan<'_> {
             .await?;
             for key in listed.ssh_public_keys() {
                 let id = key.ssh_public_key_id().to_owned();
-                out.push(Credential {
-                    external_id: id.clone(),
-                    identity_id: arn.to_owned(),
-                    kind: CredentialKind::SshKey,
-                    name: format!("{name}/{id}"),
-                    status: status(Some(key.status())),
-                    created_at: key.upload_date().to_chrono_utc().ok(),
-                    not_before: None,
-                    expires_at: None,
-                    last_used: LastUse::Unknown,
-                    algorithm: None,
-                    key_bits: None,
-                    fingerprints: Vec::new(),
-                    owner: None,
-                    purpose: None,
-                    tags: BTreeMap::new(),
-                    attributes: attributes(path),
-                });
+                out.push(credential(
+                    CredentialKind::SshKey,
+                    &id,
+                    status(Some(key.status())),
+                    key.upload_date().to_chrono_utc().ok(),
+                ));
             }
-        } else {
+        } else if ssh {
             out.extend(of_kind(CredentialKind::SshKey));
         }
         Ok(out)
@@ -621,22 +610,48 @@ impl UserScan<'_> {
         &self,
         key_id: &str,
     ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
-        let got = persist(self.clients, || async {
-            self.clients
-                .iam
-                .get_access_key_last_used()
-                .access_key_id(key_id)
-                .send()
-                .await
-                .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
-        })
-        .await?;
-        Ok(last_used_of(got.access_key_last_used()))
+        access_key_last_used(self.clients, key_id).await
     }
 }
 
+/// `ListAccessKeys` of one user (at most two keys: one page).
+pub(crate) async fn list_access_keys(
+    clients: &Clients,
+    user: &str,
+) -> Result<Vec<aws_sdk_iam::types::AccessKeyMetadata>, ConnectorError> {
+    let listed = persist(clients, || async {
+        clients
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|err| map_err(&format!("iam:ListAccessKeys {user}"), err))
+    })
+    .await?;
+    Ok(listed.access_key_metadata().to_vec())
+}
+
+/// `GetAccessKeyLastUsed` of one key: (last use, region, service).
+pub(crate) async fn access_key_last_used(
+    clients: &Clients,
+    key_id: &str,
+) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
+    let got = persist(clients, || async {
+        clients
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(key_id)
+            .send()
+            .await
+            .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
+    })
+    .await?;
+    Ok(last_used_of(got.access_key_last_used()))
+}
+
 /// Reads `GetAccessKeyLastUsed`'s answer: no date means never used since AWS began tracking.
-pub(crate) fn last_used_of(
+fn last_used_of(
     used: Option<&aws_sdk_iam::types::AccessKeyLastUsed>,
 ) -> (LastUse, Option<String>, Option<String>) {
     let Some(used) = used else {
@@ -654,6 +669,34 @@ pub(crate) fn last_used_of(
         ),
         None => (LastUse::Never, None, None),
     }
+}
+
+/// Adds what the certificate body tells: validity, subject, issuer and the SHA-256 of its DER
+/// (`sha256_cert`, to match it elsewhere). A body that does not parse adds nothing: IAM validated
+/// it on upload, and the certificate is still inventoried by its id.
+fn add_certificate_facts(credential: &mut Credential, body: &str) {
+    use sha2::Digest;
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(body.as_bytes()) else {
+        return;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&pem.contents) else {
+        return;
+    };
+    let time = |it: x509_parser::time::ASN1Time| DateTime::from_timestamp(it.timestamp(), 0);
+    credential.not_before = time(cert.validity().not_before);
+    credential.expires_at = time(cert.validity().not_after);
+    credential
+        .fingerprints
+        .push(keywarden_connector::Fingerprint {
+            algorithm: "sha256_cert".to_owned(),
+            value: hex::encode(sha2::Sha256::digest(&pem.contents)),
+        });
+    credential
+        .attributes
+        .insert("subject".to_owned(), cert.subject().to_string());
+    credential
+        .attributes
+        .insert("issuer".to_owned(), cert.issuer().to_string());
 }
 
 /// Records region and service of the last use as attributes (dropping stale ones).

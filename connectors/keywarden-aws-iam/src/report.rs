@@ -47,16 +47,17 @@ impl Row {
         signature(&self.keys)
     }
 
-    /// The same for signing-certificate slots.
-    pub fn cert_signature(&self) -> Vec<(bool, i64)> {
-        signature(&self.certs)
-    }
-
-    /// Whether any certificate slot holds a certificate (active, or with a rotation date).
-    pub fn has_certificates(&self) -> bool {
+    /// How many certificate slots hold a certificate (active, or with a rotation date).
+    pub fn certificate_count(&self) -> usize {
         self.certs
             .iter()
-            .any(|it| it.active || it.last_rotated.is_some())
+            .filter(|it| it.active || it.last_rotated.is_some())
+            .count()
+    }
+
+    /// Whether any certificate slot holds a certificate.
+    pub fn has_certificates(&self) -> bool {
+        self.certificate_count() > 0
     }
 
     /// The key slot created at `created` (to the second), if exactly one is.
@@ -203,14 +204,20 @@ mod tests {
 
     const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
 
-    #[test]
-    fn parses_aws_report_rows() {
-        let csv = format!(
+    /// A report as AWS writes it: the root account, a user with two keys and a certificate, an
+    /// idle user.
+    fn aws_report() -> String {
+        format!(
             "{HEADER}\n\
              <root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,2024-01-01T00:00:00+00:00,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
              ci,arn:aws:iam::123456789012:user/ci,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-06-01T10:00:00+00:00,2026-11-01T09:30:00+00:00,eu-west-1,s3,false,2025-01-01T00:00:00.123456Z,N/A,N/A,N/A,true,2025-02-01T00:00:00+00:00,false,N/A\n\
              idle,arn:aws:iam::123456789012:user/idle,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-06-01T10:00:00+00:00,no_information,not_supported,not_supported,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
-        );
+        )
+    }
+
+    #[test]
+    fn parses_aws_report_rows() {
+        let csv = aws_report();
         let report = parse(csv.as_bytes(), None).expect("report");
         assert_eq!(report.rows.len(), 2, "the root row is left out");
         let ci = &report.rows["ci"];
@@ -242,5 +249,325 @@ mod tests {
         let err = parse(csv.as_bytes(), None).unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("yesterday"), "{err}");
+    }
+
+    /// xorshift64*: a small deterministic generator, so every run tries the same inputs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        /// A number below `n` (which must not be 0).
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn byte(&mut self) -> u8 {
+            self.next() as u8
+        }
+    }
+
+    /// One mutated report.
+    struct Case {
+        what: String,
+        input: Vec<u8>,
+        /// The lines an error must name, when the mutation pins them down: a change that leaves
+        /// the header and every line before it intact can only be reported on a line it touched.
+        error_lines: Option<std::ops::RangeInclusive<u64>>,
+    }
+
+    fn case(
+        what: String,
+        input: Vec<u8>,
+        error_lines: Option<std::ops::RangeInclusive<u64>>,
+    ) -> Case {
+        Case {
+            what,
+            input,
+            error_lines,
+        }
+    }
+
+    /// The line (from 1) that byte `at` of `bytes` is on.
+    fn line_at(bytes: &[u8], at: usize) -> u64 {
+        1 + bytes[..at].iter().filter(|it| **it == b'\n').count() as u64
+    }
+
+    /// Lines `first..=last` when the header is intact (a changed header can move any column).
+    fn pinned(first: u64, last: u64) -> Option<std::ops::RangeInclusive<u64>> {
+        (first >= 2).then_some(first..=last)
+    }
+
+    /// The report's lines, each with its `\n`.
+    fn lines_of(csv: &[u8]) -> Vec<Vec<u8>> {
+        csv.split_inclusive(|it| *it == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    /// The report's fields, line by line.
+    fn fields_of(csv: &str) -> Vec<Vec<String>> {
+        csv.lines()
+            .map(|it| it.split(',').map(str::to_owned).collect())
+            .collect()
+    }
+
+    fn join(fields: Vec<Vec<String>>) -> Vec<u8> {
+        let mut lines: Vec<String> = fields.into_iter().map(|it| it.join(",")).collect();
+        lines.push(String::new());
+        lines.join("\n").into_bytes()
+    }
+
+    /// The report with field `column` of line `line` (from 1) replaced.
+    fn with_field(csv: &str, line: usize, column: usize, value: &str) -> Vec<u8> {
+        let mut fields = fields_of(csv);
+        fields[line - 1][column] = value.to_owned();
+        join(fields)
+    }
+
+    /// Mutations of a valid report: byte flips, truncations, lost and repeated lines, swapped
+    /// columns, random bytes and invalid UTF-8, huge fields and stray quotes.
+    fn mutations(csv: &str) -> Vec<Case> {
+        let bytes = csv.as_bytes();
+        let lines = lines_of(bytes);
+        let columns = HEADER.split(',').count();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut out = Vec::new();
+
+        for len in 0..=bytes.len() {
+            let line = line_at(bytes, len);
+            out.push(case(
+                format!("truncated to {len} bytes"),
+                bytes[..len].to_vec(),
+                pinned(line, line),
+            ));
+        }
+        for i in 0..1500 {
+            let at = rng.below(bytes.len());
+            let mut it = bytes.to_vec();
+            it[at] = if i % 2 == 0 {
+                it[at] ^ (1 << rng.below(8))
+            } else {
+                rng.byte()
+            };
+            // A new line end splits the line: its second half is the next line.
+            let line = line_at(bytes, at);
+            let last = line + u64::from(it[at] == b'\n');
+            out.push(case(
+                format!("byte {at} set to {:#04x}", it[at]),
+                it,
+                pinned(line, last),
+            ));
+        }
+        for i in 0..300 {
+            let mut it = bytes.to_vec();
+            for _ in 0..2 + rng.below(6) {
+                let at = rng.below(it.len());
+                it[at] = rng.byte();
+            }
+            out.push(case(format!("several bytes changed #{i}"), it, None));
+        }
+        for at in 0..lines.len() {
+            let mut deleted = lines.clone();
+            deleted.remove(at);
+            out.push(case(
+                format!("line {} deleted", at + 1),
+                deleted.concat(),
+                None,
+            ));
+            let mut repeated = lines.clone();
+            repeated.insert(at, lines[at].clone());
+            out.push(case(
+                format!("line {} repeated", at + 1),
+                repeated.concat(),
+                None,
+            ));
+            let mut unterminated = lines[..=at].to_vec();
+            if let Some(last) = unterminated.last_mut() {
+                last.pop();
+            }
+            out.push(case(
+                format!("ends in line {} without a newline", at + 1),
+                unterminated.concat(),
+                None,
+            ));
+        }
+        for _ in 0..300 {
+            let line = 1 + rng.below(lines.len());
+            let (a, b) = (rng.below(columns), rng.below(columns));
+            let mut fields = fields_of(csv);
+            fields[line - 1].swap(a, b);
+            out.push(case(
+                format!("columns {a} and {b} of line {line} swapped"),
+                join(fields),
+                pinned(line as u64, line as u64),
+            ));
+        }
+        for i in 0..300 {
+            let len = rng.below(300);
+            let noise: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
+            out.push(case(format!("random bytes #{i}"), noise.clone(), None));
+            // Noise (mostly invalid UTF-8, maybe line ends) spliced into the report.
+            let noise = &noise[..len.min(8)];
+            let at = rng.below(bytes.len());
+            let mut spliced = bytes[..at].to_vec();
+            spliced.extend_from_slice(noise);
+            spliced.extend_from_slice(&bytes[at..]);
+            let line = line_at(bytes, at);
+            let newlines = noise.iter().filter(|it| **it == b'\n').count() as u64;
+            out.push(case(
+                format!("noise {noise:?} spliced at byte {at}"),
+                spliced,
+                pinned(line, line + newlines),
+            ));
+        }
+        for bad in [
+            &b"\xff\xfe"[..],
+            b"\xc3\x28",
+            b"\xe2\x82",
+            b"\xf0\x9f\x98",
+            b"\x80",
+        ] {
+            for line in 0..lines.len() {
+                let mut it = lines.clone();
+                it[line].splice(0..0, bad.iter().copied());
+                let line = line as u64 + 1;
+                out.push(case(
+                    format!("invalid UTF-8 {bad:?} opening line {line}"),
+                    it.concat(),
+                    Some(line..=line),
+                ));
+            }
+        }
+        let huge_time = format!("2025-06-01T10:00:00.{}Z", "9".repeat(100_000));
+        let huge_year = format!("{}-06-01T10:00:00Z", "9".repeat(100_000));
+        for line in 1..=lines.len() {
+            for column in 0..columns {
+                for value in ["x".repeat(100_000), huge_time.clone(), huge_year.clone()] {
+                    out.push(case(
+                        format!(
+                            "a {}-byte field in column {column} of line {line}",
+                            value.len()
+                        ),
+                        with_field(csv, line, column, &value),
+                        pinned(line as u64, line as u64),
+                    ));
+                }
+            }
+        }
+        for value in [
+            "+275760-09-13T00:00:00Z",
+            "9999-12-31T23:59:59-23:59",
+            "0000-01-01T00:00:00+23:59",
+            "2025-02-30T00:00:00Z",
+            "2025-06-01T24:00:00Z",
+            "2025-06-01T23:59:60Z",
+            "2025-06-01T10:00:00+99:99",
+            "2025-06-01T10:00:00.Z",
+            "",
+            " ",
+            "\u{feff}",
+            "é",
+        ] {
+            // The key and certificate slots' times of `ci`.
+            for column in [9, 10, 14, 15, 19, 21] {
+                out.push(case(
+                    format!("`{value}` in column {column} of line 3"),
+                    with_field(csv, 3, column, value),
+                    Some(3..=3),
+                ));
+            }
+        }
+        for i in 0..600 {
+            let mut it = bytes.to_vec();
+            let quotes: &[u8] = match rng.below(4) {
+                0 => b"\"",
+                1 => b"\"\"",
+                2 => b"\"\"\"",
+                _ => b"\",\"",
+            };
+            let (mut first, mut last) = (u64::MAX, 0);
+            for _ in 0..=rng.below(2) {
+                let at = rng.below(it.len() + 1);
+                // Quotes hold no line end: the lines keep their numbers.
+                let line = line_at(&it, at);
+                (first, last) = (first.min(line), last.max(line));
+                it.splice(at..at, quotes.iter().copied());
+            }
+            out.push(case(format!("quotes #{i}"), it, pinned(first, last)));
+        }
+        for (what, input) in [
+            ("an unclosed quote at the end", format!("{csv}\"ci")),
+            (
+                "a quoted user with a newline",
+                csv.replacen("\nci,", "\n\"c\ni\",", 1),
+            ),
+            ("only the header", format!("{HEADER}\n")),
+            ("only newlines", "\n\n\n".to_owned()),
+            ("CR line ends", csv.replace('\n', "\r")),
+            ("CRLF line ends", csv.replace('\n', "\r\n")),
+            ("a BOM", format!("\u{feff}{csv}")),
+            ("a NUL", csv.replacen("ci", "c\0i", 1)),
+        ] {
+            out.push(case(what.to_owned(), input.into_bytes(), None));
+        }
+        out
+    }
+
+    #[test]
+    fn mutated_reports_never_panic_and_errors_name_their_line() {
+        let csv = aws_report();
+        let cases = mutations(&csv);
+        assert!(cases.len() > 3000, "{}", cases.len());
+        let mut failures = Vec::new();
+        let (mut ok, mut err) = (0, 0);
+        for Case {
+            what,
+            input,
+            error_lines,
+        } in &cases
+        {
+            let result = std::panic::catch_unwind(|| parse(input, None));
+            let lines = line_at(input, input.len());
+            match result {
+                Err(_) => failures.push(format!("{what}: parse panicked")),
+                Ok(Ok(report)) => {
+                    ok += 1;
+                    if report.rows.contains_key("<root_account>") {
+                        failures.push(format!("{what}: the root account's row was kept"));
+                    }
+                }
+                Ok(Err(error)) => {
+                    err += 1;
+                    let text = error.to_string();
+                    if !text.starts_with(&format!("credential report line {}: ", error.line)) {
+                        failures.push(format!(
+                            "{what}: the message does not name the line: {text}"
+                        ));
+                    }
+                    let expected = error_lines.clone().unwrap_or(1..=lines);
+                    if !input.is_empty() && !expected.contains(&error.line) {
+                        failures.push(format!(
+                            "{what}: error names line {}, not one of {expected:?}: {text}",
+                            error.line
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} mutations:\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n")
+        );
+        // The mutations reach both outcomes: they are not all rejected up front.
+        assert!(ok > 100 && err > 100, "ok {ok}, err {err}");
     }
 }

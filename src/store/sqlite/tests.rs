@@ -495,3 +495,715 @@ async fn findings_observed_over_several_calls_are_all_kept() {
     assert_eq!(unresolved, ["c1", "c3"]);
     assert!(store.verify_audit().await.expect("verify").is_ok());
 }
+
+// --- Actions -------------------------------------------------------------------------------
+
+fn new_action(source: &str, credential: &str) -> NewAction {
+    NewAction {
+        kind: "rotate".into(),
+        source: source.into(),
+        credential_external_id: credential.into(),
+        identity_external_id: "identity:ci".into(),
+        origin: "cli".into(),
+        step: "create_new_key".into(),
+        state: serde_json::json!({ "old_key": credential }),
+    }
+}
+
+fn update(step: &str, status: ActionStatus) -> ActionUpdate {
+    ActionUpdate {
+        step: step.into(),
+        status,
+        state: serde_json::json!({ "step": step }),
+        reason: None,
+        next_at: None,
+        detail: None,
+    }
+}
+
+async fn count(store: &SqliteStore, table: &str) -> i64 {
+    let sql = match table {
+        "actions" => "SELECT COUNT(*) FROM actions",
+        "action_steps" => "SELECT COUNT(*) FROM action_steps",
+        "events" => "SELECT COUNT(*) FROM events",
+        other => panic!("no count for `{other}`"),
+    };
+    sqlx::query_scalar(sql)
+        .fetch_one(&store.pool)
+        .await
+        .expect("count")
+}
+
+/// The (kind, subject, data) of the events after the first `skip`.
+async fn events_after(
+    store: &SqliteStore,
+    skip: usize,
+) -> Vec<(String, String, serde_json::Value)> {
+    store
+        .events()
+        .await
+        .expect("events")
+        .into_iter()
+        .skip(skip)
+        .map(|it| {
+            let data = serde_json::from_str(&it.data).expect("event data is JSON");
+            (it.kind, it.subject, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_action_starts_a_running_action_with_one_step_and_an_audit_event() {
+    let store = store_with_events().await;
+    let events_before = store.events().await.expect("events").len();
+    let new = new_action("keys", "credential:a");
+
+    let record = store.create_action(&new, t(3)).await.expect("create");
+    assert_eq!(record.status, ActionStatus::Running);
+    assert_eq!(
+        (
+            record.kind.as_str(),
+            record.source.as_str(),
+            record.credential_external_id.as_str(),
+            record.identity_external_id.as_str(),
+            record.origin.as_str(),
+            record.step.as_str(),
+        ),
+        (
+            "rotate",
+            "keys",
+            "credential:a",
+            "identity:ci",
+            "cli",
+            "create_new_key"
+        )
+    );
+    assert_eq!(record.state, new.state);
+    assert_eq!((record.reason.as_deref(), record.next_at), (None, None));
+    assert_eq!((record.created_at, record.updated_at), (t(3), t(3)));
+    assert_eq!(store.action(record.id).await.expect("action"), record);
+
+    let steps = store.action_steps(record.id).await.expect("steps");
+    assert_eq!(
+        steps,
+        [ActionStep {
+            at: t(3),
+            step: "create_new_key".into(),
+            status: ActionStatus::Running,
+            detail: None,
+        }]
+    );
+
+    let events = events_after(&store, events_before).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (kind, subject, data) = &events[0];
+    assert_eq!(
+        (kind.as_str(), subject.as_str()),
+        ("action.started", "keys/credential:a")
+    );
+    assert_eq!(data["action"], record.id);
+    assert_eq!(data["kind"], "rotate");
+    assert_eq!(data["origin"], "cli");
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+}
+
+#[tokio::test]
+async fn a_second_action_on_a_credential_conflicts_until_the_first_is_done() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let new = new_action("keys", "credential:a");
+    let first = store.create_action(&new, t(1)).await.expect("create");
+
+    let totals = async |store: &SqliteStore| {
+        (
+            count(store, "actions").await,
+            count(store, "action_steps").await,
+            count(store, "events").await,
+        )
+    };
+    let before = totals(&store).await;
+    let err = store.create_action(&new, t(2)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        totals(&store).await,
+        before,
+        "a refused action changes nothing"
+    );
+
+    // Waiting is unfinished too.
+    store
+        .update_action(first.id, &update("overlap", ActionStatus::Waiting), t(2))
+        .await
+        .expect("update");
+    let before = totals(&store).await;
+    let err = store.create_action(&new, t(3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        totals(&store).await,
+        before,
+        "a refused action changes nothing"
+    );
+    assert_eq!(
+        store.action(first.id).await.expect("action").status,
+        ActionStatus::Waiting
+    );
+
+    // Other credentials, and the same id in another source, are not blocked.
+    store
+        .create_action(&new_action("keys", "credential:b"), t(3))
+        .await
+        .expect("another credential");
+    store
+        .create_action(&new_action("other", "credential:a"), t(3))
+        .await
+        .expect("another source");
+
+    store
+        .update_action(first.id, &update("finished", ActionStatus::Done), t(4))
+        .await
+        .expect("update");
+    let second = store.create_action(&new, t(5)).await.expect("create again");
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.status, ActionStatus::Running);
+    assert_eq!(
+        store.action(first.id).await.expect("action").status,
+        ActionStatus::Done
+    );
+}
+
+#[tokio::test]
+async fn update_action_moves_the_step_logs_it_and_audits_it() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let created = store
+        .create_action(&new_action("keys", "credential:a"), t(1))
+        .await
+        .expect("create");
+    let events_before = store.events().await.expect("events").len();
+
+    // With a detail: the step log keeps the detail.
+    let waiting = ActionUpdate {
+        step: "overlap".into(),
+        status: ActionStatus::Waiting,
+        state: serde_json::json!({ "old_key": "AKIAOLD", "new_key": "AKIANEW" }),
+        reason: None,
+        next_at: Some(t(8)),
+        detail: Some("created AKIANEW".into()),
+    };
+    let record = store
+        .update_action(created.id, &waiting, t(2))
+        .await
+        .expect("update");
+    assert_eq!(
+        (record.step.as_str(), record.status, record.next_at),
+        ("overlap", ActionStatus::Waiting, Some(t(8)))
+    );
+    assert_eq!(record.state, waiting.state);
+    assert_eq!(record.reason, None);
+    assert_eq!((record.created_at, record.updated_at), (t(1), t(2)));
+    assert_eq!(store.action(created.id).await.expect("action"), record);
+
+    // Without a detail: the step log keeps the reason.
+    let failed = ActionUpdate {
+        step: "deactivate_old_key".into(),
+        status: ActionStatus::Failed,
+        state: serde_json::json!({ "old_key": "AKIAOLD" }),
+        reason: Some("AccessDenied on UpdateAccessKey".into()),
+        next_at: None,
+        detail: None,
+    };
+    let record = store
+        .update_action(created.id, &failed, t(3))
+        .await
+        .expect("update");
+    assert_eq!(
+        (
+            record.step.as_str(),
+            record.status,
+            record.reason.as_deref(),
+            record.next_at
+        ),
+        (
+            "deactivate_old_key",
+            ActionStatus::Failed,
+            Some("AccessDenied on UpdateAccessKey"),
+            None
+        ),
+        "next_at is cleared, the reason set"
+    );
+    assert_eq!(record.state, failed.state);
+    assert_eq!(record.updated_at, t(3));
+
+    let steps: Vec<(String, ActionStatus, Option<String>, DateTime<Utc>)> = store
+        .action_steps(created.id)
+        .await
+        .expect("steps")
+        .into_iter()
+        .map(|it| (it.step, it.status, it.detail, it.at))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("create_new_key".into(), ActionStatus::Running, None, t(1)),
+            (
+                "overlap".into(),
+                ActionStatus::Waiting,
+                Some("created AKIANEW".into()),
+                t(2)
+            ),
+            (
+                "deactivate_old_key".into(),
+                ActionStatus::Failed,
+                Some("AccessDenied on UpdateAccessKey".into()),
+                t(3)
+            ),
+        ]
+    );
+
+    let events = events_after(&store, events_before).await;
+    let summary: Vec<(&str, &str, &serde_json::Value, &serde_json::Value)> = events
+        .iter()
+        .map(|(kind, subject, data)| {
+            (
+                kind.as_str(),
+                subject.as_str(),
+                &data["step"],
+                &data["status"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "action.step",
+                "keys/credential:a",
+                &serde_json::json!("overlap"),
+                &serde_json::json!("waiting")
+            ),
+            (
+                "action.step",
+                "keys/credential:a",
+                &serde_json::json!("deactivate_old_key"),
+                &serde_json::json!("failed")
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|(_, _, data)| data["action"] == created.id)
+    );
+    assert_eq!(events[1].2["reason"], "AccessDenied on UpdateAccessKey");
+
+    let total = store.events().await.expect("events").len() as u64;
+    assert_eq!(
+        store.verify_audit().await.expect("verify").expect("intact"),
+        total
+    );
+}
+
+#[tokio::test]
+async fn the_audit_chain_stays_intact_over_many_action_updates() {
+    let store = store_with_events().await;
+    let action = store
+        .create_action(&new_action("keys", "credential:a"), t(3))
+        .await
+        .expect("create");
+    for (i, status) in [
+        ActionStatus::Running,
+        ActionStatus::Waiting,
+        ActionStatus::Running,
+        ActionStatus::Waiting,
+        ActionStatus::Done,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = t(4) + Duration::minutes(i as i64);
+        store
+            .update_action(action.id, &update(&format!("step-{i}"), status), at)
+            .await
+            .expect("update");
+    }
+    let steps = store.action_steps(action.id).await.expect("steps");
+    assert_eq!(steps.len(), 6);
+    assert_eq!(steps[5].step, "step-4");
+    let total = store.events().await.expect("events").len() as u64;
+    assert_eq!(
+        store.verify_audit().await.expect("verify").expect("intact"),
+        total
+    );
+}
+
+#[tokio::test]
+async fn updating_an_unknown_action_is_not_found_and_changes_nothing() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let action = store
+        .create_action(&new_action("keys", "credential:a"), t(1))
+        .await
+        .expect("create");
+    let events = count(&store, "events").await;
+    let steps = count(&store, "action_steps").await;
+    let err = store
+        .update_action(action.id + 1, &update("x", ActionStatus::Done), t(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store.action(action.id + 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(count(&store, "events").await, events);
+    assert_eq!(count(&store, "action_steps").await, steps);
+}
+
+#[tokio::test]
+async fn a_finished_action_cannot_be_moved_again() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let action = store
+        .create_action(&new_action("keys", "credential:a"), t(1))
+        .await
+        .expect("create");
+    store
+        .update_action(action.id, &update("done", ActionStatus::Done), t(2))
+        .await
+        .expect("done");
+    let events = count(&store, "events").await;
+    let err = store
+        .update_action(action.id, &update("create", ActionStatus::Running), t(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.action(action.id).await.expect("action").status,
+        ActionStatus::Done
+    );
+    assert_eq!(count(&store, "events").await, events);
+}
+
+#[tokio::test]
+async fn actions_are_listed_newest_first_open_ones_or_all_or_by_credential() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let a1 = store
+        .create_action(&new_action("keys", "credential:a"), t(1))
+        .await
+        .expect("create");
+    let b = store
+        .create_action(&new_action("keys", "credential:b"), t(2))
+        .await
+        .expect("create");
+    let c = store
+        .create_action(&new_action("keys", "credential:c"), t(3))
+        .await
+        .expect("create");
+    let other = store
+        .create_action(&new_action("other", "credential:a"), t(4))
+        .await
+        .expect("create");
+    store
+        .update_action(a1.id, &update("done", ActionStatus::Done), t(5))
+        .await
+        .expect("update");
+    let a2 = store
+        .create_action(&new_action("keys", "credential:a"), t(6))
+        .await
+        .expect("create");
+    store
+        .update_action(b.id, &update("overlap", ActionStatus::Waiting), t(6))
+        .await
+        .expect("update");
+    store
+        .update_action(c.id, &update("refused", ActionStatus::Refused), t(7))
+        .await
+        .expect("update");
+
+    let ids = |records: Vec<ActionRecord>| records.into_iter().map(|it| it.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.actions(true).await.expect("open")),
+        [a2.id, other.id, b.id],
+        "running and waiting only, newest first"
+    );
+    assert_eq!(
+        ids(store.actions(false).await.expect("all")),
+        [a2.id, other.id, c.id, b.id, a1.id]
+    );
+    assert_eq!(
+        ids(store
+            .credential_actions("keys", "credential:a")
+            .await
+            .expect("credential")),
+        [a2.id, a1.id],
+        "not other credentials' nor other sources'"
+    );
+    assert_eq!(
+        ids(store
+            .credential_actions("other", "credential:a")
+            .await
+            .expect("credential")),
+        [other.id]
+    );
+    assert!(
+        store
+            .credential_actions("keys", "credential:z")
+            .await
+            .expect("credential")
+            .is_empty()
+    );
+    // The listed records are the stored ones, with their current status.
+    let all = store.actions(false).await.expect("all");
+    assert_eq!(all[2].status, ActionStatus::Refused);
+    assert_eq!(all[3].status, ActionStatus::Waiting);
+}
+
+// --- Connector state and the ledger as connectors see it -----------------------------------
+
+async fn scan_source(
+    store: &SqliteStore,
+    source: &str,
+    at: DateTime<Utc>,
+    inventory: &Inventory,
+) -> SourceDiff {
+    let id = store
+        .begin_scan(at, &[(source.to_owned(), "aws-iam".to_owned())])
+        .await
+        .expect("begin");
+    let diff = store
+        .record_inventory(id, source, inventory, at)
+        .await
+        .expect("record");
+    store.finish_scan(id, at, false).await.expect("finish");
+    diff
+}
+
+/// Records one source with an optional state; `finish` only when asked.
+async fn record_with_state(
+    store: &SqliteStore,
+    at: DateTime<Utc>,
+    state: Option<serde_json::Value>,
+    finish: bool,
+) {
+    let id = store
+        .begin_scan(at, &[("keys".into(), "files".into())])
+        .await
+        .expect("begin");
+    let mut recorder = store.record_source(id, "keys", at).await.expect("recorder");
+    recorder.batch(&inventory(&["a"])).await.expect("batch");
+    if let Some(state) = state {
+        recorder.save_state(state);
+    }
+    if finish {
+        recorder.finish().await.expect("finish");
+    }
+    store.finish_scan(id, at, false).await.expect("finish scan");
+}
+
+#[tokio::test]
+async fn connector_state_is_saved_by_finish_only_and_kept_when_not_replaced() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    assert_eq!(store.connector_state("keys").await.expect("state"), None);
+
+    // A source scanned without state has none.
+    record_with_state(&store, t(1), None, true).await;
+    assert_eq!(store.connector_state("keys").await.expect("state"), None);
+
+    let first = serde_json::json!({ "full_listing_at": "2026-01-02T12:00:00Z", "n": 1 });
+    record_with_state(&store, t(2), Some(first.clone()), true).await;
+    assert_eq!(
+        store.connector_state("keys").await.expect("state"),
+        Some(first.clone())
+    );
+
+    // Dropped without finish: the new state is not saved.
+    record_with_state(&store, t(3), Some(serde_json::json!({ "n": 2 })), false).await;
+    assert_eq!(
+        store.connector_state("keys").await.expect("state"),
+        Some(first.clone())
+    );
+
+    // Finished without a state: the earlier one stays.
+    record_with_state(&store, t(4), None, true).await;
+    assert_eq!(
+        store.connector_state("keys").await.expect("state"),
+        Some(first.clone())
+    );
+
+    // A new state replaces it; other sources have their own.
+    let second = serde_json::json!({ "n": 3 });
+    record_with_state(&store, t(5), Some(second.clone()), true).await;
+    assert_eq!(
+        store.connector_state("keys").await.expect("state"),
+        Some(second)
+    );
+    assert_eq!(store.connector_state("other").await.expect("state"), None);
+}
+
+/// A credential `name` of `identity`.
+fn owned(source: &str, name: &str, identity: &str) -> (Identity, Credential) {
+    let mut it = fixtures::credential(source, name, CredentialKind::AccessKey, t(1));
+    it.identity.external_id = format!("identity:{identity}");
+    it.identity.name = identity.to_owned();
+    it.credential.identity_id = format!("identity:{identity}");
+    (it.identity, it.credential)
+}
+
+fn inventory_of(items: &[(Identity, Credential)]) -> Inventory {
+    let mut inventory = Inventory::default();
+    for (identity, credential) in items {
+        if !inventory
+            .identities
+            .iter()
+            .any(|it| it.external_id == identity.external_id)
+        {
+            inventory.identities.push(identity.clone());
+        }
+        inventory.credentials.push(credential.clone());
+    }
+    inventory
+}
+
+/// Source `keys`: alice holds a1 and (until the second scan) a2, bob holds b1. Source `other`:
+/// alice holds a copy of a1 and x1.
+async fn ledger_of_two_sources() -> (SqliteStore, Vec<(Identity, Credential)>) {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let keys = vec![
+        owned("keys", "a1", "alice"),
+        owned("keys", "a2", "alice"),
+        owned("keys", "b1", "bob"),
+    ];
+    scan_source(&store, "keys", t(1), &inventory_of(&keys)).await;
+    let mut other_a1 = owned("other", "a1", "alice");
+    other_a1.1.name = "a1 in other".into();
+    let other = vec![other_a1, owned("other", "x1", "alice")];
+    scan_source(&store, "other", t(1), &inventory_of(&other)).await;
+    let present = vec![keys[0].clone(), keys[2].clone()];
+    let diff = scan_source(&store, "keys", t(2), &inventory_of(&present)).await;
+    assert_eq!(diff.gone, 1);
+    (store, keys)
+}
+
+#[tokio::test]
+async fn identity_credentials_are_that_identitys_present_credentials_in_that_source() {
+    let (store, keys) = ledger_of_two_sources().await;
+    assert_eq!(
+        store
+            .identity_credentials("keys", "identity:alice")
+            .await
+            .expect("alice"),
+        [keys[0].1.clone()],
+        "a2 is gone; other sources' credentials of alice are not this source's"
+    );
+    assert_eq!(
+        store
+            .identity_credentials("keys", "identity:bob")
+            .await
+            .expect("bob"),
+        [keys[2].1.clone()]
+    );
+    let other: Vec<String> = store
+        .identity_credentials("other", "identity:alice")
+        .await
+        .expect("other")
+        .into_iter()
+        .map(|it| it.external_id)
+        .collect();
+    assert_eq!(other, ["credential:a1", "credential:x1"]);
+    assert!(
+        store
+            .identity_credentials("keys", "identity:nobody")
+            .await
+            .expect("nobody")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn find_credential_finds_it_in_every_source_gone_ones_included() {
+    let (store, _) = ledger_of_two_sources().await;
+    let found = store.find_credential("credential:a1").await.expect("find");
+    let found: Vec<(&str, &str, &str, CredentialStatus)> = found
+        .iter()
+        .map(|it| {
+            (
+                it.source.as_str(),
+                it.identity.external_id.as_str(),
+                it.credential.name.as_str(),
+                it.credential.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("keys", "identity:alice", "a1", CredentialStatus::Active),
+            (
+                "other",
+                "identity:alice",
+                "a1 in other",
+                CredentialStatus::Active
+            ),
+        ]
+    );
+
+    let gone = store.find_credential("credential:a2").await.expect("find");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].source, "keys");
+    assert_eq!(gone[0].first_seen, t(1));
+    assert_eq!(
+        gone[0].credential.status,
+        CredentialStatus::Gone,
+        "callers tell a gone credential by its status"
+    );
+
+    assert!(
+        store
+            .find_credential("credential:nowhere")
+            .await
+            .expect("find")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn known_shows_a_source_as_the_store_does() {
+    let (store, keys) = ledger_of_two_sources().await;
+    let state = serde_json::json!({ "report_generated_at": "2026-01-02T12:00:00Z" });
+    let id = store
+        .begin_scan(t(3), &[("keys".into(), "files".into())])
+        .await
+        .expect("begin");
+    let mut recorder = store
+        .record_source(id, "keys", t(3))
+        .await
+        .expect("recorder");
+    recorder
+        .batch(&inventory_of(&[keys[0].clone(), keys[2].clone()]))
+        .await
+        .expect("batch");
+    recorder.save_state(state.clone());
+    recorder.finish().await.expect("finish");
+
+    let known = store.known("keys");
+    for identity in ["identity:alice", "identity:bob", "identity:nobody"] {
+        assert_eq!(
+            known.credentials_of(identity).await.expect("known"),
+            store
+                .identity_credentials("keys", identity)
+                .await
+                .expect("store"),
+            "{identity}"
+        );
+    }
+    assert_eq!(
+        known.credentials_of("identity:alice").await.expect("known"),
+        [keys[0].1.clone()]
+    );
+    assert_eq!(known.state().await.expect("state"), Some(state));
+
+    let other = store.known("other");
+    assert_eq!(
+        other
+            .credentials_of("identity:alice")
+            .await
+            .expect("known")
+            .len(),
+        2
+    );
+    assert_eq!(other.state().await.expect("state"), None);
+}
