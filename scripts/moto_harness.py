@@ -18,7 +18,10 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
        (the counting starts anew at each call; "every": 0 turns it off)
        -> 200 {"access_key_id", "every"}
   GET  /_keywarden/stats?access_key_id=AKIA...
-       -> 200 {"calls": {"ListAccessKeys": 12, ...}, "throttled": 4}
+       -> 200 {"calls": {"ListAccessKeys": 12, ...}, "throttled": 4,
+               "created_secrets": {"AKIA...new": "<secret>"}}
+       (created_secrets: the answers to CreateAccessKey calls signed with that key, so tests
+       can look for every secret keywarden was handed)
        (without access_key_id: {"by_access_key": {"AKIA...": {"calls": ..., "throttled": ...}}})
   POST /_keywarden/stats/reset   {"access_key_id": "AKIA..."}  (absent or null: every key)
        -> 200 {"reset": "AKIA..." | null}
@@ -70,6 +73,8 @@ CONTROL_PREFIX = "/_keywarden/"
 # `Credential=AKIA.../20260101/us-east-1/iam/aws4_request` in a SigV4 Authorization header.
 CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/[^/]*/([^/]*)/([^/]*)/")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
+CREATED_KEY_RE = re.compile(rb"<AccessKeyId>([^<]+)</AccessKeyId>")
+CREATED_SECRET_RE = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
 
 THROTTLING_BODY = (
     '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
@@ -176,6 +181,9 @@ class KeywardenMiddleware:
         self.throttled: Counter[str] = Counter()
         # access key id -> (every, IAM requests seen since the throttle was set).
         self.throttles: dict[str, list[int]] = {}
+        # access key id -> {new access key id: its secret}: what CreateAccessKey calls signed
+        # with that key answered, so tests can look for the secrets keywarden was given.
+        self.created: dict[str, dict[str, str]] = {}
 
     # WSGI entry point.
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -209,7 +217,27 @@ class KeywardenMiddleware:
                 ],
             )
             return [body]
+        if operation == "CreateAccessKey":
+            return self.remember_created(access_key_id, environ, start_response)
         return self.app(environ, start_response)
+
+    def remember_created(
+        self, signer: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Passes CreateAccessKey to moto and keeps the new key's secret from the answer."""
+        result = self.app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        key = CREATED_KEY_RE.search(body)
+        secret = CREATED_SECRET_RE.search(body)
+        if key and secret:
+            with self.lock:
+                self.created.setdefault(signer, {})[key.group(1).decode()] = secret.group(1).decode()
+        return [body]
 
     @staticmethod
     def signer(environ: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -342,6 +370,7 @@ class KeywardenMiddleware:
         return {
             "calls": dict(sorted(self.calls.get(access_key_id, Counter()).items())),
             "throttled": self.throttled.get(access_key_id, 0),
+            "created_secrets": dict(self.created.get(access_key_id, {})),
         }
 
     def stats(self, query: dict[str, str]) -> dict[str, Any]:

@@ -192,6 +192,39 @@ impl Account {
             .expect("json")
     }
 
+    /// The secret of every key created with keywarden's credentials, by key id (the harness keeps
+    /// the answers to CreateAccessKey).
+    async fn created_secrets(&self) -> BTreeMap<String, String> {
+        serde_json::from_value(self.stats().await["created_secrets"].clone()).unwrap_or_default()
+    }
+
+    /// The calls one access key signed, by operation.
+    async fn calls_of(&self, key: &str) -> BTreeMap<String, u64> {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_keywarden/stats?access_key_id={key}", self.url))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        serde_json::from_value(stats["calls"].clone()).unwrap_or_default()
+    }
+
+    /// Sets a key's last use to an exact time.
+    async fn used_at(&self, key: &str, at: DateTime<Utc>) {
+        self.control(
+            "backdate",
+            json!({
+                "account_id": self.id, "access_key_id": key,
+                "last_used": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "service": "s3", "region": "eu-west-1",
+            }),
+        )
+        .await;
+    }
+
     /// Calls keywarden's credentials made, by operation.
     async fn calls(&self) -> BTreeMap<String, u64> {
         serde_json::from_value(self.stats().await["calls"].clone()).unwrap_or_default()
@@ -974,6 +1007,10 @@ async fn quarantine_deactivates_the_key_and_denies_older_sessions() {
     // keywarden acted with its own identity: the leaked key signed nothing.
     let calls = account.calls().await;
     assert!(calls.contains_key("PutUserPolicy"), "{calls:?}");
+    assert!(
+        account.calls_of(&leaked).await.is_empty(),
+        "the leaked key signed a call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1045,11 +1082,25 @@ async fn after_a_rotation_the_secret_is_in_no_log_row_or_message() {
             haystacks.push((name, std::fs::read(&path).expect("read db")));
         }
     }
-    for (what, bytes) in &haystacks {
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the secret appears in {what}"
-        );
+    // Every secret keywarden was handed: the delivered one and the failed rotation's.
+    let created = account.created_secrets().await;
+    assert!(
+        created.values().any(|it| *it == secret),
+        "{:?}",
+        created.keys()
+    );
+    assert!(
+        created.len() >= 3,
+        "seeded, rotated and failed keys: {:?}",
+        created.keys()
+    );
+    for secret in created.values() {
+        for (what, bytes) in &haystacks {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret appears in {what}"
+            );
+        }
     }
 }
 
@@ -1058,6 +1109,7 @@ async fn after_a_rotation_the_secret_is_in_no_log_row_or_message() {
 const CRASH_POINTS: &[&str] = &[
     "retire_inactive",
     "create",
+    "deliver_recorded",
     "deliver",
     "verify",
     "deactivate",
@@ -1151,6 +1203,42 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             1,
             "{point}: the secret was delivered once"
         );
+    }
+
+    // Quarantine, killed between deactivating the key and denying older sessions.
+    #[cfg(feature = "crash-points")]
+    {
+        account.user("crash-quarantine", "/", &[]).await;
+        let leaked = account.key("crash-quarantine", 10, Some(0)).await;
+        let ws = Workspace::new(&account, "");
+        ws.scan(&account);
+        let crashed = ws.run(
+            &account,
+            &["quarantine", &leaked, "--enforce"],
+            &[("KEYWARDEN_CRASH_AFTER", "quarantine_deactivate")],
+        );
+        assert_eq!(crashed.status.code(), None, "{}", stderr(&crashed));
+        let before = account
+            .iam
+            .list_user_policies()
+            .user_name("crash-quarantine")
+            .send()
+            .await
+            .expect("policies");
+        assert!(before.policy_names().is_empty(), "not yet denied");
+        ws.ok(&account, &["actions", "resume"]);
+        assert_eq!(
+            account.keys("crash-quarantine").await,
+            BTreeMap::from([(leaked.clone(), false)])
+        );
+        let after = account
+            .iam
+            .list_user_policies()
+            .user_name("crash-quarantine")
+            .send()
+            .await
+            .expect("policies");
+        assert_eq!(after.policy_names(), [keywarden_aws_iam::DENY_POLICY]);
     }
 }
 
@@ -1271,4 +1359,82 @@ async fn signing_certificates_and_ssh_keys_are_inventoried() {
     let calls = account.calls().await;
     assert_eq!(calls.get("ListSSHPublicKeys"), None, "{calls:?}");
     assert_eq!(calls.get("ListSigningCertificates"), None, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_key_still_in_use_is_kept_for_the_whole_overlap() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("busy-consumer", "/", &[]).await;
+    let old = account.key("busy-consumer", 100, Some(1)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let rotation = format!(
+        "{{\"overlap\": \"1h\", \"last_use_settle\": \"30m\", \"grace\": \"1d\", \"deliver\": [{{\"users\": \"*\", \"type\": \"file\", \"path\": \"{}\"}}]}}",
+        dir.path().join("{user}.json").display()
+    );
+    let connector = connector(&account, &rotation);
+    let store = SqliteStore::in_memory().await.expect("store");
+    keywarden::scan::run(
+        &store,
+        std::slice::from_ref(&connector),
+        &keywarden::policy::PolicySet::default(),
+        Utc::now(),
+        Arc::new(keywarden_connector::NoProgress),
+    )
+    .await
+    .expect("scan");
+    let target = actions::target(&store, &old, None).await.expect("target");
+    let key_actions = connector.key_actions().expect("actions");
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock = move || Utc::now() + Duration::seconds(clock_offset.load(Ordering::SeqCst));
+    let record = actions::start(
+        &store,
+        key_actions.as_ref(),
+        ActionKind::Rotate,
+        &target,
+        "test",
+        &clock,
+    )
+    .await
+    .expect("start");
+    let delivered_at: DateTime<Utc> = record.state["delivered_at"]
+        .as_str()
+        .expect("delivered_at")
+        .parse()
+        .expect("time");
+    // A consumer still signs with the old key after the delivery.
+    account
+        .used_at(&old, delivered_at + Duration::seconds(5))
+        .await;
+
+    let connectors = vec![connector.clone()];
+    offset.store(31 * 60, Ordering::SeqCst);
+    let records = actions::resume(&store, &connectors, &clock)
+        .await
+        .expect("resume");
+    assert_eq!(records[0].step, "overlap", "still waiting");
+    assert_eq!(records[0].status, ActionStatus::Waiting);
+    let steps = store.action_steps(records[0].id).await.expect("steps");
+    let last = steps
+        .last()
+        .and_then(|it| it.detail.clone())
+        .unwrap_or_default();
+    assert!(last.contains("after the delivery"), "{steps:#?}");
+    assert!(
+        account.keys("busy-consumer").await[&old],
+        "old key still active"
+    );
+
+    // The overlap period ends it regardless.
+    offset.store(61 * 60, Ordering::SeqCst);
+    let records = actions::resume(&store, &connectors, &clock)
+        .await
+        .expect("resume");
+    assert_eq!(records[0].step, "grace");
+    assert!(
+        !account.keys("busy-consumer").await[&old],
+        "old key deactivated"
+    );
 }

@@ -55,6 +55,9 @@ pub enum ActionError {
     /// More than one credential has this id; name the source.
     #[error("ambiguous: {0}")]
     Ambiguous(String),
+    /// Another keywarden process is driving the action.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -91,10 +94,17 @@ struct RotateState {
     delivered_at: Option<DateTime<Utc>>,
     #[serde(default)]
     deactivated_at: Option<DateTime<Utc>>,
+    /// When `create` was entered: a key newer than this that is not in `existing` was created
+    /// by an interrupted attempt.
+    #[serde(default)]
+    create_entered_at: Option<DateTime<Utc>>,
     /// Quarantine: sessions issued before this are denied.
     #[serde(default)]
     deny_before: Option<DateTime<Utc>>,
 }
+
+/// How far apart keywarden's clock and AWS's may be when telling an orphan by its creation time.
+const ORPHAN_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 
 /// A clock, so tests can move time past overlap and grace periods.
 pub type Clock<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
@@ -283,10 +293,7 @@ pub async fn start(
         ActionKind::Delete => "delete",
         ActionKind::Quarantine => "deactivate",
     };
-    let state = RotateState {
-        deny_before: (kind == ActionKind::Quarantine).then(clock),
-        ..RotateState::default()
-    };
+    let state = RotateState::default();
     let record = store
         .create_action(
             &NewAction {
@@ -297,6 +304,7 @@ pub async fn start(
                 origin: origin.to_owned(),
                 step: first.to_owned(),
                 state: to_value(&state)?,
+                holder: this_process(),
             },
             clock(),
         )
@@ -355,6 +363,10 @@ pub async fn enforce(
         };
         match attempt.await {
             Ok(record) => started.push(record),
+            // Another action on this credential is open (another policy's, or by hand).
+            Err(ActionError::Store(StoreError::Conflict(message))) => {
+                tracing::info!(credential = %finding.credential_external_id, %origin, %message, "Not started: the credential has an open action.");
+            }
             Err(ActionError::Store(err)) => return Err(err),
             Err(err) => {
                 tracing::warn!(credential = %finding.credential_external_id, %origin, error = %err, "Cannot enforce the policy on this credential.");
@@ -389,9 +401,59 @@ pub async fn resume(
                 continue;
             }
         };
-        out.push(drive(store, actions.as_ref(), record, clock).await?);
+        match drive(store, actions.as_ref(), record.clone(), clock).await {
+            Ok(record) => out.push(record),
+            Err(ActionError::Busy(message)) => {
+                tracing::info!(action = record.id, %message, "Left to the process that drives it.");
+                out.push(record);
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(out)
+}
+
+/// This process, as it holds action leases: `host:pid`.
+fn this_process() -> String {
+    format!("{}:{}", host(), std::process::id())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|it| it.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// A lease holder on this host whose process no longer runs (it crashed): its lease can be taken
+/// over at once instead of waiting for it to run out.
+fn dead_local_holder(owner: &str) -> bool {
+    let Some((host_name, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    host_name == host()
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+/// Takes the action's lease for this process, taking over from a crashed local holder.
+async fn claim(
+    store: &dyn Store,
+    record: &ActionRecord,
+    clock: Clock<'_>,
+) -> Result<ActionRecord, ActionError> {
+    let take_over = record
+        .lease_owner
+        .as_deref()
+        .filter(|owner| dead_local_holder(owner));
+    match store
+        .claim_action(record.id, &this_process(), take_over, clock())
+        .await
+    {
+        Ok(record) => Ok(record),
+        Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn to_value(state: &RotateState) -> Result<serde_json::Value, ActionError> {
@@ -399,13 +461,17 @@ fn to_value(state: &RotateState) -> Result<serde_json::Value, ActionError> {
     serde_json::to_value(state).map_err(|err| StoreError::Corrupt(err.to_string()).into())
 }
 
-/// Takes the action's steps until it is done, waiting, refused or failed.
+/// Takes the action's steps until it is done, waiting, refused or failed; first takes its lease
+/// (`Busy` if another live process holds it). A passing failure (throttling, a network error)
+/// leaves the action running where it stood, with the reason, for `actions resume`.
 pub async fn drive(
     store: &dyn Store,
     actions: &dyn KeyActions,
-    mut record: ActionRecord,
+    record: ActionRecord,
     clock: Clock<'_>,
 ) -> Result<ActionRecord, ActionError> {
+    let mut record = claim(store, &record, clock).await?;
+    let holder = this_process();
     loop {
         if !record.status.is_open() {
             return Ok(record);
@@ -417,59 +483,77 @@ pub async fn drive(
             .map_err(|err| StoreError::Corrupt(format!("action {}: {err}", record.id)))?;
         let next = match step(store, actions, &record, state, clock).await {
             Ok(next) => next,
-            // A passing failure leaves the action where the store has it, to be resumed.
             Err(StepError::Connector(err)) if err.is_retryable() => {
-                tracing::warn!(action = record.id, step = %record.step, error = %err, "Step failed for now; resume later.");
-                return Ok(store.action(record.id).await?);
+                // The store has the step to resume from (create may have moved on to deliver).
+                let current = store.action(record.id).await?;
+                tracing::warn!(action = record.id, step = %current.step, error = %err, "Step failed for now; resume later.");
+                let update = ActionUpdate {
+                    step: current.step.clone(),
+                    status: ActionStatus::Running,
+                    state: current.state.clone(),
+                    reason: Some(format!("will retry: {err}")),
+                    next_at: None,
+                    detail: None,
+                    holder: holder.clone(),
+                };
+                return Ok(store.update_action(record.id, &update, clock()).await?);
             }
             Err(StepError::Connector(err)) => {
-                // Fail from the step the store has (create may have moved on to deliver).
                 record = store.action(record.id).await?;
                 Next::Failed(format!("{}: {err}", record.step))
             }
             Err(StepError::Action(err)) => return Err(err),
         };
-        let update = match next {
-            Next::Step(step, state, detail) => ActionUpdate {
-                step: step.to_owned(),
-                status: ActionStatus::Running,
-                state: to_value(&state)?,
-                reason: None,
-                next_at: None,
+        let (step, status, state, reason, next_at, detail) = match next {
+            Next::Step(step, state, detail) => (
+                step.to_owned(),
+                ActionStatus::Running,
+                to_value(&state)?,
+                None,
+                None,
                 detail,
-            },
-            Next::Wait(step, state, until, detail) => ActionUpdate {
-                step: step.to_owned(),
-                status: ActionStatus::Waiting,
-                state: to_value(&state)?,
-                reason: None,
-                next_at: Some(until),
-                detail: Some(detail),
-            },
-            Next::Done(state, detail) => ActionUpdate {
-                step: "done".to_owned(),
-                status: ActionStatus::Done,
-                state: to_value(&state)?,
-                reason: None,
-                next_at: None,
-                detail: Some(detail),
-            },
-            Next::Refused(reason) => ActionUpdate {
-                step: record.step.clone(),
-                status: ActionStatus::Refused,
-                state: record.state.clone(),
-                reason: Some(reason),
-                next_at: None,
-                detail: None,
-            },
-            Next::Failed(reason) => ActionUpdate {
-                step: record.step.clone(),
-                status: ActionStatus::Failed,
-                state: record.state.clone(),
-                reason: Some(reason),
-                next_at: None,
-                detail: None,
-            },
+            ),
+            Next::Wait(step, state, until, detail) => (
+                step.to_owned(),
+                ActionStatus::Waiting,
+                to_value(&state)?,
+                None,
+                Some(until),
+                Some(detail),
+            ),
+            Next::Done(state, detail) => (
+                "done".to_owned(),
+                ActionStatus::Done,
+                to_value(&state)?,
+                None,
+                None,
+                Some(detail),
+            ),
+            Next::Refused(reason) => (
+                record.step.clone(),
+                ActionStatus::Refused,
+                record.state.clone(),
+                Some(reason),
+                None,
+                None,
+            ),
+            Next::Failed(reason) => (
+                record.step.clone(),
+                ActionStatus::Failed,
+                record.state.clone(),
+                Some(reason),
+                None,
+                None,
+            ),
+        };
+        let update = ActionUpdate {
+            step,
+            status,
+            state,
+            reason,
+            next_at,
+            detail,
+            holder: holder.clone(),
         };
         record = store.update_action(record.id, &update, clock()).await?;
     }
@@ -534,25 +618,32 @@ async fn step(
                         Some(format!("{} holds inactive key {}", holder.name, other.id)),
                     )
                 }
-                None => enter_create(actions, identity, state).await?,
+                None => enter_create(actions, identity, state, clock).await?,
             }
         }
         ("rotate", "retire_inactive") => {
             if let Some(other) = &state.retire {
+                // Look again: someone may have switched it back on since `check`.
+                let holder = actions.keys(identity).await?;
+                if holder.keys.iter().any(|it| it.id == *other && it.active) {
+                    return Ok(Next::Refused(format!(
+                        "{other} of {} was switched back on; both keys are active now",
+                        holder.name
+                    )));
+                }
                 actions.delete_key(identity, other).await?;
                 crash_point("retire_inactive");
             }
-            enter_create(actions, identity, state).await?
+            enter_create(actions, identity, state, clock).await?
         }
         ("rotate", "create") => {
-            // Keys that were not there when this step was entered are orphans of a crashed
-            // attempt: their secret is lost, so they go.
+            // A key that was not there when this step was entered, created since, is an orphan
+            // of an interrupted attempt: its secret is lost, so it goes.
+            let entered = state.create_entered_at.unwrap_or_else(clock) - ORPHAN_SKEW;
             let holder = actions.keys(identity).await?;
-            for orphan in holder
-                .keys
-                .iter()
-                .filter(|it| !state.existing.contains(&it.id))
-            {
+            for orphan in holder.keys.iter().filter(|it| {
+                !state.existing.contains(&it.id) && it.created_at.is_none_or(|at| at >= entered)
+            }) {
                 tracing::warn!(action = record.id, key = %orphan.id, "Deleting a key left by an interrupted rotation.");
                 actions.delete_key(identity, &orphan.id).await?;
             }
@@ -569,21 +660,15 @@ async fn step(
                 reason: None,
                 next_at: None,
                 detail: Some(format!("created {}", new.id)),
+                holder: this_process(),
             };
             store.update_action(record.id, &entered, clock()).await?;
-            if let Err(err) = actions.deliver(identity, &new, &token).await {
-                // Undeliverable, the new key is useless (its secret dies with `new`): delete it
-                // rather than leave it behind, then report the failure.
-                drop(new);
-                if let Err(cleanup) = actions
-                    .delete_key(identity, state.new_key.as_deref().unwrap_or_default())
-                    .await
-                {
-                    tracing::error!(action = record.id, error = %cleanup, "Could not delete the undelivered key; `actions resume` will.");
-                }
-                return Err(err.into());
-            }
+            crash_point("deliver_recorded");
+            let delivery = actions.deliver(identity, &new, &token).await;
             drop(new);
+            if let Err(err) = delivery {
+                return undelivered(actions, record, identity, &state, err).await;
+            }
             crash_point("deliver");
             state.delivered_at = Some(clock());
             Next::Step(
@@ -593,10 +678,10 @@ async fn step(
             )
         }
         ("rotate", "deliver") => {
-            // Entered again after an interruption: the secret is gone from memory.
+            // Entered again after an interruption: the secret is gone from memory, so either the
+            // destination has the new key or the key is useless.
             let new_key = state.new_key.clone().unwrap_or_default();
-            let delivered = actions.delivered(identity).await?;
-            if delivered.as_ref().is_some_and(|it| it.id == new_key) {
+            if actions.delivered_id(identity).await?.as_deref() == Some(new_key.as_str()) {
                 state.delivered_at.get_or_insert_with(clock);
                 Next::Step(
                     "verify",
@@ -607,7 +692,7 @@ async fn step(
                 actions.delete_key(identity, &new_key).await?;
                 state.new_key = None;
                 state.token = None;
-                let mut next = enter_create(actions, identity, state).await?;
+                let mut next = enter_create(actions, identity, state, clock).await?;
                 if let Next::Step(_, _, detail) = &mut next {
                     *detail = Some(format!(
                         "{new_key} was never delivered; deleted it to create another"
@@ -696,9 +781,20 @@ async fn step(
             )
         }
         ("rotate", "grace") => Next::Step("delete", state, None),
-        ("rotate" | "delete", "delete") => {
+        ("rotate", "delete") => {
+            // Someone may have switched the old key back on to roll back: leave it then.
+            let holder = actions.keys(identity).await?;
+            if holder.keys.iter().any(|it| it.id == key && it.active) {
+                return Ok(Next::Failed(format!(
+                    "{key} was switched back on during the grace period; left alone"
+                )));
+            }
             actions.delete_key(identity, key).await?;
             crash_point("delete");
+            Next::Done(state, format!("{key} deleted"))
+        }
+        ("delete", "delete") => {
+            actions.delete_key(identity, key).await?;
             Next::Done(state, format!("{key} deleted"))
         }
         ("disable", "disable") => {
@@ -711,7 +807,10 @@ async fn step(
             Next::Step("deny_sessions", state, Some(format!("{key} deactivated")))
         }
         ("quarantine", "deny_sessions") => {
-            let before = state.deny_before.unwrap_or_else(clock);
+            // The cut-off is now, after the key was deactivated: no session minted with it
+            // before this moment survives.
+            let before = clock();
+            state.deny_before = Some(before);
             let policy = actions.deny_sessions_before(identity, before).await?;
             Next::Done(
                 state,
@@ -722,13 +821,53 @@ async fn step(
     })
 }
 
-/// Enters `create`, recording the keys the user holds now.
+/// Enters `create`, recording the keys the user holds now and when.
 async fn enter_create(
     actions: &dyn KeyActions,
     identity: &str,
     mut state: RotateState,
+    clock: Clock<'_>,
 ) -> Result<Next, StepError> {
     let holder = actions.keys(identity).await?;
     state.existing = holder.keys.iter().map(|it| it.id.clone()).collect();
+    state.create_entered_at = Some(clock());
     Ok(Next::Step("create", state, None))
+}
+
+/// A delivery failed. A permanent failure (refused, invalid destination) wrote nothing: the new
+/// key is useless and is deleted. A passing one (a timeout) may have written: if the destination
+/// holds the new key the delivery happened; if it holds another, the key is deleted; if it cannot
+/// be read, the action stays at `deliver` for `actions resume` to look again.
+async fn undelivered(
+    actions: &dyn KeyActions,
+    record: &ActionRecord,
+    identity: &str,
+    state: &RotateState,
+    err: ConnectorError,
+) -> Result<Next, StepError> {
+    let new_key = state.new_key.as_deref().unwrap_or_default();
+    if err.is_retryable() {
+        match actions.delivered_id(identity).await {
+            Ok(Some(id)) if id == new_key => {
+                let mut state = state.clone();
+                state.delivered_at = Some(Utc::now());
+                return Ok(Next::Step(
+                    "verify",
+                    state,
+                    Some(format!(
+                        "delivered to {} (despite: {err})",
+                        actions.destination(identity)?
+                    )),
+                ));
+            }
+            Ok(_) => {}
+            Err(check) => {
+                tracing::error!(action = record.id, error = %check, "Cannot tell whether the key was delivered; `actions resume` will look again.");
+                return Err(err.into());
+            }
+        }
+    }
+    tracing::warn!(action = record.id, key = %new_key, error = %err, "Delivery failed; deleting the undelivered key.");
+    actions.delete_key(identity, new_key).await?;
+    Err(err.into())
 }

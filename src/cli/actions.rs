@@ -65,11 +65,12 @@ fn action_failure(err: ActionError) -> Failure {
     }
 }
 
-/// The exit status of an action as it ended up: 0 done or waiting, 1 refused or failed.
+/// The exit status of an action as it ended up: 0 done or waiting for its time, 1 refused,
+/// failed, or stopped by a passing failure (`actions resume` continues it).
 fn status_code(record: &ActionRecord) -> ExitCode {
     match record.status {
-        ActionStatus::Done | ActionStatus::Waiting | ActionStatus::Running => ExitCode::SUCCESS,
-        ActionStatus::Refused | ActionStatus::Failed => ExitCode::from(1),
+        ActionStatus::Done | ActionStatus::Waiting => ExitCode::SUCCESS,
+        ActionStatus::Running | ActionStatus::Refused | ActionStatus::Failed => ExitCode::from(1),
     }
 }
 
@@ -174,9 +175,10 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
                 .await
                 .map_err(action_failure)?;
             print_records(&store, &records, format).await?;
-            let bad = records
-                .iter()
-                .any(|it| matches!(it.status, ActionStatus::Refused | ActionStatus::Failed));
+            let bad = records.iter().any(|it| {
+                matches!(it.status, ActionStatus::Refused | ActionStatus::Failed)
+                    || (it.status == ActionStatus::Running && it.reason.is_some())
+            });
             Ok(if bad {
                 ExitCode::from(1)
             } else {

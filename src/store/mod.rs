@@ -273,7 +273,12 @@ pub struct NewAction {
     pub origin: String,
     pub step: String,
     pub state: serde_json::Value,
+    /// The process that starts it, and so holds its lease.
+    pub holder: String,
 }
+
+/// How long a process's hold on an action lasts without a step; each step renews it.
+pub const ACTION_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// A stored action.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -289,6 +294,9 @@ pub struct ActionRecord {
     pub state: serde_json::Value,
     pub reason: Option<String>,
     pub next_at: Option<DateTime<Utc>>,
+    /// Who drives it now, and until when (see [`Store::claim_action`]).
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -312,6 +320,8 @@ pub struct ActionUpdate {
     pub next_at: Option<DateTime<Utc>>,
     /// A line for the step log (never a secret).
     pub detail: Option<String>,
+    /// The process making the change; it must hold the action's lease.
+    pub holder: String,
 }
 
 /// The ledger's storage. Every method that changes state writes its audit events in the same
@@ -487,7 +497,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Starts an action; `Conflict` if the credential already has an unfinished one.
     async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord>;
 
+    /// Takes the lease of an unfinished action for `holder` (until [`ACTION_LEASE`] from `at`):
+    /// granted when nobody holds it, `holder` already does, the lease ran out, or it is held by
+    /// `take_over` (a holder known to be dead). `Conflict` otherwise. A finished action is
+    /// returned as it is.
+    async fn claim_action(
+        &self,
+        id: i64,
+        holder: &str,
+        take_over: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<ActionRecord>;
+
     /// Moves an action to a new step (and logs it), in one transaction with its audit event.
+    /// `Conflict` if the action is finished or `update.holder` does not hold its lease; the
+    /// lease is renewed, and released when the action finishes.
     async fn update_action(
         &self,
         id: i64,

@@ -22,7 +22,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use crate::audit::{self, Event, NewEvent};
 use crate::ledger::LedgerCredential;
 use crate::store::{
-    ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
+    ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
     FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
     SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
@@ -693,6 +693,8 @@ fn action_from_row(row: &SqliteRow) -> Result<ActionRecord> {
         state: from_json(&state)?,
         reason: row.try_get("reason").map_err(map_err)?,
         next_at: row.try_get("next_at").map_err(map_err)?,
+        lease_owner: row.try_get("lease_owner").map_err(map_err)?,
+        lease_until: row.try_get("lease_until").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
         updated_at: row.try_get("updated_at").map_err(map_err)?,
     })
@@ -851,8 +853,8 @@ impl Store for SqliteStore {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO actions (kind, source, credential_external_id, identity_external_id, \
-             origin, status, step, state, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+             origin, status, step, state, lease_owner, lease_until, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&action.kind)
         .bind(&action.source)
@@ -861,6 +863,8 @@ impl Store for SqliteStore {
         .bind(&action.origin)
         .bind(&action.step)
         .bind(action.state.to_string())
+        .bind(&action.holder)
+        .bind(at + ACTION_LEASE)
         .bind(at)
         .bind(at)
         .fetch_one(&mut *tx)
@@ -896,15 +900,37 @@ impl Store for SqliteStore {
                 before.status
             )));
         }
+        if before
+            .lease_owner
+            .as_deref()
+            .is_some_and(|owner| owner != update.holder)
+        {
+            return Err(StoreError::Conflict(format!(
+                "action {id} is driven by {} (lease until {}), not by {}",
+                before.lease_owner.as_deref().unwrap_or_default(),
+                before
+                    .lease_until
+                    .map(|it| it.to_rfc3339())
+                    .unwrap_or_default(),
+                update.holder
+            )));
+        }
+        let (lease_owner, lease_until) = if update.status.is_open() {
+            (Some(update.holder.as_str()), Some(at + ACTION_LEASE))
+        } else {
+            (None, None)
+        };
         sqlx::query(
             "UPDATE actions SET step = ?, status = ?, state = ?, reason = ?, next_at = ?, \
-             updated_at = ? WHERE id = ?",
+             lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&update.step)
         .bind(update.status.as_str())
         .bind(update.state.to_string())
         .bind(&update.reason)
         .bind(update.next_at)
+        .bind(lease_owner)
+        .bind(lease_until)
         .bind(at)
         .bind(id)
         .execute(&mut *tx)
@@ -936,6 +962,60 @@ impl Store for SqliteStore {
             )],
         )
         .await?;
+        let record = fetch_action(&mut tx, id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn claim_action(
+        &self,
+        id: i64,
+        holder: &str,
+        take_over: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<ActionRecord> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let before = fetch_action(&mut tx, id).await?;
+        if !before.status.is_open() {
+            return Ok(before);
+        }
+        let free = match before.lease_owner.as_deref() {
+            None => true,
+            Some(owner) => {
+                owner == holder
+                    || take_over == Some(owner)
+                    || before.lease_until.is_none_or(|until| until < at)
+            }
+        };
+        if !free {
+            return Err(StoreError::Conflict(format!(
+                "action {id} is being driven by {} (lease until {})",
+                before.lease_owner.as_deref().unwrap_or_default(),
+                before
+                    .lease_until
+                    .map(|it| it.to_rfc3339())
+                    .unwrap_or_default()
+            )));
+        }
+        sqlx::query("UPDATE actions SET lease_owner = ?, lease_until = ? WHERE id = ?")
+            .bind(holder)
+            .bind(at + ACTION_LEASE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if before.lease_owner.as_deref().is_some_and(|it| it != holder) {
+            append_events(
+                &mut tx,
+                at,
+                vec![NewEvent::new(
+                    "action.claimed",
+                    format!("{}/{}", before.source, before.credential_external_id),
+                    json!({ "action": id, "holder": holder, "from": before.lease_owner }),
+                )],
+            )
+            .await?;
+        }
         let record = fetch_action(&mut tx, id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(record)

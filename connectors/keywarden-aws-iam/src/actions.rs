@@ -132,16 +132,37 @@ impl KeyActions for AwsKeyActions {
     async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError> {
         let user = user_of(identity_id)?;
         let (clients, _) = self.clients(identity_id).await?;
-        // Not retried at this level: a create that timed out may have happened, and the state
-        // machine looks for such a key before it creates another.
+        // Never retried, not even by the SDK: a create that timed out may have happened, and the
+        // state machine looks for such a key before it creates another.
         clients.permit().await;
         let created = clients
             .iam
             .create_access_key()
             .user_name(user)
+            .customize()
+            .config_override(
+                aws_sdk_iam::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
-            .map_err(|err| map_err(&format!("iam:CreateAccessKey {user}"), err))?;
+            .map_err(|err| {
+                let limit = err
+                    .as_service_error()
+                    .is_some_and(|it| it.is_limit_exceeded_exception());
+                if limit {
+                    // The user holds two keys: an interrupted attempt may have created one, which
+                    // the next try deletes before creating.
+                    ConnectorError::Retryable {
+                        message: format!(
+                            "iam:CreateAccessKey {user}: the user already holds two keys"
+                        ),
+                        retry_after: None,
+                    }
+                } else {
+                    map_err(&format!("iam:CreateAccessKey {user}"), err)
+                }
+            })?;
         let key = created.access_key().ok_or_else(|| {
             ConnectorError::Permanent(format!("iam:CreateAccessKey {user}: no key in the answer"))
         })?;
@@ -252,9 +273,12 @@ impl KeyActions for AwsKeyActions {
             return Ok(None);
         };
         let delivered: Delivered = serde_json::from_str(&text).map_err(|err| {
-            // serde's message names the position, never the value.
+            // Only the position and the kind of error: serde's message may quote the value.
             ConnectorError::Permanent(format!(
-                "the destination of {identity_id} does not hold an access key in the credential_process shape: {err}"
+                "the destination of {identity_id} does not hold an access key in the credential_process shape ({:?} error at line {} column {})",
+                err.classify(),
+                err.line(),
+                err.column()
             ))
         })?;
         Ok(Some(NewKey {
@@ -291,7 +315,7 @@ impl KeyActions for AwsKeyActions {
             let err = match result {
                 Ok(me) => {
                     let arn = me.arn().unwrap_or_default();
-                    if arn == identity_id || arn_user_name(arn) == arn_user_name(identity_id) {
+                    if arn == identity_id {
                         return Ok(());
                     }
                     ConnectorError::Permanent(format!(

@@ -195,10 +195,16 @@ impl Connector for AwsIamConnector {
         if config.organizations {
             let (base, _) = self.inner.base().await?;
             let orgs = base.organizations();
-            let mut pages = orgs.list_accounts().into_paginator().send();
-            while let Some(page) = pages.next().await {
-                base.permit().await;
-                let page = page.map_err(|err| map_err("organizations:ListAccounts", err))?;
+            let mut token: Option<String> = None;
+            loop {
+                let page = persist(base, || async {
+                    orgs.list_accounts()
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|err| map_err("organizations:ListAccounts", err))
+                })
+                .await?;
                 for account in page.accounts() {
                     let active = account.status().is_none_or(|it| it.as_str() == "ACTIVE");
                     if let Some(id) = account.id()
@@ -206,6 +212,10 @@ impl Connector for AwsIamConnector {
                     {
                         ids.push(id.to_owned());
                     }
+                }
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
                 }
             }
         }
@@ -260,21 +270,21 @@ impl Connector for AwsIamConnector {
             known: cx.known.as_ref(),
         };
         let mut batch = Inventory::default();
-        let mut pages = clients
-            .iam
-            .get_account_authorization_details()
-            .filter(EntityType::User)
-            .max_items(1000)
-            .into_paginator()
-            .send();
+        let mut marker: Option<String> = None;
         loop {
-            clients.permit().await;
-            let page = match pages.next().await {
-                None => break,
-                Some(page) => {
-                    page.map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))?
-                }
-            };
+            // Paged by hand so each page gets the scan-level retry on throttling too.
+            let page = persist(&clients, || async {
+                clients
+                    .iam
+                    .get_account_authorization_details()
+                    .filter(EntityType::User)
+                    .max_items(1000)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))
+            })
+            .await?;
             let users = page.user_detail_list();
             cx.progress.add_total(users.len() as u64);
             // Boxed so the stream's future is `Send` (a plain closure over `&UserDetail` trips
@@ -298,6 +308,10 @@ impl Connector for AwsIamConnector {
                 if batch.identities.len() >= BATCH {
                     sink.batch(std::mem::take(&mut batch)).await?;
                 }
+            }
+            marker = page.marker().map(str::to_owned);
+            if !page.is_truncated() || marker.is_none() {
+                break;
             }
         }
         sink.batch(batch).await?;
@@ -582,6 +596,15 @@ impl UserScan<'_> {
         known: Option<&Credential>,
     ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
         match &slot.last_used {
+            // The report may be hours old: a use the ledger read key by key since wins.
+            SlotUse::Never if known.is_some_and(|it| it.last_used.at().is_some()) => Ok(known
+                .map_or((LastUse::Unknown, None, None), |it| {
+                    (
+                        it.last_used.clone(),
+                        it.attributes.get("last_used_region").cloned(),
+                        it.attributes.get("last_used_service").cloned(),
+                    )
+                })),
             SlotUse::Never => Ok((LastUse::Never, None, None)),
             SlotUse::At(at) if slot.service.is_some() => Ok((
                 LastUse::At {
@@ -605,12 +628,16 @@ impl UserScan<'_> {
         }
     }
 
-    /// `GetAccessKeyLastUsed` for one key: (last use, region, service).
+    /// `GetAccessKeyLastUsed` for one key: (last use, region, service). A key deleted since it
+    /// was listed has an unknown last use (the next scan no longer lists it).
     async fn last_used_api(
         &self,
         key_id: &str,
     ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
-        access_key_last_used(self.clients, key_id).await
+        match access_key_last_used(self.clients, key_id).await {
+            Err(ConnectorError::NotFound(_)) => Ok((LastUse::Unknown, None, None)),
+            other => other,
+        }
     }
 }
 

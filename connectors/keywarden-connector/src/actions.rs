@@ -62,6 +62,12 @@ pub trait KeyActions: Send + Sync + fmt::Debug {
     /// The key the identity's destination holds now, if any.
     async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError>;
 
+    /// The id of the key the identity's destination holds now, if any (the secret is read and
+    /// dropped at once).
+    async fn delivered_id(&self, identity_id: &str) -> Result<Option<String>, ConnectorError> {
+        Ok(self.delivered(identity_id).await?.map(|it| it.id.clone()))
+    }
+
     /// Proves that `key` authenticates as the identity, using the key itself.
     async fn verify(&self, identity_id: &str, key: &NewKey) -> Result<(), ConnectorError>;
 

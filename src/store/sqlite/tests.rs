@@ -507,8 +507,12 @@ fn new_action(source: &str, credential: &str) -> NewAction {
         origin: "cli".into(),
         step: "create_new_key".into(),
         state: serde_json::json!({ "old_key": credential }),
+        holder: HOLDER.into(),
     }
 }
+
+/// The process the action tests act as.
+const HOLDER: &str = "test-host:1";
 
 fn update(step: &str, status: ActionStatus) -> ActionUpdate {
     ActionUpdate {
@@ -518,6 +522,7 @@ fn update(step: &str, status: ActionStatus) -> ActionUpdate {
         reason: None,
         next_at: None,
         detail: None,
+        holder: HOLDER.into(),
     }
 }
 
@@ -687,6 +692,7 @@ async fn update_action_moves_the_step_logs_it_and_audits_it() {
         reason: None,
         next_at: Some(t(8)),
         detail: Some("created AKIANEW".into()),
+        holder: HOLDER.into(),
     };
     let record = store
         .update_action(created.id, &waiting, t(2))
@@ -709,6 +715,7 @@ async fn update_action_moves_the_step_logs_it_and_audits_it() {
         reason: Some("AccessDenied on UpdateAccessKey".into()),
         next_at: None,
         detail: None,
+        holder: HOLDER.into(),
     };
     let record = store
         .update_action(created.id, &failed, t(3))
@@ -852,6 +859,52 @@ async fn updating_an_unknown_action_is_not_found_and_changes_nothing() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     assert_eq!(count(&store, "events").await, events);
     assert_eq!(count(&store, "action_steps").await, steps);
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_moves_an_action_until_the_lease_runs_out() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let soon = |minutes: i64| t(1) + chrono::TimeDelta::minutes(minutes);
+    let action = store
+        .create_action(&new_action("keys", "credential:a"), t(1))
+        .await
+        .expect("create");
+    assert_eq!(action.lease_owner.as_deref(), Some(HOLDER));
+    let mut other = update("create", ActionStatus::Running);
+    other.holder = "other-host:2".into();
+    let err = store
+        .update_action(action.id, &other, soon(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err = store
+        .claim_action(action.id, "other-host:2", None, soon(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // A holder known to be dead is taken over at once ...
+    let claimed = store
+        .claim_action(action.id, "other-host:2", Some(HOLDER), soon(1))
+        .await
+        .expect("take over");
+    assert_eq!(claimed.lease_owner.as_deref(), Some("other-host:2"));
+    store
+        .update_action(action.id, &other, soon(2))
+        .await
+        .expect("new holder moves it");
+    // ... and anyone may claim it once the lease ran out.
+    let later = soon(2) + crate::store::ACTION_LEASE + chrono::TimeDelta::seconds(1);
+    let claimed = store
+        .claim_action(action.id, HOLDER, None, later)
+        .await
+        .expect("expired lease");
+    assert_eq!(claimed.lease_owner.as_deref(), Some(HOLDER));
+    // Finishing releases it.
+    let done = store
+        .update_action(action.id, &update("done", ActionStatus::Done), later)
+        .await
+        .expect("done");
+    assert_eq!(done.lease_owner, None);
 }
 
 #[tokio::test]

@@ -20,6 +20,10 @@ CREATE TABLE actions (
     state       TEXT NOT NULL,
     reason      TEXT,
     next_at     TEXT,
+    -- The keywarden process driving the action (`host:pid`) and until when: a second process
+    -- leaves it alone unless the lease ran out or its holder is known to be dead.
+    lease_owner TEXT,
+    lease_until TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
