@@ -346,6 +346,117 @@ mod tests {
         }
     }
 
+    /// Two accounts, `a` and `b`; `b` fails when told to. Each saves its part name as state.
+    #[derive(Debug)]
+    struct Accounts {
+        fail_b: bool,
+    }
+
+    #[async_trait]
+    impl Connector for Accounts {
+        fn kind(&self) -> &'static str {
+            "accounts"
+        }
+
+        fn source(&self) -> &str {
+            "org"
+        }
+
+        async fn partitions(&self, _cx: &ScanContext) -> Result<Vec<String>, ConnectorError> {
+            Ok(vec!["a".to_owned(), "b".to_owned()])
+        }
+
+        async fn inventory(
+            &self,
+            cx: &ScanContext,
+            sink: &mut dyn InventorySink,
+        ) -> Result<(), ConnectorError> {
+            let part = cx.partition.clone().unwrap_or_default();
+            if part == "b" && self.fail_b {
+                return Err(ConnectorError::Unauthorized(
+                    "role not assumable".to_owned(),
+                ));
+            }
+            let seen = cx.known.state().await?;
+            let it = fixtures::credential(
+                "org",
+                &format!("key-{part}"),
+                CredentialKind::AccessKey,
+                now(),
+            );
+            sink.batch(Inventory {
+                identities: vec![it.identity],
+                credentials: vec![it.credential],
+                errors: Vec::new(),
+            })
+            .await?;
+            sink.save_state(serde_json::json!({ "part": part, "seen_before": seen.is_some() }))
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn each_partition_is_its_own_source_and_one_failing_leaves_the_others_alone() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let policies = PolicySet::default();
+        let healthy: Arc<dyn Connector> = Arc::new(Accounts { fail_b: false });
+        let first = run(&store, &[healthy], &policies, now(), Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        let names: Vec<&str> = first.sources.iter().map(|it| it.name.as_str()).collect();
+        assert_eq!(names, ["org/a", "org/b"]);
+        assert_eq!(first.scope, ["org/a", "org/b"]);
+        for (source, key) in [("org/a", "credential:key-a"), ("org/b", "credential:key-b")] {
+            assert_eq!(
+                store
+                    .credential_status(source, key)
+                    .await
+                    .expect("status")
+                    .as_deref(),
+                Some("active"),
+                "{source}"
+            );
+            let state = store
+                .connector_state(source)
+                .await
+                .expect("state")
+                .expect("saved");
+            assert_eq!(state["seen_before"], false);
+        }
+
+        let failing: Arc<dyn Connector> = Arc::new(Accounts { fail_b: true });
+        let later = now() + chrono::Duration::hours(1);
+        let second = run(&store, &[failing], &policies, later, Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        assert!(second.sources[0].result.is_ok());
+        assert!(second.sources[1].result.is_err());
+        // The failed account keeps its entries (nothing is marked gone) and its old state.
+        assert_eq!(
+            store
+                .credential_status("org/b", "credential:key-b")
+                .await
+                .expect("status")
+                .as_deref(),
+            Some("active")
+        );
+        let b = store
+            .connector_state("org/b")
+            .await
+            .expect("state")
+            .expect("kept");
+        assert_eq!(b["seen_before"], false);
+        let a = store
+            .connector_state("org/a")
+            .await
+            .expect("state")
+            .expect("saved");
+        assert_eq!(
+            a["seen_before"], true,
+            "the ledger handed `a` its own state back"
+        );
+    }
+
     #[tokio::test]
     async fn a_large_ledger_is_recorded_evaluated_and_reported_across_pages() {
         let store = SqliteStore::in_memory().await.expect("store");
