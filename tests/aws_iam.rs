@@ -1438,3 +1438,115 @@ async fn an_old_key_still_in_use_is_kept_for_the_whole_overlap() {
         "old key deactivated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organizations_lists_the_accounts_to_inventory() {
+    let Some(admin) = Account::new().await else {
+        return;
+    };
+    let orgs = aws_sdk_organizations::Client::new(&sdk_config(&admin.url, admin.creds.clone()));
+    orgs.create_organization()
+        .send()
+        .await
+        .expect("create organization");
+    let created = orgs
+        .create_account()
+        .account_name("builds")
+        .email("builds@example.com")
+        .send()
+        .await
+        .expect("create account");
+    let member = created
+        .create_account_status()
+        .and_then(|it| it.account_id())
+        .expect("account id")
+        .to_owned();
+    // Seed the member account through a role in it, as keywarden will reach it.
+    let base = Credentials::new(
+        "AKIAIOSFODNN7EXAMPLE",
+        "test-base-secret",
+        None,
+        None,
+        "test",
+    );
+    let sts = aws_sdk_sts::Client::new(&sdk_config(&admin.url, base));
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{member}:role/keywarden"))
+        .role_session_name("seed")
+        .send()
+        .await
+        .expect("assume role");
+    let c = assumed.credentials().expect("credentials");
+    let member_iam = aws_sdk_iam::Client::new(&sdk_config(
+        &admin.url,
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "moto",
+        ),
+    ));
+    member_iam
+        .create_user()
+        .user_name("builder")
+        .send()
+        .await
+        .expect("user");
+    let key = member_iam
+        .create_access_key()
+        .user_name("builder")
+        .send()
+        .await
+        .expect("key")
+        .access_key()
+        .expect("key")
+        .access_key_id()
+        .to_owned();
+    admin.user("admin-bot", "/", &[]).await;
+    let admin_key = admin.key("admin-bot", 5, None).await;
+
+    let ws = Workspace::new(&admin, "    organizations: true\n");
+    let report = ws.scan(&admin);
+    let mut sources: Vec<&str> = report["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|it| it["name"].as_str().expect("name"))
+        .collect();
+    sources.sort_unstable();
+    let mut expected = vec![format!("aws/{}", admin.id), format!("aws/{member}")];
+    expected.sort();
+    assert_eq!(sources, expected);
+    assert_eq!(by_id(&report, &key)["source"], format!("aws/{member}"));
+    assert_eq!(
+        by_id(&report, &admin_key)["source"],
+        format!("aws/{}", admin.id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_side_rate_limit_holds() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    for n in 0..6 {
+        let user = format!("limited-{n}");
+        account.user(&user, "/", &[]).await;
+        account.key(&user, 5, None).await;
+    }
+    let ws = Workspace::new(&account, "    max_requests_per_second: 2\n");
+    account.reset_calls().await;
+    let started = std::time::Instant::now();
+    ws.scan(&account);
+    let elapsed = started.elapsed();
+    let calls: u64 = account.calls().await.values().sum();
+    assert!(calls >= 10, "{calls} calls");
+    // Two calls at once at most, then two a second: never faster than that, however fast moto is.
+    let floor = std::time::Duration::from_secs((calls - 2) / 2);
+    assert!(
+        elapsed >= floor,
+        "{calls} calls in {elapsed:?}, under the limit's {floor:?}"
+    );
+}

@@ -131,7 +131,8 @@ impl Inner {
         let listed = account.and_then(|id| self.config.accounts.iter().find(|it| it.id == id));
         let account = match account {
             None => return Ok((base.clone(), own.clone())),
-            Some(id) if id == own && listed.is_none() && !self.config.organizations => {
+            // keywarden's own account, unless a role is named for it.
+            Some(id) if id == own && listed.is_none_or(|it| it.role_arn.is_none()) => {
                 return Ok((base.clone(), own.clone()));
             }
             Some(id) => id,
