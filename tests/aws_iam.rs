@@ -134,6 +134,16 @@ impl Account {
         id
     }
 
+    /// Users `<prefix>-0` .. `<prefix>-<n-1>`, owned by `team`, each with one key created
+    /// `100 + i` days ago and last used as given.
+    async fn users_with_a_key(&self, prefix: &str, n: i64, used_days_ago: Option<i64>) {
+        for i in 0..n {
+            let user = format!("{prefix}-{i}");
+            self.user(&user, "/", &[("owner", "team")]).await;
+            self.key(&user, 100 + i, used_days_ago).await;
+        }
+    }
+
     async fn backdate(&self, key: &str, created_days_ago: i64, used_days_ago: Option<i64>) {
         let now = Utc::now();
         let created = (now - Duration::days(created_days_ago)).format("%Y-%m-%dT%H:%M:%SZ");
@@ -527,11 +537,7 @@ async fn incremental_scan_repeats_no_per_user_call_until_a_key_changes() {
     let Some(account) = Account::new().await else {
         return;
     };
-    for n in 0..6 {
-        let user = format!("svc-{n}");
-        account.user(&user, "/", &[("owner", "team")]).await;
-        account.key(&user, 30 + n, Some(3)).await;
-    }
+    account.users_with_a_key("svc", 6, Some(3)).await;
     let ws = Workspace::new(&account, "    full_refresh: 7d\n");
     account.reset_calls().await;
     let cold = ws.scan(&account);
@@ -613,11 +619,7 @@ async fn throttling_slows_a_scan_but_never_fails_it() {
     };
     // The SDK's adaptive retry slows all calls down after a throttle (to as little as one call
     // every two seconds), so a few users are enough to show the scan getting through.
-    for n in 0..4 {
-        let user = format!("busy-{n}");
-        account.user(&user, "/", &[]).await;
-        account.key(&user, 100, Some(1)).await;
-    }
+    account.users_with_a_key("busy", 4, Some(1)).await;
     account
         .control(
             "throttle",
@@ -784,6 +786,69 @@ fn connector(account: &Account, rotation: &str) -> Arc<dyn Connector> {
     )
 }
 
+/// A rotation driven in this process, on a clock the test moves forward.
+struct TimedRotation {
+    store: SqliteStore,
+    connectors: Vec<Arc<dyn Connector>>,
+    /// Seconds added to the real clock.
+    offset: Arc<AtomicI64>,
+    /// The action as `start` left it.
+    started: keywarden::store::ActionRecord,
+}
+
+impl TimedRotation {
+    /// Scans the account into a fresh ledger and starts rotating `old` with these `rotation`
+    /// settings (JSON).
+    async fn start(account: &Account, old: &str, rotation: &str) -> Self {
+        let connector = connector(account, rotation);
+        let store = SqliteStore::in_memory().await.expect("store");
+        keywarden::scan::run(
+            &store,
+            std::slice::from_ref(&connector),
+            &keywarden::policy::PolicySet::default(),
+            Utc::now(),
+            Arc::new(keywarden_connector::NoProgress),
+        )
+        .await
+        .expect("scan");
+        let target = actions::target(&store, old, None).await.expect("target");
+        let key_actions: Arc<dyn KeyActions> = connector.key_actions().expect("actions");
+        let offset = Arc::new(AtomicI64::new(0));
+        let clock = clock(&offset);
+        let started = actions::start(
+            &store,
+            key_actions.as_ref(),
+            ActionKind::Rotate,
+            &target,
+            "test",
+            &clock,
+        )
+        .await
+        .expect("start");
+        Self {
+            store,
+            connectors: vec![connector],
+            offset,
+            started,
+        }
+    }
+
+    /// Moves the clock to `seconds` after now and resumes the due actions.
+    async fn resume_at(&self, seconds: i64) -> keywarden::store::ActionRecord {
+        self.offset.store(seconds, Ordering::SeqCst);
+        let clock = clock(&self.offset);
+        let mut records = actions::resume(&self.store, &self.connectors, &clock)
+            .await
+            .expect("resume");
+        records.remove(0)
+    }
+}
+
+fn clock(offset: &Arc<AtomicI64>) -> impl Fn() -> DateTime<Utc> + Send + Sync + use<> {
+    let offset = offset.clone();
+    move || Utc::now() + Duration::seconds(offset.load(Ordering::SeqCst))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_always_holds_a_working_key_through_overlap_and_grace() {
     let Some(account) = Account::new().await else {
@@ -803,33 +868,8 @@ async fn consumer_always_holds_a_working_key_through_overlap_and_grace() {
         "{{\"overlap\": \"1h\", \"last_use_settle\": \"30m\", \"grace\": \"1d\", \"deliver\": [{{\"users\": \"*\", \"type\": \"file\", \"path\": \"{}\"}}]}}",
         file.display()
     );
-    let connector = connector(&account, &rotation);
-    let store = SqliteStore::in_memory().await.expect("store");
-    keywarden::scan::run(
-        &store,
-        std::slice::from_ref(&connector),
-        &keywarden::policy::PolicySet::default(),
-        Utc::now(),
-        Arc::new(keywarden_connector::NoProgress),
-    )
-    .await
-    .expect("scan");
-    let target = actions::target(&store, &old, None).await.expect("target");
-    let key_actions: Arc<dyn KeyActions> = connector.key_actions().expect("actions");
-
-    let offset = Arc::new(AtomicI64::new(0));
-    let clock_offset = offset.clone();
-    let clock = move || Utc::now() + Duration::seconds(clock_offset.load(Ordering::SeqCst));
-    let record = actions::start(
-        &store,
-        key_actions.as_ref(),
-        ActionKind::Rotate,
-        &target,
-        "test",
-        &clock,
-    )
-    .await
-    .expect("start");
+    let rotation = TimedRotation::start(&account, &old, &rotation).await;
+    let record = &rotation.started;
     assert_eq!(record.status, ActionStatus::Waiting);
     assert_eq!(record.step, "overlap");
     let consumer = |file: &Path| -> Value {
@@ -844,20 +884,13 @@ async fn consumer_always_holds_a_working_key_through_overlap_and_grace() {
     );
 
     // Resuming early changes nothing.
-    let connectors = vec![connector.clone()];
-    let records = actions::resume(&store, &connectors, &clock)
-        .await
-        .expect("resume");
-    assert_eq!(records[0].step, "overlap");
+    assert_eq!(rotation.resume_at(0).await.step, "overlap");
 
     // After the settle time the old key's last use (a day before the delivery) lets it go early.
-    offset.store(31 * 60, Ordering::SeqCst);
-    let records = actions::resume(&store, &connectors, &clock)
-        .await
-        .expect("resume");
-    let steps = store.action_steps(records[0].id).await.expect("steps");
-    assert_eq!(records[0].step, "grace", "{steps:#?}");
-    assert_eq!(records[0].status, ActionStatus::Waiting);
+    let record = rotation.resume_at(31 * 60).await;
+    let steps = rotation.store.action_steps(record.id).await.expect("steps");
+    assert_eq!(record.step, "grace", "{steps:#?}");
+    assert_eq!(record.status, ActionStatus::Waiting);
     assert_eq!(
         account.keys("pipeline").await,
         BTreeMap::from([(old.clone(), false), (new.clone(), true)])
@@ -868,11 +901,8 @@ async fn consumer_always_holds_a_working_key_through_overlap_and_grace() {
         "consumer still works"
     );
 
-    offset.store(2 * 86_400, Ordering::SeqCst);
-    let records = actions::resume(&store, &connectors, &clock)
-        .await
-        .expect("resume");
-    assert_eq!(records[0].status, ActionStatus::Done);
+    let record = rotation.resume_at(2 * 86_400).await;
+    assert_eq!(record.status, ActionStatus::Done);
     assert_eq!(
         account.keys("pipeline").await,
         BTreeMap::from([(new.clone(), true)])
@@ -1373,32 +1403,8 @@ async fn an_old_key_still_in_use_is_kept_for_the_whole_overlap() {
         "{{\"overlap\": \"1h\", \"last_use_settle\": \"30m\", \"grace\": \"1d\", \"deliver\": [{{\"users\": \"*\", \"type\": \"file\", \"path\": \"{}\"}}]}}",
         dir.path().join("{user}.json").display()
     );
-    let connector = connector(&account, &rotation);
-    let store = SqliteStore::in_memory().await.expect("store");
-    keywarden::scan::run(
-        &store,
-        std::slice::from_ref(&connector),
-        &keywarden::policy::PolicySet::default(),
-        Utc::now(),
-        Arc::new(keywarden_connector::NoProgress),
-    )
-    .await
-    .expect("scan");
-    let target = actions::target(&store, &old, None).await.expect("target");
-    let key_actions = connector.key_actions().expect("actions");
-    let offset = Arc::new(AtomicI64::new(0));
-    let clock_offset = offset.clone();
-    let clock = move || Utc::now() + Duration::seconds(clock_offset.load(Ordering::SeqCst));
-    let record = actions::start(
-        &store,
-        key_actions.as_ref(),
-        ActionKind::Rotate,
-        &target,
-        "test",
-        &clock,
-    )
-    .await
-    .expect("start");
+    let rotation = TimedRotation::start(&account, &old, &rotation).await;
+    let record = &rotation.started;
     let delivered_at: DateTime<Utc> = record.state["delivered_at"]
         .as_str()
         .expect("delivered_at")
@@ -1409,14 +1415,10 @@ async fn an_old_key_still_in_use_is_kept_for_the_whole_overlap() {
         .used_at(&old, delivered_at + Duration::seconds(5))
         .await;
 
-    let connectors = vec![connector.clone()];
-    offset.store(31 * 60, Ordering::SeqCst);
-    let records = actions::resume(&store, &connectors, &clock)
-        .await
-        .expect("resume");
-    assert_eq!(records[0].step, "overlap", "still waiting");
-    assert_eq!(records[0].status, ActionStatus::Waiting);
-    let steps = store.action_steps(records[0].id).await.expect("steps");
+    let record = rotation.resume_at(31 * 60).await;
+    assert_eq!(record.step, "overlap", "still waiting");
+    assert_eq!(record.status, ActionStatus::Waiting);
+    let steps = rotation.store.action_steps(record.id).await.expect("steps");
     let last = steps
         .last()
         .and_then(|it| it.detail.clone())
@@ -1428,11 +1430,8 @@ async fn an_old_key_still_in_use_is_kept_for_the_whole_overlap() {
     );
 
     // The overlap period ends it regardless.
-    offset.store(61 * 60, Ordering::SeqCst);
-    let records = actions::resume(&store, &connectors, &clock)
-        .await
-        .expect("resume");
-    assert_eq!(records[0].step, "grace");
+    let record = rotation.resume_at(61 * 60).await;
+    assert_eq!(record.step, "grace");
     assert!(
         !account.keys("busy-consumer").await[&old],
         "old key deactivated"
@@ -1531,11 +1530,7 @@ async fn the_client_side_rate_limit_holds() {
     let Some(account) = Account::new().await else {
         return;
     };
-    for n in 0..6 {
-        let user = format!("limited-{n}");
-        account.user(&user, "/", &[]).await;
-        account.key(&user, 5, None).await;
-    }
+    account.users_with_a_key("limited", 6, None).await;
     let ws = Workspace::new(&account, "    max_requests_per_second: 2\n");
     account.reset_calls().await;
     let started = std::time::Instant::now();

@@ -149,6 +149,70 @@ fn mutated_config_files_never_panic_and_errors_name_their_place() {
     }
 }
 
+/// A config with a full `aws_iam` source, every field set.
+const AWS_CONFIG: &str = r#"store:
+  path: keywarden.db
+policies: [policies]
+defaults:
+  owner_tag: team
+sources:
+  aws:
+    type: aws_iam
+    region: eu-west-1
+    profile: audit
+    endpoint_url: https://iam.example.internal
+    accounts:
+      - id: "111111111111"
+      - id: "222222222222"
+        role_arn: arn:aws:iam::222222222222:role/audit/keywarden
+        external_id: shared-secret-id
+    organizations: true
+    role_name: keywarden
+    owner_tag: Owner
+    purpose_tag: Purpose
+    full_refresh: 12h
+    ssh_public_keys: true
+    concurrency: 4
+    max_requests_per_second: 20
+    max_attempts: 6
+    rotation:
+      overlap: 2h
+      last_use_settle: 4h
+      grace: 7d
+      verify_timeout: 90s
+      deliver:
+        - users: "ci-*"
+          type: secrets_manager
+          secret_id: "ci/{account_id}/{user}"
+        - users: "*"
+          type: file
+          path: /run/keywarden/{user}.json
+"#;
+
+#[test]
+fn mutated_aws_sources_never_panic_and_errors_name_their_place() {
+    let path = Path::new("/etc/keywarden/keywarden.yaml");
+    let parse = |text: &str| {
+        parse_yaml::<ConfigFile>(path, text)
+            .map_err(|it| keywarden::diagnostic::Diagnostics(vec![it]))
+            .and_then(|raw| Config::validate(path, raw))
+    };
+    let config = parse(AWS_CONFIG).expect("the unmutated config is valid");
+    assert_eq!(config.sources[0].1.kind(), "aws_iam");
+    let mut rng = Rng(0x5eed_0004);
+    for _ in 0..iterations() {
+        let mutated = mutate(&mut rng, AWS_CONFIG.as_bytes());
+        let text = String::from_utf8_lossy(&mutated);
+        if let Err(errors) = parse(&text) {
+            assert!(!errors.0.is_empty());
+            for error in &errors.0 {
+                assert_eq!(error.file, path);
+                assert!(!error.message.is_empty(), "{text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn mutated_key_material_is_a_scan_error_never_a_failed_scan() {
     let originals: Vec<Vec<u8>> = [
