@@ -245,13 +245,12 @@ impl Connector for AwsIamConnector {
             .is_none_or(|at| cx.now - at >= refresh);
         let report = match credential_report(&clients).await {
             Ok(report) => Some(report),
-            Err(err @ ConnectorError::Unauthorized(_)) => {
-                // Without the report every key costs a GetAccessKeyLastUsed call and every
-                // scan is a full one; the inventory is still complete.
+            Err(err) => {
+                // Not allowed, still in progress, unreadable: without the report every key costs
+                // a GetAccessKeyLastUsed call and the scan is a full one, but it is complete.
                 tracing::warn!(source = %inner.source, error = %err, "No credential report; last use will be read key by key.");
                 None
             }
-            Err(err) => return Err(err),
         };
         let full = full || report.is_none();
         tracing::info!(
