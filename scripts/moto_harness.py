@@ -17,6 +17,9 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
        every 3rd IAM request signed with that key id gets HTTP 400 `Throttling: Rate exceeded`
        (the counting starts anew at each call; "every": 0 turns it off)
        -> 200 {"access_key_id", "every"}
+  POST /_keywarden/deny          {"access_key_id": "AKIA...", "operations": ["GetCredentialReport"]}
+       those operations, signed with that key, get HTTP 403 AccessDenied ([] lifts it)
+       -> 200 {"access_key_id", "operations"}
   GET  /_keywarden/stats?access_key_id=AKIA...
        -> 200 {"calls": {"ListAccessKeys": 12, ...}, "throttled": 4,
                "created_secrets": {"AKIA...new": "<secret>"}}
@@ -79,6 +82,13 @@ CREATED_SECRET_RE = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
 THROTTLING_BODY = (
     '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
     "<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+    "<RequestId>{request_id}</RequestId></ErrorResponse>"
+)
+
+DENIED_BODY = (
+    '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+    "<Error><Type>Sender</Type><Code>AccessDenied</Code>"
+    "<Message>User is not authorized to perform: iam:{operation}</Message></Error>"
     "<RequestId>{request_id}</RequestId></ErrorResponse>"
 )
 
@@ -181,6 +191,8 @@ class KeywardenMiddleware:
         self.throttled: Counter[str] = Counter()
         # access key id -> (every, IAM requests seen since the throttle was set).
         self.throttles: dict[str, list[int]] = {}
+        # access key id -> IAM operations answered with AccessDenied for it.
+        self.denied: dict[str, set[str]] = {}
         # access key id -> {new access key id: its secret}: what CreateAccessKey calls signed
         # with that key answered, so tests can look for the secrets keywarden was given.
         self.created: dict[str, dict[str, str]] = {}
@@ -205,6 +217,20 @@ class KeywardenMiddleware:
                 if state[1] % state[0] == 0:
                     throttle = True
                     self.throttled[access_key_id] += 1
+        with self.lock:
+            deny = operation in self.denied.get(access_key_id, set())
+        if deny:
+            request_id = str(uuid.uuid4())
+            body = DENIED_BODY.format(operation=operation, request_id=request_id).encode()
+            start_response(
+                "403 Forbidden",
+                [
+                    ("Content-Type", "text/xml"),
+                    ("Content-Length", str(len(body))),
+                    ("x-amzn-RequestId", request_id),
+                ],
+            )
+            return [body]
         if throttle:
             request_id = str(uuid.uuid4())
             body = THROTTLING_BODY.format(request_id=request_id).encode()
@@ -293,6 +319,7 @@ class KeywardenMiddleware:
         routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
             ("POST", "backdate"): self.backdate,
             ("POST", "throttle"): self.throttle,
+            ("POST", "deny"): self.deny,
             ("GET", "stats"): self.stats,
             ("POST", "stats/reset"): self.stats_reset,
             ("POST", "seed"): self.seed,
@@ -365,6 +392,21 @@ class KeywardenMiddleware:
             else:
                 self.throttles[access_key_id] = [every, 0]
         return {"access_key_id": access_key_id, "every": every}
+
+    def deny(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Answers the named operations signed with one key with AccessDenied (HTTP 403)."""
+        access_key_id = body.get("access_key_id")
+        operations = body.get("operations", [])
+        if not isinstance(access_key_id, str) or not access_key_id:
+            raise HttpError(400, "`access_key_id` must be a non-empty string")
+        if not isinstance(operations, list) or not all(isinstance(it, str) for it in operations):
+            raise HttpError(400, "`operations` must be a list of operation names")
+        with self.lock:
+            if operations:
+                self.denied[access_key_id] = set(operations)
+            else:
+                self.denied.pop(access_key_id, None)
+        return {"access_key_id": access_key_id, "operations": sorted(operations)}
 
     def stats_of(self, access_key_id: str) -> dict[str, Any]:
         return {

@@ -172,7 +172,7 @@ def run(url: str) -> None:
         retrying.list_users()
     status, stats = control(url, "GET", f"stats?access_key_id={THROTTLED_KEY}")
     check(stats == {"calls": {"GetCallerIdentity": 3, "ListAccessKeys": 1, "ListSecrets": 1,
-                              "ListUsers": 6}, "throttled": 2},
+                              "ListUsers": 6}, "throttled": 2, "created_secrets": {}},
           f"stats count every call, throttled included: {stats}")
     control(url, "POST", "throttle", {"access_key_id": THROTTLED_KEY, "every": 0})
     for _ in range(6):
@@ -182,7 +182,7 @@ def run(url: str) -> None:
     status, everything = control(url, "GET", "stats")
     check(THROTTLED_KEY in everything["by_access_key"], "stats without a key list every key")
     control(url, "POST", "stats/reset", {"access_key_id": THROTTLED_KEY})
-    check(control(url, "GET", f"stats?access_key_id={THROTTLED_KEY}")[1] == {"calls": {}, "throttled": 0},
+    check(control(url, "GET", f"stats?access_key_id={THROTTLED_KEY}")[1] == {"calls": {}, "throttled": 0, "created_secrets": {}},
           "stats/reset clears the key's counts")
     check(control(url, "GET", "nothing")[0] == 404 and control(url, "GET", "seed")[0] == 405,
           "unknown control routes: 404/405")

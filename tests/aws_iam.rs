@@ -1545,3 +1545,38 @@ async fn the_client_side_rate_limit_holds() {
         "{calls} calls in {elapsed:?}, under the limit's {floor:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_credential_report_last_use_is_read_key_by_key() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("reader", "/", &[]).await;
+    let used = account.key("reader", 120, Some(7)).await;
+    let unused = account.key("reader", 30, None).await;
+    account
+        .control(
+            "deny",
+            json!({
+                "access_key_id": account.creds.access_key_id(),
+                "operations": ["GenerateCredentialReport", "GetCredentialReport"],
+            }),
+        )
+        .await;
+    let ws = Workspace::new(&account, "");
+    account.reset_calls().await;
+    let report = ws.scan(&account);
+    assert_eq!(days_ago(&by_id(&report, &used)["last_used"]["at"]), 7);
+    assert_eq!(
+        by_id(&report, &used)["attributes"]["last_used_service"],
+        "s3"
+    );
+    assert_eq!(by_id(&report, &unused)["last_used"]["state"], "never");
+    let calls = account.calls().await;
+    assert_eq!(calls.get("GetAccessKeyLastUsed"), Some(&2), "{calls:?}");
+    // Without the report every scan is a full one.
+    account.reset_calls().await;
+    ws.scan(&account);
+    let calls = account.calls().await;
+    assert_eq!(calls.get("ListAccessKeys"), Some(&1), "{calls:?}");
+}
