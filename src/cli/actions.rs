@@ -116,7 +116,7 @@ pub async fn act(kind: ActionKind, args: ActOn) -> Result<ExitCode, Failure> {
     let record = actions::start(&store, key_actions.as_ref(), kind, &target, "cli", &clock)
         .await
         .map_err(action_failure)?;
-    print_records(&store, std::slice::from_ref(&record), args.format).await?;
+    print_records(std::slice::from_ref(&record), args.format)?;
     Ok(status_code(&record))
 }
 
@@ -130,7 +130,7 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
             let config = config::load(&config.config)?;
             let store = open_store(&config).await?;
             let records = store.actions(open).await?;
-            print_records(&store, &records, format).await?;
+            print_records(&records, format)?;
             Ok(ExitCode::SUCCESS)
         }
         ActionsCommand::Show { config, id, format } => {
@@ -148,7 +148,7 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
                     .context("cannot render the action")?
                 ),
                 Format::Table => {
-                    print_records(&store, std::slice::from_ref(&record), format).await?;
+                    print_records(std::slice::from_ref(&record), format)?;
                     let mut table = comfy_table::Table::new();
                     table
                         .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -174,7 +174,7 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
             let records = actions::resume(&store, &connectors, &clock)
                 .await
                 .map_err(action_failure)?;
-            print_records(&store, &records, format).await?;
+            print_records(&records, format)?;
             let bad = records.iter().any(|it| {
                 matches!(it.status, ActionStatus::Refused | ActionStatus::Failed)
                     || (it.status == ActionStatus::Running && it.reason.is_some())
@@ -188,11 +188,7 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
     }
 }
 
-async fn print_records(
-    _store: &dyn Store,
-    records: &[ActionRecord],
-    format: Format,
-) -> Result<(), Failure> {
+fn print_records(records: &[ActionRecord], format: Format) -> Result<(), Failure> {
     match format {
         Format::Json => println!(
             "{}",
