@@ -570,6 +570,11 @@ enum Next {
     Failed(String),
 }
 
+/// A time as the step log shows it (RFC 3339, to the second).
+fn when(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn span(duration: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
@@ -725,7 +730,10 @@ async fn step(
                 "overlap",
                 state,
                 check,
-                format!("{new_key} works; both keys stay active until {until} at the latest"),
+                format!(
+                    "{new_key} works; both keys stay active until {} at the latest",
+                    when(until)
+                ),
             )
         }
         ("rotate", "overlap") => {
@@ -744,14 +752,14 @@ async fn step(
                     LastUse::At { at, .. } if at < delivered_at => Next::Step(
                         "deactivate",
                         state,
-                        Some(format!("{key} last used {at}, before the delivery")),
+                        Some(format!("{key} last used {}, before the delivery", when(at))),
                     ),
                     used => Next::Wait(
                         "overlap",
                         state,
                         until.min(now + chrono::Duration::hours(1)),
                         match used.at() {
-                            Some(at) => format!("{key} last used {at}, after the delivery"),
+                            Some(at) => format!("{key} last used {}, after the delivery", when(at)),
                             None => {
                                 format!("{key}: last use unknown; waiting for the overlap period")
                             }
@@ -777,7 +785,7 @@ async fn step(
                 "grace",
                 state,
                 until,
-                format!("{key} deactivated; deleted after {until}"),
+                format!("{key} deactivated; deleted after {}", when(until)),
             )
         }
         ("rotate", "grace") => Next::Step("delete", state, None),
@@ -814,7 +822,10 @@ async fn step(
             let policy = actions.deny_sessions_before(identity, before).await?;
             Next::Done(
                 state,
-                format!("attached {policy}: sessions issued before {before} are denied"),
+                format!(
+                    "attached {policy}: sessions issued before {} are denied",
+                    when(before)
+                ),
             )
         }
         (kind, step) => Next::Failed(format!("unknown step `{step}` of a {kind} action")),
