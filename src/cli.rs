@@ -394,18 +394,15 @@ async fn findings(command: FindingsCommand) -> Result<ExitCode, Failure> {
                     serde_json::to_string_pretty(&findings).context("cannot render findings")?
                 ),
                 Format::Table => {
-                    let mut table = comfy_table::Table::new();
-                    table
-                        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-                        .set_header([
-                            "ID",
-                            "SEVERITY",
-                            "STATUS",
-                            "POLICY",
-                            "SOURCE",
-                            "CREDENTIAL",
-                            "REASON",
-                        ]);
+                    let mut table = table(&[
+                        "ID",
+                        "SEVERITY",
+                        "STATUS",
+                        "POLICY",
+                        "SOURCE",
+                        "CREDENTIAL",
+                        "REASON",
+                    ]);
                     for it in &findings {
                         table.add_row([
                             it.id.to_string(),
@@ -463,6 +460,15 @@ async fn findings(command: FindingsCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A table in the style every listing of the CLI uses.
+fn table(header: &[&str]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(header);
+    table
 }
 
 /// Not-found and conflict errors are the caller's mistake (exit 2), the rest are internal.

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{ConfigArg, Failure, Format, open_store, store_input_error};
+use super::{ConfigArg, Failure, Format, open_store, store_input_error, table};
 use crate::actions::{self, ActionError, ActionKind};
 use crate::config;
 use crate::store::{ActionRecord, ActionStatus, Store};
@@ -149,10 +149,7 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
                 ),
                 Format::Table => {
                     print_records(std::slice::from_ref(&record), format)?;
-                    let mut table = comfy_table::Table::new();
-                    table
-                        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-                        .set_header(["AT", "STEP", "STATUS", "DETAIL"]);
+                    let mut table = table(&["AT", "STEP", "STATUS", "DETAIL"]);
                     for step in &steps {
                         table.add_row([
                             step.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -195,19 +192,16 @@ fn print_records(records: &[ActionRecord], format: Format) -> Result<(), Failure
             serde_json::to_string_pretty(records).context("cannot render actions")?
         ),
         Format::Table => {
-            let mut table = comfy_table::Table::new();
-            table
-                .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-                .set_header([
-                    "ID",
-                    "ACTION",
-                    "STATUS",
-                    "STEP",
-                    "SOURCE",
-                    "CREDENTIAL",
-                    "NEXT",
-                    "REASON",
-                ]);
+            let mut table = table(&[
+                "ID",
+                "ACTION",
+                "STATUS",
+                "STEP",
+                "SOURCE",
+                "CREDENTIAL",
+                "NEXT",
+                "REASON",
+            ]);
             for it in records {
                 table.add_row([
                     it.id.to_string(),

@@ -595,16 +595,19 @@ impl UserScan<'_> {
         slot: &report::Slot,
         known: Option<&Credential>,
     ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
+        // The ledger's use of the key, with the region and service it had.
+        let from_ledger = |it: &Credential| {
+            (
+                it.last_used.clone(),
+                it.attributes.get("last_used_region").cloned(),
+                it.attributes.get("last_used_service").cloned(),
+            )
+        };
         match &slot.last_used {
             // The report may be hours old: a use the ledger read key by key since wins.
-            SlotUse::Never if known.is_some_and(|it| it.last_used.at().is_some()) => Ok(known
-                .map_or((LastUse::Unknown, None, None), |it| {
-                    (
-                        it.last_used.clone(),
-                        it.attributes.get("last_used_region").cloned(),
-                        it.attributes.get("last_used_service").cloned(),
-                    )
-                })),
+            SlotUse::Never if let Some(known) = known.filter(|it| it.last_used.at().is_some()) => {
+                Ok(from_ledger(known))
+            }
             SlotUse::Never => Ok((LastUse::Never, None, None)),
             SlotUse::At(at) if slot.service.is_some() => Ok((
                 LastUse::At {
@@ -616,14 +619,11 @@ impl UserScan<'_> {
             )),
             // The ledger already has this use (or a later one, read key by key), with the
             // region and service it had.
-            SlotUse::At(at) if known.is_some_and(|it| it.last_used.at() >= Some(*at)) => Ok(known
-                .map_or((LastUse::Unknown, None, None), |it| {
-                    (
-                        it.last_used.clone(),
-                        it.attributes.get("last_used_region").cloned(),
-                        it.attributes.get("last_used_service").cloned(),
-                    )
-                })),
+            SlotUse::At(at)
+                if let Some(known) = known.filter(|it| it.last_used.at() >= Some(*at)) =>
+            {
+                Ok(from_ledger(known))
+            }
             SlotUse::At(_) | SlotUse::Unknown => self.last_used_api(key_id).await,
         }
     }
