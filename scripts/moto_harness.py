@@ -18,6 +18,7 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
        (the counting starts anew at each call; "every": 0 turns it off)
        -> 200 {"access_key_id", "every"}
   POST /_keywarden/deny          {"access_key_id": "AKIA...", "operations": ["GetCredentialReport"]}
+                                 (with "user_name": "ci": only requests naming that user)
        those operations, signed with that key, get HTTP 403 AccessDenied ([] lifts it)
        -> 200 {"access_key_id", "operations"}
   GET  /_keywarden/stats?access_key_id=AKIA...
@@ -193,6 +194,8 @@ class KeywardenMiddleware:
         self.throttles: dict[str, list[int]] = {}
         # access key id -> IAM operations answered with AccessDenied for it.
         self.denied: dict[str, set[str]] = {}
+        # access key id -> user name -> operations denied only for requests about that user.
+        self.denied_users: dict[str, dict[str, set[str]]] = {}
         # access key id -> {new access key id: its secret}: what CreateAccessKey calls signed
         # with that key answered, so tests can look for the secrets keywarden was given.
         self.created: dict[str, dict[str, str]] = {}
@@ -219,6 +222,11 @@ class KeywardenMiddleware:
                     self.throttled[access_key_id] += 1
         with self.lock:
             deny = operation in self.denied.get(access_key_id, set())
+            user = environ.get("keywarden.user_name")
+            deny = deny or (
+                user is not None
+                and operation in self.denied_users.get(access_key_id, {}).get(user, set())
+            )
         if deny:
             request_id = str(uuid.uuid4())
             body = DENIED_BODY.format(operation=operation, request_id=request_id).encode()
@@ -299,6 +307,7 @@ class KeywardenMiddleware:
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             params.update(parse_qs(body.decode("utf-8", "replace")))
+        environ["keywarden.user_name"] = params.get("UserName", [None])[0]
         action = params.get("Action")
         if action:
             return action[0]
@@ -401,6 +410,21 @@ class KeywardenMiddleware:
             raise HttpError(400, "`access_key_id` must be a non-empty string")
         if not isinstance(operations, list) or not all(isinstance(it, str) for it in operations):
             raise HttpError(400, "`operations` must be a list of operation names")
+        user_name = body.get("user_name")
+        if user_name is not None:
+            if not isinstance(user_name, str) or not user_name:
+                raise HttpError(400, "`user_name` must be a non-empty string")
+            with self.lock:
+                users = self.denied_users.setdefault(access_key_id, {})
+                if operations:
+                    users[user_name] = set(operations)
+                else:
+                    users.pop(user_name, None)
+            return {
+                "access_key_id": access_key_id,
+                "user_name": user_name,
+                "operations": sorted(operations),
+            }
         with self.lock:
             if operations:
                 self.denied[access_key_id] = set(operations)

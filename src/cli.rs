@@ -22,6 +22,7 @@ use crate::report;
 use crate::store::{SqliteStore, Store, Suppression};
 
 mod actions;
+mod enforce;
 
 /// How many credentials the scan table lists without `--all`, worst first.
 const TABLE_ROWS: usize = 100;
@@ -92,6 +93,20 @@ pub enum Command {
         /// List every credential in the table, not only the worst 100.
         #[arg(long)]
         all: bool,
+        /// Evaluate only: start no action of an enforcing policy.
+        #[arg(long)]
+        no_enforce: bool,
+    },
+    /// Scan, then enforce: start the actions of enforcing policies on what this run read without
+    /// error, within the caps, and say for every finding what was done and why.
+    Enforce {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Never draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Work with policy files.
     Policy {
@@ -118,7 +133,10 @@ pub enum Command {
     /// Contain a leaked key: deactivate it and deny every session of its user issued before now.
     /// A dry run unless --enforce.
     Quarantine(actions::ActOn),
-    /// Work with actions: list, show, resume.
+    /// Contain a leaked key with the containment playbook: quarantine it (pre-empting a rotation
+    /// in flight), then open a critical finding. A dry run unless --enforce.
+    Contain(actions::ContainArgs),
+    /// Work with actions: list, show, resume, approve, reject, cancel, retry.
     Actions {
         #[command(subcommand)]
         command: actions::ActionsCommand,
@@ -229,7 +247,23 @@ pub async fn run(cli: Cli) -> ExitCode {
             fail_on,
             no_progress,
             all,
-        } => scan(&config.config, format, fail_on, no_progress, all).await,
+            no_enforce,
+        } => {
+            let options = ScanOptions {
+                format,
+                fail_on,
+                no_progress,
+                all,
+                enforce: !no_enforce,
+            };
+            scan(&config.config, options).await
+        }
+        Command::Enforce {
+            config,
+            format,
+            no_progress,
+        } => enforce::run(&config.config, format, no_progress).await,
+        Command::Contain(args) => actions::contain(args).await,
         Command::Policy {
             command: PolicyCommand::Check { paths, config },
         } => policy_check(paths, &config),
@@ -286,13 +320,27 @@ impl Progress for Bar {
     }
 }
 
-async fn scan(
-    path: &Path,
+/// How `keywarden scan` runs and reports.
+struct ScanOptions {
     format: Format,
     fail_on: Option<Severity>,
     no_progress: bool,
     all: bool,
-) -> Result<ExitCode, Failure> {
+    enforce: bool,
+}
+
+/// What one scan (and its enforcement) leaves for the command to report.
+struct Scanned {
+    store: SqliteStore,
+    report: crate::scan::ScanReport,
+}
+
+/// Loads everything, scans, and (unless told not to) enforces, with the command's clock.
+async fn scan_and_enforce(
+    path: &Path,
+    no_progress: bool,
+    enforce: bool,
+) -> Result<Scanned, Failure> {
     let (config, policies) = load_all(path)?;
     let connectors = config.build()?;
     let store = open_store(&config).await?;
@@ -309,23 +357,49 @@ async fn scan(
         Some(bar) => Arc::new(Bar(bar.clone())),
         None => Arc::new(NoProgress),
     };
-    let report = crate::scan::run(&store, &connectors, &policies, Utc::now(), progress)
+    let mut report = crate::scan::run(&store, &connectors, &policies, Utc::now(), progress)
         .await
         .context("scan failed")?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if enforce {
+        let clock = Utc::now;
+        let engine = crate::actions::Engine {
+            store: &store,
+            connectors: &connectors,
+            policies: &policies,
+            clock: &clock,
+        };
+        let scope = report.enforcement_scope();
+        let enforcement =
+            crate::actions::enforce::run(engine, &config.enforcement, &scope, &report.findings)
+                .await
+                .context("enforcement failed")?;
+        report.enforcement = Some(enforcement);
+    }
+    Ok(Scanned { store, report })
+}
 
+async fn scan(path: &Path, options: ScanOptions) -> Result<ExitCode, Failure> {
+    let ScanOptions {
+        format,
+        fail_on,
+        no_progress,
+        all,
+        enforce,
+    } = options;
+    let Scanned { store, report } = scan_and_enforce(path, no_progress, enforce).await?;
     match format {
         Format::Table => print!(
             "{}",
-            report::table(&store, &report, &policies, (!all).then_some(TABLE_ROWS))
+            report::table(&store, &report, (!all).then_some(TABLE_ROWS))
                 .await
                 .context("cannot write the report")?
         ),
         Format::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            report::write_json(&store, &report, &policies, &mut out)
+            report::write_json(&store, &report, &mut out)
                 .await
                 .context("cannot write the report")?;
             writeln!(out).context("cannot write the report")?;

@@ -26,8 +26,60 @@ pub struct ConfigFile {
     /// Defaults applied to every source.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Limits on what enforcing policies may do in one run.
+    #[serde(default = "default_enforcement")]
+    pub enforcement: Spanned<EnforcementConfig>,
     /// The configured sources, by name, in file order.
     pub sources: Sources,
+}
+
+/// The `enforcement:` block: limits on what enforcing policies may do in one run, over all
+/// policies.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnforcementConfig {
+    /// At most this many new actions per source per run (over all policies); default 25.
+    #[serde(default = "default_max_actions_per_source")]
+    pub max_actions_per_source: u32,
+    /// A policy that would act on more than this share of a source's credentials in one run
+    /// halts for that source and opens a critical finding; default 0.5. A policy's own
+    /// `enforce.halt_share` takes precedence.
+    #[serde(default = "default_halt_share")]
+    pub halt_share: f64,
+    /// The halt applies only when a run would act on at least this many credentials of the
+    /// source, so one key of a two-key account is not a halt; default 5.
+    #[serde(default = "default_halt_min_actions")]
+    pub halt_min_actions: u32,
+}
+
+fn default_enforcement() -> Spanned<EnforcementConfig> {
+    Spanned {
+        value: EnforcementConfig::default(),
+        referenced: serde_saphyr::Location::UNKNOWN,
+        defined: serde_saphyr::Location::UNKNOWN,
+    }
+}
+
+fn default_max_actions_per_source() -> u32 {
+    25
+}
+
+fn default_halt_share() -> f64 {
+    0.5
+}
+
+fn default_halt_min_actions() -> u32 {
+    5
+}
+
+impl Default for EnforcementConfig {
+    fn default() -> Self {
+        Self {
+            max_actions_per_source: default_max_actions_per_source(),
+            halt_share: default_halt_share(),
+            halt_min_actions: default_halt_min_actions(),
+        }
+    }
 }
 
 /// The `sources` mapping, kept in file order with the place of each name and entry.
@@ -160,6 +212,7 @@ pub struct Config {
     pub store_path: PathBuf,
     pub policy_paths: Vec<PathBuf>,
     pub defaults: Defaults,
+    pub enforcement: EnforcementConfig,
     pub sources: Vec<(String, SourceConfig)>,
 }
 
@@ -193,6 +246,25 @@ impl Config {
                 file,
                 &raw.store.path.referenced,
                 "store.path: expected a file path, e.g. keywarden.db",
+            ));
+        }
+        let enforcement = &raw.enforcement.value;
+        if !(enforcement.halt_share > 0.0 && enforcement.halt_share <= 1.0) {
+            errors.push(Diagnostic::at(
+                file,
+                &raw.enforcement.referenced,
+                format!(
+                    "enforcement.halt_share: expected a share more than 0 and at most 1, found {}",
+                    enforcement.halt_share
+                ),
+            ));
+        }
+        if enforcement.max_actions_per_source == 0 {
+            errors.push(Diagnostic::at(
+                file,
+                &raw.enforcement.referenced,
+                "enforcement.max_actions_per_source: expected at least 1 (use `mode: dry_run` \
+                 policies to act on nothing)",
             ));
         }
         if raw.sources.0.is_empty() {
@@ -234,6 +306,7 @@ impl Config {
                 .map(|it| base_dir.join(it.value))
                 .collect(),
             defaults: raw.defaults,
+            enforcement: raw.enforcement.value,
             sources,
             base_dir,
         })

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use keywarden_connector::{CreatedSource, Fingerprint, LastUse};
 
+use crate::actions::enforce::{Decision, Item, halt_finding_id};
 use crate::ledger::LedgerCredential;
-use crate::policy::{ActionKind, PolicySet, Severity};
+use crate::policy::Severity;
 use crate::scan::ScanReport;
 use crate::store::{CredentialCursor, Finding, FindingStatus, PAGE, Store, StoreError};
 
@@ -61,41 +62,43 @@ fn expires_text(credential: &LedgerCredential, now: DateTime<Utc>) -> String {
     }
 }
 
-/// What the policies of the unresolved findings would do, beyond notifying.
-fn planned_actions<'a>(
-    report: &'a ScanReport,
-    policies: &'a PolicySet,
-) -> Vec<(&'a Finding, ActionKind, &'static str)> {
-    let mut planned = Vec::new();
-    for finding in report.findings.iter().filter(|it| is_active(it)) {
-        let Some(policy) = policies
-            .policies
-            .iter()
-            .find(|it| it.id == finding.policy_id)
-        else {
-            continue;
-        };
-        for action in &policy.actions {
-            if *action != ActionKind::Notify {
-                planned.push((finding, *action, policy.mode.as_str()));
-            }
-        }
-    }
-    planned
+/// What enforcement decided for each finding's action (empty when it did not run).
+fn planned_actions(report: &ScanReport) -> &[Item] {
+    report
+        .enforcement
+        .as_ref()
+        .map_or(&[][..], |it| it.items.as_slice())
 }
 
-/// The action this scan started for a finding's policy, if it started one.
-fn started<'a>(
-    report: &'a ScanReport,
-    finding: &Finding,
-    action: ActionKind,
-) -> Option<&'a crate::store::ActionRecord> {
-    report.actions.iter().find(|it| {
-        it.source == finding.source
-            && it.credential_external_id == finding.credential_external_id
-            && it.kind == action.as_str()
-            && it.origin == format!("policy:{}", finding.policy_id)
-    })
+/// One line of the report's action section.
+fn action_line(item: &Item, name: &str) -> String {
+    let what = format!(
+        "{} {name} ({}, policy {}, {})",
+        item.action, item.source, item.policy, item.mode
+    );
+    let action = match (item.action_id, item.action_status) {
+        (Some(id), Some(status)) => format!(": action {id} {status}"),
+        _ => String::new(),
+    };
+    let reason = item
+        .reason
+        .as_deref()
+        .map(|it| format!(" ({it})"))
+        .unwrap_or_default();
+    let verb = match item.decision {
+        Decision::Started => "started",
+        Decision::Retried => "retried",
+        Decision::InProgress => "in progress:",
+        Decision::AlreadyActed => "acted on earlier:",
+        Decision::Deferred => "deferred:",
+        Decision::Halted => "halted:",
+        Decision::Stale => "not acted on (stale data):",
+        Decision::Failed => "failed:",
+        Decision::WouldAct => "would",
+        Decision::WouldRefuse => "would refuse",
+        Decision::Unsupported => "cannot act:",
+    };
+    format!("  {verb} {what}{action}{reason}\n")
 }
 
 /// The human-readable report.
@@ -214,15 +217,14 @@ fn table_cells(
 pub async fn table(
     store: &dyn Store,
     report: &ScanReport,
-    policies: &PolicySet,
     limit: Option<usize>,
 ) -> Result<String, ReportError> {
     let now = report.started_at;
     let by_credential = report.findings_by_credential();
-    let planned = planned_actions(report, policies);
+    let planned = planned_actions(report);
     let planned_keys: HashSet<(&str, &str)> = planned
         .iter()
-        .map(|(it, _, _)| (it.source.as_str(), it.credential_external_id.as_str()))
+        .map(|it| (it.source.as_str(), it.credential.as_str()))
         .collect();
     let mut names: HashMap<(String, String), String> = HashMap::new();
     let limit = limit.unwrap_or(usize::MAX);
@@ -287,37 +289,24 @@ pub async fn table(
 
     if !planned.is_empty() {
         out.push_str("\nActions (dry_run policies only say what they would do):\n");
-        for (finding, action, mode) in planned {
+        for item in planned {
             let name = names
-                .get(&(
-                    finding.source.clone(),
-                    finding.credential_external_id.clone(),
-                ))
-                .map_or(finding.credential_external_id.as_str(), String::as_str);
-            let outcome = match started(report, finding, action) {
-                Some(record) => format!(
-                    ": action {} {}{}",
-                    record.id,
-                    record.status,
-                    record
-                        .reason
-                        .as_deref()
-                        .map(|it| format!(" ({it})"))
-                        .unwrap_or_default()
-                ),
-                None if mode == "enforce" => {
-                    ": already acted on, see `keywarden actions list`".to_owned()
-                }
-                None => String::new(),
-            };
-            let verb = if mode == "enforce" { "" } else { "would " };
-            out.push_str(&format!(
-                "  {verb}{} {name} ({}, policy {}, {mode}){outcome}\n",
-                action.as_str(),
-                finding.source,
-                finding.policy_id,
-            ));
+                .get(&(item.source.clone(), item.credential.clone()))
+                .map_or(item.credential.as_str(), String::as_str);
+            out.push_str(&action_line(item, name));
         }
+    }
+    for halt in report.enforcement.iter().flat_map(|it| &it.halts) {
+        out.push_str(&format!(
+            "\nENFORCEMENT HALTED: policy {} would act on {} of the {} credentials of {} (halt \
+             share {:.0}%); it acted on none of them (critical finding {})\n",
+            halt.policy,
+            halt.would_act,
+            halt.credentials,
+            halt.source,
+            halt.share * 100.0,
+            halt_finding_id(&halt.policy),
+        ));
     }
 
     for source in &report.sources {
@@ -428,18 +417,10 @@ struct ChangesOut {
 
 #[derive(serde::Serialize)]
 struct PlannedOut<'a> {
-    finding: i64,
-    action: &'static str,
-    mode: &'static str,
-    source: &'a str,
-    credential: &'a str,
-    policy: &'a str,
-    /// Whether an action was started by this scan.
+    #[serde(flatten)]
+    item: &'a Item,
+    /// Whether this run started (or retried) an action for it.
     taken: bool,
-    /// The action this scan started, with its status (`done`, `waiting`, `refused`, ...).
-    action_id: Option<i64>,
-    action_status: Option<&'static str>,
-    reason: Option<&'a str>,
 }
 
 /// Everything of the JSON report but the credentials, which are streamed after it.
@@ -451,6 +432,7 @@ struct ReportHead<'a> {
     findings: Vec<FindingOut<'a>>,
     changes: ChangesOut,
     planned_actions: Vec<PlannedOut<'a>>,
+    halts: &'a [crate::actions::enforce::Halt],
     errors: &'a [crate::store::StoredScanError],
 }
 
@@ -510,7 +492,6 @@ impl<W: std::io::Write> std::io::Write for WithoutFirstByte<W> {
 pub async fn write_json(
     store: &dyn Store,
     report: &ScanReport,
-    policies: &PolicySet,
     out: &mut impl std::io::Write,
 ) -> Result<(), ReportError> {
     let now = report.started_at;
@@ -542,22 +523,11 @@ pub async fn write_json(
             },
         })
         .collect();
-    let planned_actions = planned_actions(report, policies)
-        .into_iter()
-        .map(|(finding, action, mode)| {
-            let taken = started(report, finding, action);
-            PlannedOut {
-                finding: finding.id,
-                action: action.as_str(),
-                mode,
-                source: &finding.source,
-                credential: &finding.credential_external_id,
-                policy: &finding.policy_id,
-                taken: taken.is_some(),
-                action_id: taken.map(|it| it.id),
-                action_status: taken.map(|it| it.status.as_str()),
-                reason: taken.and_then(|it| it.reason.as_deref()),
-            }
+    let planned_actions = planned_actions(report)
+        .iter()
+        .map(|item| PlannedOut {
+            item,
+            taken: matches!(item.decision, Decision::Started | Decision::Retried),
         })
         .collect();
     let head = ReportHead {
@@ -573,6 +543,10 @@ pub async fn write_json(
             still_open: report.changes.still_open,
         },
         planned_actions,
+        halts: report
+            .enforcement
+            .as_ref()
+            .map_or(&[][..], |it| it.halts.as_slice()),
         errors: &report.errors,
     };
     out.write_all(b"{\"credentials\":[")?;

@@ -16,7 +16,7 @@ use keywarden_connector::{
 use crate::ledger::LedgerCredential;
 use crate::policy::{self, PolicySet};
 use crate::store::{
-    ActionRecord, CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
+    CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
     SourceRecorder, Store, StoreError, StoredScanError,
 };
 
@@ -42,8 +42,20 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
     pub changes: FindingChanges,
     pub errors: Vec<StoredScanError>,
-    /// The actions enforcing policies started in this scan.
-    pub actions: Vec<ActionRecord>,
+    /// The sources (and partitions) inventoried without failing as a whole.
+    pub clean: Vec<String>,
+    /// What enforcement did after the evaluation (`None`: it did not run).
+    pub enforcement: Option<crate::actions::enforce::Report>,
+}
+
+impl ScanReport {
+    /// Where enforcement may act after this scan.
+    pub fn enforcement_scope(&self) -> crate::actions::enforce::Scope {
+        crate::actions::enforce::Scope {
+            clean: self.clean.clone(),
+            errors: self.errors.clone(),
+        }
+    }
 }
 
 impl ScanReport {
@@ -226,17 +238,16 @@ pub async fn run(
         .filter(|it| scope.contains(&it.source))
         .collect();
     let errors = store.scan_errors(scan_id).await?;
-    let actions =
-        crate::actions::enforce(store, connectors, policies, &findings, &Utc::now).await?;
     Ok(ScanReport {
         scan_id,
         started_at: now,
         sources,
         scope,
+        clean: scanned,
         findings,
         changes,
         errors,
-        actions,
+        enforcement: None,
     })
 }
 
@@ -496,7 +507,7 @@ mod tests {
 
         // The JSON lists every credential once, across pages.
         let mut out = Vec::new();
-        report::write_json(&store, &again, &policies, &mut out)
+        report::write_json(&store, &again, &mut out)
             .await
             .expect("json");
         let json: serde_json::Value = serde_json::from_slice(&out).expect("valid json");
@@ -508,10 +519,8 @@ mod tests {
         assert_eq!(json["scan_id"], again.scan_id.0);
 
         // The bounded table shows exactly the first rows of the full ranking.
-        let full = report::table(&store, &again, &policies, None)
-            .await
-            .expect("table");
-        let top = report::table(&store, &again, &policies, Some(25))
+        let full = report::table(&store, &again, None).await.expect("table");
+        let top = report::table(&store, &again, Some(25))
             .await
             .expect("table");
         // Rows as trimmed cells: column widths differ between the two tables.

@@ -1,4 +1,5 @@
-//! `keywarden rotate|disable|delete|quarantine` and `keywarden actions list|show|resume`.
+//! `keywarden rotate|disable|delete|quarantine|contain` and
+//! `keywarden actions list|show|resume|approve|reject|cancel|retry`.
 
 use std::process::ExitCode;
 
@@ -6,10 +7,11 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{ConfigArg, Failure, Format, open_store, store_input_error, table};
-use crate::actions::{self, ActionError, ActionKind};
+use super::{ConfigArg, Failure, Format, load_all, open_store, store_input_error, table};
+use crate::actions::{self, ActionError, ActionKind, Engine, Request};
 use crate::config;
-use crate::store::{ActionRecord, ActionStatus, Store};
+use crate::policy::PolicySet;
+use crate::store::{ActionRecord, ActionStatus, SqliteStore, Store};
 
 /// One credential to act on.
 #[derive(Debug, Args)]
@@ -24,6 +26,34 @@ pub struct ActOn {
     /// Do it. Without this flag keywarden only says what it would do.
     #[arg(long)]
     pub enforce: bool,
+    /// `delete`: how long an active key stays deactivated before it is deleted.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub hold: std::time::Duration,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `keywarden contain`.
+#[derive(Debug, Args)]
+pub struct ContainArgs {
+    #[command(flatten)]
+    pub on: ActOn,
+    /// Why (the critical finding carries it).
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// One action and who asks.
+#[derive(Debug, Args)]
+pub struct Decide {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    pub id: i64,
+    /// Who decides (a name or e-mail; kept in the audit log).
+    #[arg(long)]
+    pub by: String,
+    #[arg(long)]
+    pub reason: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -49,10 +79,38 @@ pub enum ActionsCommand {
         format: Format,
     },
     /// Continue every unfinished action that is due (interrupted ones, and waiting ones whose
-    /// overlap or grace period is over).
+    /// overlap, grace or hold period is over).
     Resume {
         #[command(flatten)]
         config: ConfigArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Approve an action awaiting approval, and run it.
+    Approve(Decide),
+    /// Reject an action awaiting approval: it ends, having changed nothing.
+    Reject(Decide),
+    /// Stop an open action at a safe point (a rotation deletes an undelivered new key and keeps a
+    /// delivered one, and says which).
+    Cancel {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run a failed or refused action again from where it stopped.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
+        /// Who asks (kept in the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -65,28 +123,84 @@ fn action_failure(err: ActionError) -> Failure {
     }
 }
 
-/// The exit status of an action as it ended up: 0 done or waiting for its time, 1 refused,
-/// failed, or stopped by a passing failure (`actions resume` continues it).
+/// The exit status of an action as it ended up: 0 done, waiting for its time, awaiting approval,
+/// skipped, cancelled or rejected; 1 refused, failed, or stopped by a passing failure
+/// (`actions resume` continues it).
 fn status_code(record: &ActionRecord) -> ExitCode {
     match record.status {
-        ActionStatus::Done | ActionStatus::Waiting => ExitCode::SUCCESS,
+        ActionStatus::Done
+        | ActionStatus::Waiting
+        | ActionStatus::AwaitingApproval
+        | ActionStatus::Skipped
+        | ActionStatus::Cancelled
+        | ActionStatus::Rejected => ExitCode::SUCCESS,
         ActionStatus::Running | ActionStatus::Refused | ActionStatus::Failed => ExitCode::from(1),
+    }
+}
+
+/// What every command that drives actions loads: config, policies (the live re-checks of policy
+/// actions need them), connectors and the store.
+struct Loaded {
+    store: SqliteStore,
+    connectors: Vec<std::sync::Arc<dyn keywarden_connector::Connector>>,
+    policies: PolicySet,
+}
+
+async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
+    let (config, policies) = load_all(config)?;
+    let connectors = config.build()?;
+    let store = open_store(&config).await?;
+    Ok(Loaded {
+        store,
+        connectors,
+        policies,
+    })
+}
+
+impl Loaded {
+    fn engine<'a>(&'a self, clock: actions::Clock<'a>) -> Engine<'a> {
+        Engine {
+            store: &self.store,
+            connectors: &self.connectors,
+            policies: &self.policies,
+            clock,
+        }
     }
 }
 
 /// Runs (or, without `--enforce`, plans) one action.
 pub async fn act(kind: ActionKind, args: ActOn) -> Result<ExitCode, Failure> {
-    let config = config::load(&args.config.config)?;
-    let connectors = config.build()?;
-    let store = open_store(&config).await?;
-    let target = actions::target(&store, &args.credential, args.source.as_deref())
+    act_with(kind, args, None).await
+}
+
+/// `keywarden contain`: the containment playbook.
+pub async fn contain(args: ContainArgs) -> Result<ExitCode, Failure> {
+    act_with(ActionKind::Contain, args.on, Some(args.reason)).await
+}
+
+async fn act_with(
+    kind: ActionKind,
+    args: ActOn,
+    reason: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let loaded = load(&args.config.config).await?;
+    let target = actions::target(&loaded.store, &args.credential, args.source.as_deref())
         .await
         .map_err(action_failure)?;
-    let key_actions = actions::key_actions(&connectors, &target.source).map_err(action_failure)?;
+    let key_actions = actions::key_actions(
+        &loaded.connectors,
+        &target.source,
+        kind,
+        target.credential.kind,
+    )
+    .map_err(action_failure)?;
     if !args.enforce {
-        let plan = actions::plan(key_actions.as_ref(), kind, &target)
-            .await
-            .with_context(|| format!("cannot plan the {kind} of {}", args.credential))?;
+        let plan = match &key_actions {
+            Some(key_actions) => actions::plan(key_actions.as_ref(), kind, &target)
+                .await
+                .with_context(|| format!("cannot plan the {kind} of {}", args.credential))?,
+            None => actions::plan_from_ledger(&loaded.store, kind, &target).await?,
+        };
         match args.format {
             Format::Json => println!(
                 "{}",
@@ -113,7 +227,15 @@ pub async fn act(kind: ActionKind, args: ActOn) -> Result<ExitCode, Failure> {
         });
     }
     let clock = Utc::now;
-    let record = actions::start(&store, key_actions.as_ref(), kind, &target, "cli", &clock)
+    let mut request = Request::new(kind, &target, "cli");
+    request.reason = reason;
+    request.delete_hold = chrono::TimeDelta::from_std(args.hold).map_err(|_| {
+        Failure::Input(format!(
+            "--hold {}: too long",
+            humantime::format_duration(args.hold)
+        ))
+    })?;
+    let record = actions::start(loaded.engine(&clock), request)
         .await
         .map_err(action_failure)?;
     print_records(std::slice::from_ref(&record), args.format)?;
@@ -164,11 +286,9 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         ActionsCommand::Resume { config, format } => {
-            let config = config::load(&config.config)?;
-            let connectors = config.build()?;
-            let store = open_store(&config).await?;
+            let loaded = load(&config.config).await?;
             let clock = Utc::now;
-            let records = actions::resume(&store, &connectors, &clock)
+            let records = actions::resume(loaded.engine(&clock))
                 .await
                 .map_err(action_failure)?;
             print_records(&records, format)?;
@@ -181,6 +301,55 @@ pub async fn run(command: ActionsCommand) -> Result<ExitCode, Failure> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        ActionsCommand::Approve(it) => {
+            let loaded = load(&it.config.config).await?;
+            let clock = Utc::now;
+            let record =
+                actions::approve(loaded.engine(&clock), it.id, &it.by, it.reason.as_deref())
+                    .await
+                    .map_err(action_failure)?;
+            print_records(std::slice::from_ref(&record), it.format)?;
+            Ok(status_code(&record))
+        }
+        ActionsCommand::Reject(it) => {
+            let loaded = load(&it.config.config).await?;
+            let clock = Utc::now;
+            let record =
+                actions::reject(loaded.engine(&clock), it.id, &it.by, it.reason.as_deref())
+                    .await
+                    .map_err(action_failure)?;
+            print_records(std::slice::from_ref(&record), it.format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ActionsCommand::Cancel {
+            config,
+            id,
+            reason,
+            by,
+            format,
+        } => {
+            let loaded = load(&config.config).await?;
+            let clock = Utc::now;
+            let record = actions::cancel(loaded.engine(&clock), id, &reason, &by)
+                .await
+                .map_err(action_failure)?;
+            print_records(std::slice::from_ref(&record), format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ActionsCommand::Retry {
+            config,
+            id,
+            by,
+            format,
+        } => {
+            let loaded = load(&config.config).await?;
+            let clock = Utc::now;
+            let record = actions::retry(loaded.engine(&clock), id, &by, true)
+                .await
+                .map_err(action_failure)?;
+            print_records(std::slice::from_ref(&record), format)?;
+            Ok(status_code(&record))
         }
     }
 }
@@ -205,7 +374,7 @@ fn print_records(records: &[ActionRecord], format: Format) -> Result<(), Failure
             for it in records {
                 table.add_row([
                     it.id.to_string(),
-                    it.kind.clone(),
+                    it.kind.to_string(),
                     it.status.to_string(),
                     it.step.clone(),
                     it.source.clone(),

@@ -42,6 +42,15 @@
 //!                                   #   credential nor its identity
 //!     actions: [notify, rotate]     # required, non-empty: notify | rotate | disable | delete |
 //!                                   #   revoke_trust | quarantine
+//!     enforce:                      # optional: how `mode: enforce` acts
+//!       approval: required          #   none (default) | required: actions wait for
+//!                                   #   `keywarden actions approve`
+//!       max_actions_per_run: 10     #   default 10; the rest are deferred to later runs
+//!       halt_share: 25%             #   halt if one run would act on more than this share of a
+//!                                   #   source's credentials (default: the config's
+//!                                   #   `enforcement.halt_share`)
+//!       delete_hold: 7d             #   `delete` deactivates, holds this long, then deletes
+//!       retry: { attempts: 3, backoff: 1h }   # failed actions: retries, first wait (doubles)
 //! ```
 //!
 //! Matching:
@@ -163,7 +172,65 @@ pub struct Policy {
     pub when: Conditions,
     /// What to do about a violation, in order; never empty.
     pub actions: Vec<ActionKind>,
+    /// How the policy acts in `enforce` mode.
+    pub enforce: Enforcement,
     pub origin: Origin,
+}
+
+named_enum! {
+    /// Whether a person must approve a policy's actions before they change anything.
+    #[derive(Default)]
+    Approval, "approval" {
+        /// Enforcing policies act at once (the default).
+        #[default]
+        None = "none",
+        /// Actions wait as `awaiting_approval` until `keywarden actions approve`.
+        Required = "required",
+    }
+}
+
+/// How an enforcing policy acts: the `enforce:` block of a policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Enforcement {
+    pub approval: Approval,
+    /// At most this many new actions per run (default 10); the rest are deferred to later runs.
+    pub max_actions_per_run: u32,
+    /// If one run would act on more than this share of a source's credentials, the policy halts
+    /// for that source and a critical finding says so; `None`: the configuration's default.
+    pub halt_share: Option<f64>,
+    /// `delete` of an active key deactivates it and deletes it only after this hold (default 7d).
+    pub delete_hold: TimeDelta,
+    pub retry: Retry,
+}
+
+/// How a failed action of the policy is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Retries after the first failure (default 3); then it stays failed, visible.
+    pub attempts: u32,
+    /// The wait before the first retry, doubled for each later one (default 1h).
+    pub backoff: TimeDelta,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: TimeDelta::hours(1),
+        }
+    }
+}
+
+impl Default for Enforcement {
+    fn default() -> Self {
+        Self {
+            approval: Approval::None,
+            max_actions_per_run: 10,
+            halt_share: None,
+            delete_hold: TimeDelta::days(7),
+            retry: Retry::default(),
+        }
+    }
 }
 
 /// Where a policy was defined.

@@ -15,8 +15,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ActionKind, Conditions, KindSet, Mode, Origin, Patterns, Policy, Schedule, Selector, Severity,
-    StatusSet, Threshold,
+    ActionKind, Approval, Conditions, Enforcement, KindSet, Mode, Origin, Patterns, Policy,
+    Schedule, Selector, Severity, StatusSet, Threshold,
 };
 use crate::diagnostic::{Diagnostic, parse_yaml};
 
@@ -30,7 +30,16 @@ const POLICY_FIELDS: &[&str] = &[
     "select",
     "when",
     "actions",
+    "enforce",
 ];
+const ENFORCE_FIELDS: &[&str] = &[
+    "approval",
+    "max_actions_per_run",
+    "halt_share",
+    "delete_hold",
+    "retry",
+];
+const RETRY_FIELDS: &[&str] = &["attempts", "backoff"];
 const SELECT_FIELDS: &[&str] = &[
     "sources",
     "kinds",
@@ -546,6 +555,11 @@ impl Decoder<'_> {
             .required(&fields, "actions", &actions_hint)
             .and_then(|node| self.names::<ActionKind>(node, "actions"));
 
+        let enforce = match fields.get("enforce") {
+            Some(node) => self.enforcement(node),
+            None => Some(Enforcement::default()),
+        };
+
         let policy = match (id.clone(), severity, mode, schedule, select, when, actions) {
             (
                 Some(id),
@@ -564,6 +578,7 @@ impl Decoder<'_> {
                 select,
                 when,
                 actions,
+                enforce: enforce.unwrap_or_default(),
                 origin: Origin {
                     file: self.file.to_owned(),
                     line: node.referenced.line(),
@@ -574,6 +589,87 @@ impl Decoder<'_> {
             _ => None,
         };
         (id, policy)
+    }
+
+    /// The `enforce:` block: how an enforcing policy acts.
+    fn enforcement(&mut self, node: &Spanned<Node>) -> Option<Enforcement> {
+        let before = self.diagnostics.len();
+        let fields = self.fields(node, "`enforce`", ENFORCE_FIELDS)?;
+        let mut out = Enforcement::default();
+        if let Some(node) = fields.get("approval") {
+            if let Some(text) = self.string(node, "approval") {
+                out.approval = self.name::<Approval>(&text).unwrap_or_default();
+            }
+        }
+        if let Some(node) = fields.get("max_actions_per_run") {
+            if let Some(n) = self.count(node, "max_actions_per_run", 1, 100_000) {
+                out.max_actions_per_run = n;
+            }
+        }
+        if let Some(node) = fields.get("halt_share") {
+            out.halt_share = self.share(node, "halt_share");
+        }
+        if let Some(node) = fields.get("delete_hold") {
+            if let Some(hold) = self.threshold(node, "delete_hold") {
+                out.delete_hold = hold.duration;
+            }
+        }
+        if let Some(node) = fields.get("retry") {
+            if let Some(retry) = self.fields(node, "`retry`", RETRY_FIELDS) {
+                if let Some(node) = retry.get("attempts") {
+                    if let Some(n) = self.count(node, "attempts", 0, 100) {
+                        out.retry.attempts = n;
+                    }
+                }
+                if let Some(node) = retry.get("backoff") {
+                    if let Some(backoff) = self.threshold(node, "backoff") {
+                        out.retry.backoff = backoff.duration;
+                    }
+                }
+            }
+        }
+        (self.diagnostics.len() == before).then_some(out)
+    }
+
+    /// A whole number within `min..=max`.
+    fn count(&mut self, node: &Spanned<Node>, name: &str, min: u32, max: u32) -> Option<u32> {
+        let text = self.string(node, name)?;
+        match text.value.trim().parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    &text.referenced,
+                    format!(
+                        "invalid `{name}` `{}`: expected a whole number from {min} to {max}",
+                        text.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A share: `0.25` or `25%`, more than 0 and at most 1.
+    fn share(&mut self, node: &Spanned<Node>, name: &str) -> Option<f64> {
+        let text = self.string(node, name)?;
+        let value = text.value.trim();
+        let parsed = match value.strip_suffix('%') {
+            Some(percent) => percent.trim().parse::<f64>().ok().map(|it| it / 100.0),
+            None => value.parse::<f64>().ok(),
+        };
+        match parsed {
+            Some(share) if share > 0.0 && share <= 1.0 => Some(share),
+            _ => {
+                self.error(
+                    &text.referenced,
+                    format!(
+                        "invalid `{name}` `{value}`: expected a share of the source's \
+                         credentials, more than 0 and at most 1 (e.g. 0.25 or 25%)"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn selector(&mut self, node: &Spanned<Node>) -> Option<Selector> {

@@ -5,6 +5,7 @@
 //! `sqlx`). The rest of the daemon sees the [`Store`] trait and plain domain types, so PostgreSQL can
 //! be added as a second backend behind the same trait.
 
+mod control;
 mod sqlite;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use keywarden_connector::Inventory;
 use crate::audit::{BrokenLink, Event};
 use crate::ledger::LedgerCredential;
 
+pub use crate::store::control::{ActionControl, RaisedFinding, Transition};
 pub use crate::store::sqlite::SqliteStore;
 
 /// Why a store operation failed, shaped by what the caller does about it.
@@ -203,70 +205,72 @@ pub struct StoredScanError {
     pub source: String,
     pub subject: String,
     pub message: String,
+    /// The identity left unread, when the connector could tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
-/// The state of an action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionStatus {
-    /// Taking its steps (or interrupted while it did: `actions resume` continues it).
-    Running,
-    /// Waiting until `next_at` (an overlap or grace period).
-    Waiting,
-    Done,
-    /// Not started because it would be unsafe; `reason` says why.
-    Refused,
-    /// Stopped on an error it cannot get past; `reason` says which.
-    Failed,
+keywarden_connector::named_enum! {
+    /// What an action does. Each kind is a typed state machine in `crate::actions`.
+    ActionKind, "action" {
+        /// Replace an access key: create, deliver, verify, overlap, deactivate, grace, delete.
+        Rotate = "rotate",
+        /// Deactivate one key.
+        Disable = "disable",
+        /// Deactivate one key, hold, then delete it.
+        Delete = "delete",
+        /// Deactivate one key and deny the sessions it minted.
+        Quarantine = "quarantine",
+        /// Containment playbook: ordered children (quarantine, then a critical finding).
+        Contain = "contain",
+        /// Open a finding keywarden raises itself (a child of a playbook); touches no connector.
+        RaiseFinding = "raise_finding",
+    }
+}
+
+keywarden_connector::named_enum! {
+    /// The state of an action.
+    ActionStatus, "action status" {
+        /// Taking its steps (or interrupted while it did: `actions resume` continues it).
+        Running = "running",
+        /// Waiting until `next_at` (an overlap, grace or hold period, a child, a retry back-off).
+        Waiting = "waiting",
+        /// Created by a policy with `approval: required`; nothing is changed before `approve`.
+        AwaitingApproval = "awaiting_approval",
+        Done = "done",
+        /// Ended without changing anything because the policy's condition no longer holds on the
+        /// live state; `reason` says what changed.
+        Skipped = "skipped",
+        /// Not started or not continued because it would be unsafe; `reason` says why.
+        Refused = "refused",
+        /// Stopped on an error it cannot get past; `reason` says which.
+        Failed = "failed",
+        /// Stopped by a person (`actions cancel`) or pre-empted by a containment, at a safe point.
+        Cancelled = "cancelled",
+        /// Its approval was refused (`actions reject`).
+        Rejected = "rejected",
+    }
 }
 
 impl ActionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Waiting => "waiting",
-            Self::Done => "done",
-            Self::Refused => "refused",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Whether the action still has steps to take.
+    /// Whether the action still has steps to take (and holds its credential's open slot).
     pub fn is_open(self) -> bool {
-        matches!(self, Self::Running | Self::Waiting)
+        matches!(self, Self::Running | Self::Waiting | Self::AwaitingApproval)
     }
 }
 
-impl FromStr for ActionStatus {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "running" => Self::Running,
-            "waiting" => Self::Waiting,
-            "done" => Self::Done,
-            "refused" => Self::Refused,
-            "failed" => Self::Failed,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown action status `{other}`"
-                )));
-            }
-        })
-    }
-}
-
-impl fmt::Display for ActionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Where a child action sits in its playbook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChildOf {
+    pub parent: i64,
+    /// 0-based place in the playbook's order.
+    pub index: u32,
 }
 
 /// A new action on one credential.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAction {
-    /// `rotate`, `disable`, `delete` or `quarantine`.
-    pub kind: String,
+    pub kind: ActionKind,
     pub source: String,
     pub credential_external_id: String,
     pub identity_external_id: String,
@@ -275,6 +279,12 @@ pub struct NewAction {
     pub state: serde_json::Value,
     /// The process that starts it, and so holds its lease.
     pub holder: String,
+    /// `Running`, or `AwaitingApproval` for a policy that requires approval.
+    pub status: ActionStatus,
+    /// The playbook it is a child of.
+    pub parent: Option<ChildOf>,
+    /// Whether it holds the credential's one open slot (false only for playbook parents).
+    pub exclusive: bool,
 }
 
 /// How long a process's hold on an action lasts without a step; each step renews it.
@@ -284,7 +294,7 @@ pub const ACTION_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ActionRecord {
     pub id: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub source: String,
     pub credential_external_id: String,
     pub identity_external_id: String,
@@ -299,6 +309,10 @@ pub struct ActionRecord {
     pub lease_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The playbook it is a child of.
+    pub parent: Option<ChildOf>,
+    /// How often it was retried after failing or being refused.
+    pub attempts: u32,
 }
 
 /// One step an action entered.
@@ -327,7 +341,7 @@ pub struct ActionUpdate {
 /// The ledger's storage. Every method that changes state writes its audit events in the same
 /// transaction as the change.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Store: ActionControl + Send + Sync + fmt::Debug {
     /// Starts a scan run over `sources` (name, kind).
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId>;
 

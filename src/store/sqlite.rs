@@ -22,8 +22,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use crate::audit::{self, Event, NewEvent};
 use crate::ledger::LedgerCredential;
 use crate::store::{
-    ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
-    FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
+    ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, ChildOf, CredentialCursor,
+    Finding, FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
     SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
 
@@ -324,10 +324,10 @@ impl SourceRecorder for SqliteSourceRecorder {
         let (scan, at, source) = (self.scan, self.at, self.source.as_str());
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         self.diff.errors += batch.errors.len() as u64;
-        let mut scan_errors: Vec<(String, String)> = batch
+        let mut scan_errors: Vec<(String, String, Option<String>)> = batch
             .errors
             .iter()
-            .map(|it| (it.subject.clone(), it.message.clone()))
+            .map(|it| (it.subject.clone(), it.message.clone(), it.identity.clone()))
             .collect();
 
         upsert_identities(&mut tx, scan, source, &batch.identities, at).await?;
@@ -342,6 +342,7 @@ impl SourceRecorder for SqliteSourceRecorder {
                 scan_errors.push((
                     credential.name.clone(),
                     format!("credential `{}` reported twice", credential.external_id),
+                    Some(credential.identity_id.clone()),
                 ));
             }
         }
@@ -477,13 +478,14 @@ impl SourceRecorder for SqliteSourceRecorder {
 
         for chunk in scan_errors.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO scan_errors (scan_id, source, subject, message) ",
+                "INSERT INTO scan_errors (scan_id, source, subject, message, identity) ",
             );
-            query.push_values(chunk, |mut row, (subject, message)| {
+            query.push_values(chunk, |mut row, (subject, message, identity)| {
                 row.push_bind(scan.0)
                     .push_bind(source.to_owned())
                     .push_bind(subject.clone())
-                    .push_bind(message.clone());
+                    .push_bind(message.clone())
+                    .push_bind(identity.clone());
             });
             query.build().execute(&mut *tx).await.map_err(map_err)?;
         }
@@ -681,14 +683,24 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
 fn action_from_row(row: &SqliteRow) -> Result<ActionRecord> {
     let status: String = row.try_get("status").map_err(map_err)?;
     let state: String = row.try_get("state").map_err(map_err)?;
+    let kind: String = row.try_get("kind").map_err(map_err)?;
+    let parent: Option<i64> = row.try_get("parent_id").map_err(map_err)?;
+    let index: Option<i64> = row.try_get("child_index").map_err(map_err)?;
+    let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
+    let corrupt = |err: keywarden_connector::ParseKindError| StoreError::Corrupt(err.to_string());
     Ok(ActionRecord {
         id: row.try_get("id").map_err(map_err)?,
-        kind: row.try_get("kind").map_err(map_err)?,
+        kind: kind.parse().map_err(corrupt)?,
+        parent: parent.zip(index).map(|(parent, index)| ChildOf {
+            parent,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         source: row.try_get("source").map_err(map_err)?,
         credential_external_id: row.try_get("credential_external_id").map_err(map_err)?,
         identity_external_id: row.try_get("identity_external_id").map_err(map_err)?,
         origin: row.try_get("origin").map_err(map_err)?,
-        status: status.parse()?,
+        status: status.parse().map_err(corrupt)?,
         step: row.try_get("step").map_err(map_err)?,
         state: from_json(&state)?,
         reason: row.try_get("reason").map_err(map_err)?,
@@ -838,14 +850,14 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let open: Option<(i64,)> = sqlx::query_as(
             "SELECT id FROM actions WHERE source = ? AND credential_external_id = ? \
-             AND status IN ('running', 'waiting')",
+             AND exclusive = 1 AND status IN ('running', 'waiting', 'awaiting_approval')",
         )
         .bind(&action.source)
         .bind(&action.credential_external_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        if let Some((id,)) = open {
+        if let Some((id,)) = open.filter(|_| action.exclusive) {
             return Err(StoreError::Conflict(format!(
                 "{} already has unfinished action {id}; resume or finish it first",
                 action.credential_external_id
@@ -853,31 +865,42 @@ impl Store for SqliteStore {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO actions (kind, source, credential_external_id, identity_external_id, \
-             origin, status, step, state, lease_owner, lease_until, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id",
+             origin, status, step, state, lease_owner, lease_until, created_at, updated_at, \
+             parent_id, child_index, exclusive) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(&action.kind)
+        .bind(action.kind.as_str())
         .bind(&action.source)
         .bind(&action.credential_external_id)
         .bind(&action.identity_external_id)
         .bind(&action.origin)
+        .bind(action.status.as_str())
         .bind(&action.step)
         .bind(action.state.to_string())
         .bind(&action.holder)
         .bind(at + ACTION_LEASE)
         .bind(at)
         .bind(at)
+        .bind(action.parent.map(|it| it.parent))
+        .bind(action.parent.map(|it| i64::from(it.index)))
+        .bind(action.exclusive)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
-        log_action_step(&mut tx, id, &action.step, ActionStatus::Running, None, at).await?;
+        log_action_step(&mut tx, id, &action.step, action.status, None, at).await?;
         append_events(
             &mut tx,
             at,
             vec![NewEvent::new(
                 "action.started",
                 format!("{}/{}", action.source, action.credential_external_id),
-                json!({ "action": id, "kind": action.kind, "origin": action.origin }),
+                json!({
+                    "action": id,
+                    "kind": action.kind.as_str(),
+                    "origin": action.origin,
+                    "status": action.status.as_str(),
+                    "parent": action.parent.map(|it| it.parent),
+                }),
             )],
         )
         .await?;
@@ -915,7 +938,9 @@ impl Store for SqliteStore {
                 update.holder
             )));
         }
-        let (lease_owner, lease_until) = if update.status.is_open() {
+        // Only a running action is driven by someone: a waiting one is free for whoever finds it
+        // due (or must cancel it at once, as a containment does).
+        let (lease_owner, lease_until) = if update.status == ActionStatus::Running {
             (Some(update.holder.as_str()), Some(at + ACTION_LEASE))
         } else {
             (None, None)
@@ -953,7 +978,7 @@ impl Store for SqliteStore {
                 format!("{}/{}", before.source, before.credential_external_id),
                 json!({
                     "action": id,
-                    "kind": before.kind,
+                    "kind": before.kind.as_str(),
                     "step": update.step,
                     "status": update.status.as_str(),
                     "detail": update.detail,
@@ -1030,7 +1055,8 @@ impl Store for SqliteStore {
 
     async fn actions(&self, open_only: bool) -> Result<Vec<ActionRecord>> {
         let rows = sqlx::query(if open_only {
-            "SELECT * FROM actions WHERE status IN ('running', 'waiting') ORDER BY id DESC"
+            "SELECT * FROM actions WHERE status IN ('running', 'waiting', 'awaiting_approval') \
+             ORDER BY id DESC"
         } else {
             "SELECT * FROM actions ORDER BY id DESC"
         })
@@ -1070,7 +1096,11 @@ impl Store for SqliteStore {
                 Ok(ActionStep {
                     at: row.try_get("at").map_err(map_err)?,
                     step: row.try_get("step").map_err(map_err)?,
-                    status: status.parse()?,
+                    status: status.parse().map_err(
+                        |err: keywarden_connector::ParseKindError| {
+                            StoreError::Corrupt(err.to_string())
+                        },
+                    )?,
                     detail: row.try_get("detail").map_err(map_err)?,
                 })
             })
@@ -1340,7 +1370,8 @@ impl Store for SqliteStore {
         for source in evaluated_sources {
             let unobserved: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT credential_external_id, policy_id, status FROM findings WHERE source = ? \
-                 AND status != 'resolved' AND (last_scan_id IS NULL OR last_scan_id != ?)",
+                 AND status != 'resolved' AND raised = 0 \
+                 AND (last_scan_id IS NULL OR last_scan_id != ?)",
             )
             .bind(source)
             .bind(scan.0)
@@ -1349,7 +1380,8 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
             sqlx::query(
                 "UPDATE findings SET status = 'resolved', resolved_at = ? WHERE source = ? \
-                 AND status != 'resolved' AND (last_scan_id IS NULL OR last_scan_id != ?)",
+                 AND status != 'resolved' AND raised = 0 \
+                 AND (last_scan_id IS NULL OR last_scan_id != ?)",
             )
             .bind(at)
             .bind(source)
@@ -1550,8 +1582,8 @@ impl Store for SqliteStore {
     }
 
     async fn scan_errors(&self, scan: ScanId) -> Result<Vec<StoredScanError>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT source, subject, message FROM scan_errors WHERE scan_id = ? ORDER BY id",
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT source, subject, message, identity FROM scan_errors WHERE scan_id = ? ORDER BY id",
         )
         .bind(scan.0)
         .fetch_all(&self.pool)
@@ -1559,10 +1591,11 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         Ok(rows
             .into_iter()
-            .map(|(source, subject, message)| StoredScanError {
+            .map(|(source, subject, message, identity)| StoredScanError {
                 source,
                 subject,
                 message,
+                identity,
             })
             .collect())
     }
@@ -1593,5 +1626,6 @@ impl Store for SqliteStore {
     }
 }
 
+mod control;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,8 @@ use aws_sdk_iam::types::StatusType;
 use aws_smithy_types_convert::date_time::DateTimeExt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use keywarden_connector::{
-    ConnectorError, HeldKey, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming, Secret,
+    Capability, ConnectorError, CredentialKind, HeldKey, KeyActions, KeyHolder, LastUse, NewKey,
+    RotationTiming, Secret,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -94,6 +95,14 @@ impl AwsKeyActions {
 
 #[async_trait]
 impl KeyActions for AwsKeyActions {
+    fn capabilities(&self, kind: CredentialKind) -> &'static [Capability] {
+        match kind {
+            CredentialKind::AccessKey => Capability::ALL,
+            // Signing certificates and SSH keys are inventoried, not acted on (yet).
+            _ => &[],
+        }
+    }
+
     async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
         let user = user_of(identity_id)?;
         let (clients, _) = self.clients(identity_id).await?;

@@ -150,6 +150,9 @@ where
                 ConnectorError::Unauthorized(message)
             } else if code == "NoSuchEntity" || code == "ResourceNotFoundException" {
                 ConnectorError::NotFound(message)
+            } else if code == "LimitExceeded" || code == "LimitExceededException" {
+                // E.g. a third access key: the account's state refuses it; retrying cannot help.
+                ConnectorError::Refused(message)
             } else if code == "ServiceFailure" || code == "InternalFailure" {
                 ConnectorError::Retryable {
                     message,

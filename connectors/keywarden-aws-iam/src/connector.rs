@@ -415,6 +415,7 @@ impl UserScan<'_> {
                     error: Some(ScanError {
                         subject: format!("{name} ({arn})"),
                         message: err.to_string(),
+                        identity: Some(arn.to_string()),
                     }),
                 }
             }

@@ -10,7 +10,33 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::{ConnectorError, LastUse, Secret};
+use crate::{ConnectorError, CredentialKind, LastUse, Secret, named_enum};
+
+named_enum! {
+    /// One kind of single step a connector can take on a credential. A connector says which it
+    /// offers per credential kind ([`KeyActions::capabilities`]); each action kind of the daemon
+    /// names the ones it needs and is refused, naming what is missing, where one is not offered.
+    Capability, "capability" {
+        /// Read the keys an identity holds now, with their state ([`KeyActions::keys`]).
+        ReadKeys = "read_keys",
+        /// Read a key's last use as the source knows it now ([`KeyActions::last_used`]).
+        ReadLastUse = "read_last_use",
+        /// Create a new key ([`KeyActions::create_key`]).
+        CreateKey = "create_key",
+        /// Deliver a new key to its consumer and read it back ([`KeyActions::deliver`],
+        /// [`KeyActions::delivered`]).
+        DeliverKey = "deliver_key",
+        /// Prove a delivered key works with the key itself ([`KeyActions::verify`]).
+        VerifyKey = "verify_key",
+        /// Switch a key off, and back on ([`KeyActions::set_active`]).
+        DeactivateKey = "deactivate_key",
+        /// Delete a key ([`KeyActions::delete_key`]).
+        DeleteKey = "delete_key",
+        /// Cut off the sessions an identity's keys minted before a time
+        /// ([`KeyActions::deny_sessions_before`]).
+        RevokeSessions = "revoke_sessions",
+    }
+}
 
 /// One key of an identity, as the source reports it now.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +66,9 @@ pub struct NewKey {
 /// Single, idempotent steps on the keys of one source.
 #[async_trait]
 pub trait KeyActions: Send + Sync + fmt::Debug {
+    /// The steps this source can take on credentials of `kind` (none: it takes no action on them).
+    fn capabilities(&self, kind: CredentialKind) -> &'static [Capability];
+
     /// The keys an identity holds now.
     async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError>;
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use crate::actions::{HeldKey, KeyActions, KeyHolder, NewKey, RotationTiming};
+pub use crate::actions::{Capability, HeldKey, KeyActions, KeyHolder, NewKey, RotationTiming};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
     IdentityKind, Inventory, LastUse, ParseKindError, ScanError,
@@ -192,6 +192,10 @@ pub enum ConnectorError {
         /// What the peer asked for in `Retry-After`, if anything.
         retry_after: Option<std::time::Duration>,
     },
+    /// The source refuses the change because of its own state or limits (a quota reached, a
+    /// conflicting state); retrying will not help until that changes.
+    #[error("refused: {0}")]
+    Refused(String),
     /// Anything else that retrying will not fix.
     #[error("{0}")]
     Permanent(String),

@@ -210,6 +210,11 @@ pub struct ScanError {
     pub subject: String,
     /// Why, in words safe to log (never a secret value).
     pub message: String,
+    /// The [`Identity::external_id`] whose inventory is incomplete because of this error, when
+    /// the connector can tell. Enforcement acts on nothing of that identity in this run; an error
+    /// without one keeps enforcement off the whole source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// Everything one scan of one source found.

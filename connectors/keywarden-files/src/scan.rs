@@ -197,6 +197,7 @@ impl FilesConnector {
                 errors.push(ScanError {
                     subject: rule.field.clone(),
                     message: format!("`{}` does not exist", self.display(&rule.root)),
+                    identity: None,
                 });
                 continue;
             }
@@ -220,6 +221,7 @@ impl FilesConnector {
                         errors.push(ScanError {
                             subject,
                             message: format!("cannot read: {reason}"),
+                            identity: None,
                         });
                         continue;
                     }
@@ -269,6 +271,7 @@ impl FilesConnector {
         let scan_error = |message: String| ScanError {
             subject: file.display.clone(),
             message,
+            identity: None,
         };
         match fs::metadata(&file.path) {
             Ok(meta) if meta.len() > MAX_FILE_SIZE => {

@@ -56,6 +56,7 @@ impl UsageLog {
                 errors.push(ScanError {
                     subject: "usage_log".to_owned(),
                     message: format!("cannot read `{}`: {}", path.display(), describe(&error)),
+                    identity: None,
                 });
                 return None;
             }
@@ -67,6 +68,7 @@ impl UsageLog {
             errors.push(ScanError {
                 subject: "usage_log:1".to_owned(),
                 message: "the first line must be the header `time,key`".to_owned(),
+                identity: None,
             });
             return None;
         }
@@ -167,6 +169,7 @@ fn row_error(line: u64, message: String) -> ScanError {
     ScanError {
         subject: format!("usage_log:{line}"),
         message,
+        identity: None,
     }
 }
 

@@ -132,6 +132,7 @@ async fn scan_errors_are_kept_with_their_scan() {
     inv.errors.push(ScanError {
         subject: "bad.pem".into(),
         message: "malformed PEM".into(),
+        identity: None,
     });
     let id = store
         .begin_scan(t(1), &[("keys".into(), "files".into())])
@@ -500,7 +501,7 @@ async fn findings_observed_over_several_calls_are_all_kept() {
 
 fn new_action(source: &str, credential: &str) -> NewAction {
     NewAction {
-        kind: "rotate".into(),
+        kind: crate::store::ActionKind::Rotate,
         source: source.into(),
         credential_external_id: credential.into(),
         identity_external_id: "identity:ci".into(),
@@ -508,6 +509,9 @@ fn new_action(source: &str, credential: &str) -> NewAction {
         step: "create_new_key".into(),
         state: serde_json::json!({ "old_key": credential }),
         holder: HOLDER.into(),
+        status: ActionStatus::Running,
+        parent: None,
+        exclusive: true,
     }
 }
 

@@ -1,0 +1,646 @@
+//! The engine: starts actions, drives their machines step by step, persists each state before the
+//! step that acts on it, and takes the person's controls (approve, reject, cancel, retry).
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use keywarden_connector::{ConnectorError, KeyActions};
+
+use super::keys::{Delete, Disable, Quarantine};
+use super::machine::{self, Machine, Next, StepCx, StepError, from_record, to_value};
+use super::playbook::{self, Contain, RaiseFinding};
+use super::rotate::Rotate;
+use super::{ActionError, ActionKind, Engine, connector_of, is_containment, key_actions};
+use crate::ledger::LedgerCredential;
+use crate::store::{
+    ActionRecord, ActionStatus, ActionUpdate, ChildOf, NewAction, StoreError, Transition,
+};
+
+/// An action to start.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub kind: ActionKind,
+    pub target: &'a LedgerCredential,
+    /// `cli`, `policy:<id>`, `leak:<id>`, ...
+    pub origin: String,
+    /// Wait for `actions approve` before changing anything.
+    pub approval_required: bool,
+    /// `delete`: how long an active key stays deactivated before it is deleted.
+    pub delete_hold: TimeDelta,
+    /// Why (a containment's finding carries it).
+    pub reason: Option<String>,
+}
+
+impl<'a> Request<'a> {
+    /// An action by hand, with the defaults.
+    pub fn new(kind: ActionKind, target: &'a LedgerCredential, origin: &str) -> Self {
+        Self {
+            kind,
+            target,
+            origin: origin.to_owned(),
+            approval_required: false,
+            delete_hold: TimeDelta::days(7),
+            reason: None,
+        }
+    }
+}
+
+/// The first state of a kind, with its step name.
+fn initial_state(
+    kind: ActionKind,
+    delete_hold: TimeDelta,
+    reason: &str,
+) -> Result<(String, serde_json::Value), StepError> {
+    fn of<M: Machine>(state: M) -> Result<(String, serde_json::Value), StepError> {
+        Ok((state.step_name().to_owned(), to_value(&state)?))
+    }
+    match kind {
+        ActionKind::Rotate => of(Rotate::Check),
+        ActionKind::Disable => of(Disable::Disable),
+        ActionKind::Delete => of(Delete::Delete {
+            hold_seconds: delete_hold.num_seconds(),
+        }),
+        ActionKind::Quarantine => of(Quarantine::Deactivate),
+        ActionKind::Contain => of(Contain::Children {
+            children: playbook::default_children(),
+            next: 0,
+            reason: reason.to_owned(),
+        }),
+        ActionKind::RaiseFinding => of(RaiseFinding::Raise {
+            policy_id: "keywarden.containment".to_owned(),
+            severity: "critical".to_owned(),
+            reason: reason.to_owned(),
+        }),
+    }
+}
+
+fn action_err(err: StepError) -> ActionError {
+    match err {
+        StepError::Action(err) => err,
+        StepError::Connector(err) => ActionError::Busy(err.to_string()),
+    }
+}
+
+/// Starts an action and drives it as far as it goes now (done, waiting, refused, failed), or
+/// leaves it `awaiting_approval`. A containment first cancels an open rotation or delete of the
+/// same credential at a safe point.
+pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRecord, ActionError> {
+    let target = request.target;
+    key_actions(
+        engine.connectors,
+        &target.source,
+        request.kind,
+        target.credential.kind,
+    )?;
+    if is_containment(request.kind) && !request.approval_required {
+        preempt(engine, target, request.kind, &request.origin).await?;
+    }
+    let reason = request.reason.clone().unwrap_or_else(|| {
+        format!(
+            "{} of {} ({})",
+            request.kind, target.credential.external_id, request.origin
+        )
+    });
+    let (step, state) =
+        initial_state(request.kind, request.delete_hold, &reason).map_err(action_err)?;
+    let record = engine
+        .store
+        .create_action(
+            &NewAction {
+                kind: request.kind,
+                source: target.source.clone(),
+                credential_external_id: target.credential.external_id.clone(),
+                identity_external_id: target.identity.external_id.clone(),
+                origin: request.origin.clone(),
+                step,
+                state,
+                holder: this_process(),
+                status: if request.approval_required {
+                    ActionStatus::AwaitingApproval
+                } else {
+                    ActionStatus::Running
+                },
+                parent: None,
+                exclusive: request.kind != ActionKind::Contain,
+            },
+            engine.now(),
+        )
+        .await?;
+    if record.status == ActionStatus::AwaitingApproval {
+        return Ok(record);
+    }
+    drive_record(engine, record).await
+}
+
+/// Cancels the open rotation or delete of a credential a containment is about to act on.
+async fn preempt(
+    engine: Engine<'_>,
+    target: &LedgerCredential,
+    kind: ActionKind,
+    origin: &str,
+) -> Result<(), ActionError> {
+    let Some(open) = engine
+        .store
+        .open_action(&target.source, &target.credential.external_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let pre_empts = match open.kind {
+        ActionKind::Rotate | ActionKind::Delete => true,
+        // A quarantine does more than a disable: it takes over.
+        ActionKind::Disable => kind != ActionKind::Disable,
+        _ => false,
+    };
+    if !pre_empts {
+        return Err(ActionError::Busy(format!(
+            "{} already has open action {} ({} {})",
+            target.credential.external_id, open.id, open.kind, open.status
+        )));
+    }
+    let ended = cancel_record(
+        engine,
+        open,
+        &format!("pre-empted by {kind} ({origin})"),
+        Some("keywarden"),
+    )
+    .await?;
+    tracing::warn!(
+        action = ended.id,
+        reason = ended.reason.as_deref().unwrap_or_default(),
+        "Pre-empted by a containment."
+    );
+    Ok(())
+}
+
+/// Takes the action's steps until it is done, waiting, refused, skipped or failed; first takes
+/// its lease (`Busy` if another process holds it). A passing failure (throttling, a network error)
+/// leaves the action running where it stood, with the reason, for `actions resume`.
+pub async fn drive(engine: Engine<'_>, id: i64) -> Result<ActionRecord, ActionError> {
+    let record = engine.store.action(id).await?;
+    drive_record(engine, record).await
+}
+
+pub(crate) async fn drive_record(
+    engine: Engine<'_>,
+    record: ActionRecord,
+) -> Result<ActionRecord, ActionError> {
+    match record.kind {
+        ActionKind::Rotate => drive_as::<Rotate>(engine, record).await,
+        ActionKind::Disable => drive_as::<Disable>(engine, record).await,
+        ActionKind::Delete => drive_as::<Delete>(engine, record).await,
+        ActionKind::Quarantine => drive_as::<Quarantine>(engine, record).await,
+        ActionKind::Contain => drive_as::<Contain>(engine, record).await,
+        ActionKind::RaiseFinding => drive_as::<RaiseFinding>(engine, record).await,
+    }
+}
+
+/// The key actions an action's machine works with (none for a kind that needs none).
+fn keys_of(
+    engine: Engine<'_>,
+    record: &ActionRecord,
+) -> Result<Option<Arc<dyn KeyActions>>, ActionError> {
+    if machine::needs(record.kind).is_empty() {
+        return Ok(None);
+    }
+    let connector = connector_of(engine.connectors, &record.source).ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "source `{}` is not in the configuration",
+            record.source
+        ))
+    })?;
+    connector.key_actions().map(Some).ok_or_else(|| {
+        ActionError::Unsupported(format!(
+            "source `{}` ({}) takes no actions",
+            record.source,
+            connector.kind()
+        ))
+    })
+}
+
+async fn drive_as<M: Machine>(
+    engine: Engine<'_>,
+    record: ActionRecord,
+) -> Result<ActionRecord, ActionError> {
+    if !runnable(engine, &record) {
+        return Ok(record);
+    }
+    let mut record = claim(engine, &record).await?;
+    let keys = keys_of(engine, &record)?;
+    let holder = this_process();
+    loop {
+        if !runnable(engine, &record) {
+            return Ok(record);
+        }
+        let state: M = from_record(&record)?;
+        let cx = StepCx {
+            engine,
+            record: &record,
+            keys: keys.clone(),
+            holder: &holder,
+        };
+        let next = match state.step(&cx).await {
+            Ok(next) => next,
+            Err(StepError::Connector(err)) if err.is_retryable() => {
+                // The store has the state to resume from (create may have moved on to deliver).
+                let current = engine.store.action(record.id).await?;
+                tracing::warn!(action = record.id, step = %current.step, error = %err, "Step failed for now; resume later.");
+                let update = ActionUpdate {
+                    step: current.step.clone(),
+                    status: ActionStatus::Running,
+                    state: current.state.clone(),
+                    reason: Some(format!("will retry: {err}")),
+                    next_at: None,
+                    detail: None,
+                    holder: holder.clone(),
+                };
+                return Ok(engine
+                    .store
+                    .update_action(record.id, &update, engine.now())
+                    .await?);
+            }
+            Err(StepError::Connector(ConnectorError::Refused(reason))) => Next::Refused(reason),
+            Err(StepError::Connector(err)) => {
+                let current = engine.store.action(record.id).await?;
+                Next::Failed(format!("{}: {err}", current.step))
+            }
+            Err(StepError::Action(err)) => return Err(err),
+        };
+        record = record_next(engine, record.id, next, &holder).await?;
+    }
+}
+
+/// Whether the action has a step to take now.
+fn runnable(engine: Engine<'_>, record: &ActionRecord) -> bool {
+    match record.status {
+        ActionStatus::Running => true,
+        ActionStatus::Waiting => record.next_at.is_none_or(|at| at <= engine.now()),
+        _ => false,
+    }
+}
+
+/// Writes where a step led.
+async fn record_next<M: Machine>(
+    engine: Engine<'_>,
+    id: i64,
+    next: Next<M>,
+    holder: &str,
+) -> Result<ActionRecord, ActionError> {
+    // The state as stored: a step may have persisted one of its own (rotate's create).
+    let current = engine.store.action(id).await?;
+    let ended = |status, reason: String| ActionUpdate {
+        step: current.step.clone(),
+        status,
+        state: current.state.clone(),
+        reason: Some(reason),
+        next_at: None,
+        detail: None,
+        holder: holder.to_owned(),
+    };
+    let update = match next {
+        Next::Step(state, detail) => ActionUpdate {
+            step: state.step_name().to_owned(),
+            status: ActionStatus::Running,
+            state: to_value(&state).map_err(action_err)?,
+            reason: None,
+            next_at: None,
+            detail,
+            holder: holder.to_owned(),
+        },
+        Next::Wait(state, until, detail) => ActionUpdate {
+            step: state.step_name().to_owned(),
+            status: ActionStatus::Waiting,
+            state: to_value(&state).map_err(action_err)?,
+            reason: None,
+            next_at: Some(until),
+            detail: Some(detail),
+            holder: holder.to_owned(),
+        },
+        Next::Done(detail) => ActionUpdate {
+            step: "done".to_owned(),
+            status: ActionStatus::Done,
+            state: current.state.clone(),
+            reason: None,
+            next_at: None,
+            detail: Some(detail),
+            holder: holder.to_owned(),
+        },
+        Next::Skipped(reason) => ended(ActionStatus::Skipped, reason),
+        Next::Refused(reason) => ended(ActionStatus::Refused, reason),
+        Next::Failed(reason) => ended(ActionStatus::Failed, reason),
+    };
+    Ok(engine
+        .store
+        .update_action(id, &update, engine.now())
+        .await?)
+}
+
+/// The child `index` of a playbook: the one already created (a crash may have come between
+/// creating it and the parent moving on), or a new one.
+pub(crate) async fn child(
+    cx: &StepCx<'_>,
+    kind: ActionKind,
+    index: u32,
+    reason: &str,
+) -> Result<ActionRecord, StepError> {
+    let engine = cx.engine;
+    let parent = cx.record;
+    if let Some(existing) = engine
+        .store
+        .child_actions(parent.id)
+        .await?
+        .into_iter()
+        .find(|it| it.parent.is_some_and(|of| of.index == index))
+    {
+        return Ok(existing);
+    }
+    let Some(target) = engine
+        .store
+        .find_credential(&parent.credential_external_id)
+        .await?
+        .into_iter()
+        .find(|it| it.source == parent.source)
+    else {
+        return Err(ActionError::NotFound(format!(
+            "{} is no longer in the ledger",
+            parent.credential_external_id
+        ))
+        .into());
+    };
+    key_actions(
+        engine.connectors,
+        &target.source,
+        kind,
+        target.credential.kind,
+    )?;
+    let origin = format!("action:{}", parent.id);
+    if is_containment(kind) {
+        preempt(engine, &target, kind, &origin).await?;
+    }
+    let (step, state) = initial_state(kind, TimeDelta::zero(), reason)?;
+    Ok(engine
+        .store
+        .create_action(
+            &NewAction {
+                kind,
+                source: target.source.clone(),
+                credential_external_id: target.credential.external_id.clone(),
+                identity_external_id: target.identity.external_id.clone(),
+                origin,
+                step,
+                state,
+                holder: cx.holder.to_owned(),
+                status: ActionStatus::Running,
+                parent: Some(ChildOf {
+                    parent: parent.id,
+                    index,
+                }),
+                exclusive: kind != ActionKind::RaiseFinding,
+            },
+            engine.now(),
+        )
+        .await?)
+}
+
+/// Continues every unfinished top-level action that is due: the running ones (interrupted) and
+/// the waiting ones whose time has come (a playbook drives its children). Returns them as they
+/// ended up; an action another process drives is left to it.
+pub async fn resume(engine: Engine<'_>) -> Result<Vec<ActionRecord>, ActionError> {
+    let mut out = Vec::new();
+    for record in engine.store.due_actions(engine.now(), 10_000).await? {
+        let id = record.id;
+        match drive_record(engine, record).await {
+            Ok(record) => out.push(record),
+            Err(ActionError::Busy(message)) => {
+                tracing::info!(action = id, %message, "Left to the process that drives it.");
+            }
+            Err(
+                err @ (ActionError::NotFound(_)
+                | ActionError::Unsupported(_)
+                | ActionError::Ambiguous(_)),
+            ) => {
+                tracing::error!(action = id, error = %err, "Cannot resume action.");
+                out.push(engine.store.action(id).await?);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(out)
+}
+
+/// Cancels an open action at a safe point (see each machine's `cancel`), with who and why.
+pub async fn cancel(
+    engine: Engine<'_>,
+    id: i64,
+    reason: &str,
+    by: &str,
+) -> Result<ActionRecord, ActionError> {
+    let record = engine.store.action(id).await?;
+    cancel_record(engine, record, reason, Some(by)).await
+}
+
+pub(crate) async fn cancel_record(
+    engine: Engine<'_>,
+    record: ActionRecord,
+    reason: &str,
+    by: Option<&str>,
+) -> Result<ActionRecord, ActionError> {
+    if !record.status.is_open() {
+        return Err(ActionError::Busy(format!(
+            "action {} is already {}",
+            record.id, record.status
+        )));
+    }
+    let holder = this_process();
+    let report = if record.status == ActionStatus::AwaitingApproval {
+        "nothing was changed".to_owned()
+    } else {
+        let record = claim(engine, &record).await?;
+        let keys = keys_of(engine, &record)?;
+        let cx = StepCx {
+            engine,
+            record: &record,
+            keys,
+            holder: &holder,
+        };
+        let ended = match record.kind {
+            ActionKind::Rotate => cancel_as::<Rotate>(&cx).await,
+            ActionKind::Disable => cancel_as::<Disable>(&cx).await,
+            ActionKind::Delete => cancel_as::<Delete>(&cx).await,
+            ActionKind::Quarantine => cancel_as::<Quarantine>(&cx).await,
+            ActionKind::Contain => cancel_as::<Contain>(&cx).await,
+            ActionKind::RaiseFinding => cancel_as::<RaiseFinding>(&cx).await,
+        };
+        match ended {
+            Ok(report) => report,
+            Err(StepError::Action(err)) => return Err(err),
+            Err(StepError::Connector(err)) => {
+                return Err(ActionError::Busy(format!(
+                    "cannot stop action {} safely now ({err}); nothing was cancelled, try again",
+                    record.id
+                )));
+            }
+        }
+    };
+    Ok(engine
+        .store
+        .transition_action(
+            record.id,
+            &Transition {
+                from: &[
+                    ActionStatus::Running,
+                    ActionStatus::Waiting,
+                    ActionStatus::AwaitingApproval,
+                ],
+                to: ActionStatus::Cancelled,
+                reason: Some(format!("{reason}; {report}")),
+                by: by.map(str::to_owned),
+                event: "cancelled",
+                retry: false,
+                next_at: None,
+                state: None,
+                holder,
+            },
+            engine.now(),
+        )
+        .await?)
+}
+
+async fn cancel_as<M: Machine>(cx: &StepCx<'_>) -> Result<String, StepError> {
+    let state: M = from_record(cx.record)?;
+    state.cancel(cx).await
+}
+
+/// Approves an action awaiting approval and drives it.
+pub async fn approve(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<ActionRecord, ActionError> {
+    let record = engine
+        .store
+        .transition_action(
+            id,
+            &Transition {
+                from: &[ActionStatus::AwaitingApproval],
+                to: ActionStatus::Running,
+                reason: reason.map(str::to_owned),
+                by: Some(by.to_owned()),
+                event: "approved",
+                retry: false,
+                next_at: None,
+                state: None,
+                holder: this_process(),
+            },
+            engine.now(),
+        )
+        .await
+        .map_err(not_now)?;
+    drive_record(engine, record).await
+}
+
+/// Rejects an action awaiting approval: it ends, having changed nothing.
+pub async fn reject(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<ActionRecord, ActionError> {
+    engine
+        .store
+        .transition_action(
+            id,
+            &Transition {
+                from: &[ActionStatus::AwaitingApproval],
+                to: ActionStatus::Rejected,
+                reason: reason.map(str::to_owned),
+                by: Some(by.to_owned()),
+                event: "rejected",
+                retry: false,
+                next_at: None,
+                state: None,
+                holder: this_process(),
+            },
+            engine.now(),
+        )
+        .await
+        .map_err(not_now)
+}
+
+/// Runs a failed or refused action again from the state it stopped in.
+pub async fn retry(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    counted: bool,
+) -> Result<ActionRecord, ActionError> {
+    let record = engine
+        .store
+        .transition_action(
+            id,
+            &Transition {
+                from: &[ActionStatus::Failed, ActionStatus::Refused],
+                to: ActionStatus::Running,
+                reason: None,
+                by: Some(by.to_owned()),
+                event: "retried",
+                retry: counted,
+                next_at: None,
+                state: None,
+                holder: this_process(),
+            },
+            engine.now(),
+        )
+        .await
+        .map_err(not_now)?;
+    drive_record(engine, record).await
+}
+
+/// A request that does not fit the action's state is the caller's mistake, not the store's.
+fn not_now(err: StoreError) -> ActionError {
+    match err {
+        StoreError::Conflict(message) => ActionError::Busy(message),
+        other => other.into(),
+    }
+}
+
+/// This process, as it holds action leases: `host:pid`.
+pub(crate) fn this_process() -> String {
+    format!("{}:{}", host(), std::process::id())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|it| it.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// A lease holder on this host whose process no longer runs (it crashed): its lease can be taken
+/// over at once instead of waiting for it to run out.
+fn dead_local_holder(owner: &str) -> bool {
+    let Some((host_name, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    host_name == host()
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+/// Takes the action's lease for this process, taking over from a crashed local holder.
+async fn claim(engine: Engine<'_>, record: &ActionRecord) -> Result<ActionRecord, ActionError> {
+    let take_over = record
+        .lease_owner
+        .as_deref()
+        .filter(|owner| dead_local_holder(owner));
+    match engine
+        .store
+        .claim_action(record.id, &this_process(), take_over, engine.now())
+        .await
+    {
+        Ok(record) => Ok(record),
+        Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
+        Err(err) => Err(err.into()),
+    }
+}

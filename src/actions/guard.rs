@@ -1,0 +1,76 @@
+//! The live re-check before a destructive step: re-read the key's state from its source and
+//! evaluate the policy that started the action on it, as it is now.
+
+use keywarden_connector::{CredentialStatus, HeldKey};
+
+use super::machine::{StepCx, StepError};
+use crate::policy::{self, PolicySet};
+
+/// What the source holds now for the key acted on.
+pub(crate) enum Live {
+    /// The key, as the source reports it now.
+    Held(HeldKey),
+    /// The identity no longer holds the key.
+    Gone,
+}
+
+/// Reads the key's live state.
+pub(crate) async fn live_key(cx: &StepCx<'_>) -> Result<Live, StepError> {
+    let holder = cx.keys()?.keys(cx.identity()).await?;
+    Ok(holder
+        .keys
+        .into_iter()
+        .find(|it| it.id == cx.key())
+        .map_or(Live::Gone, Live::Held))
+}
+
+/// For an action a policy started (origin `policy:<id>`): why the policy's condition no longer
+/// holds on the live state of the key, if it does not. Actions started by hand have no condition
+/// to re-check (`None`). A policy that is no longer loaded, or a key that is gone, does not hold.
+pub(crate) async fn condition_lapsed(
+    cx: &StepCx<'_>,
+    live: &HeldKey,
+) -> Result<Option<String>, StepError> {
+    let Some(policy_id) = cx.record.origin.strip_prefix("policy:") else {
+        return Ok(None);
+    };
+    let Some(policy) = cx.engine.policies.get(policy_id) else {
+        return Ok(Some(format!(
+            "policy `{policy_id}` is no longer loaded; its condition cannot be re-checked"
+        )));
+    };
+    let Some(mut credential) = cx
+        .engine
+        .store
+        .find_credential(cx.key())
+        .await?
+        .into_iter()
+        .find(|it| it.source == cx.record.source)
+    else {
+        return Ok(Some(format!("{} is no longer in the ledger", cx.key())));
+    };
+    credential.credential.status = if live.active {
+        CredentialStatus::Active
+    } else {
+        CredentialStatus::Inactive
+    };
+    if live.created_at.is_some() {
+        credential.credential.created_at = live.created_at;
+    }
+    credential.credential.last_used = cx.keys()?.last_used(cx.identity(), cx.key()).await?;
+    let one = PolicySet {
+        policies: vec![policy.clone()],
+    };
+    let holds = !policy::evaluate(&one, std::slice::from_ref(&credential), cx.now()).is_empty();
+    Ok((!holds).then(|| {
+        format!(
+            "`{policy_id}` no longer holds on the live state of {} ({}, last use {})",
+            cx.key(),
+            credential.credential.status,
+            match credential.credential.last_used.at() {
+                Some(at) => super::machine::when(at),
+                None => "none known".to_owned(),
+            }
+        )
+    }))
+}

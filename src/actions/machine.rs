@@ -1,0 +1,178 @@
+//! The shape every action kind has: a typed state machine.
+//!
+//! A kind is an enum of states (serialized with its `step` tag as the action's state in the
+//! store), the capabilities it needs of its connector, a step function and a cancel function
+//! that ends it at a safe point. To add a kind: add it to [`crate::store::ActionKind`], write its
+//! machine in a file of its own, and add it to [`needs`] and to the dispatch in
+//! [`super::engine`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keywarden_connector::{Capability, ConnectorError, KeyActions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ActionError, ActionKind, Engine};
+use crate::store::{ActionRecord, ActionStatus, ActionUpdate, StoreError};
+
+/// Where one step leads.
+pub(crate) enum Next<S> {
+    /// On to this state (written before it is taken), with a line for the step log.
+    Step(S, Option<String>),
+    /// Wait in this state until the time.
+    Wait(S, DateTime<Utc>, String),
+    Done(String),
+    /// The policy's condition no longer holds on the live state: nothing was changed.
+    Skipped(String),
+    /// It would be unsafe: nothing (more) was changed.
+    Refused(String),
+    Failed(String),
+}
+
+/// Why a step could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
+impl From<StoreError> for StepError {
+    fn from(err: StoreError) -> Self {
+        Self::Action(err.into())
+    }
+}
+
+/// What a step sees: the engine, the action as stored, and its source's key actions (when the
+/// kind needs any).
+pub(crate) struct StepCx<'a> {
+    pub engine: Engine<'a>,
+    pub record: &'a ActionRecord,
+    pub keys: Option<Arc<dyn KeyActions>>,
+    /// The process driving the action (it holds the lease).
+    pub holder: &'a str,
+}
+
+impl StepCx<'_> {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.engine.now()
+    }
+
+    /// The key acted on.
+    pub fn key(&self) -> &str {
+        &self.record.credential_external_id
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.record.identity_external_id
+    }
+
+    /// The source's key actions; an error if the kind declared no need of them.
+    pub fn keys(&self) -> Result<&dyn KeyActions, StepError> {
+        self.keys.as_deref().ok_or_else(|| {
+            StepError::Action(ActionError::Unsupported(format!(
+                "action {} has no key actions",
+                self.record.id
+            )))
+        })
+    }
+
+    /// Persists a state in the middle of a step (rotate's `create` records the new key's id
+    /// between creating and delivering it).
+    pub async fn persist<S: Serialize + Machine>(
+        &self,
+        state: &S,
+        detail: String,
+    ) -> Result<(), StepError> {
+        let update = ActionUpdate {
+            step: state.step_name().to_owned(),
+            status: ActionStatus::Running,
+            state: to_value(state)?,
+            reason: None,
+            next_at: None,
+            detail: Some(detail),
+            holder: self.holder.to_owned(),
+        };
+        self.engine
+            .store
+            .update_action(self.record.id, &update, self.now())
+            .await?;
+        Ok(())
+    }
+}
+
+/// One action kind's state machine.
+#[async_trait]
+pub(crate) trait Machine:
+    Serialize + DeserializeOwned + Clone + Send + Sync + Sized
+{
+    /// The name of the state, as the store and the step log show it.
+    fn step_name(&self) -> &'static str;
+
+    /// Takes the step this state stands for.
+    async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError>;
+
+    /// Ends the action at a safe point (cancelled by a person or pre-empted by a containment):
+    /// undoes what would be left half-done and says what remains, for the report.
+    async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError>;
+}
+
+/// What each kind needs of its connector, for credentials of the kind it acts on.
+pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
+    use Capability::*;
+    match kind {
+        ActionKind::Rotate => &[
+            ReadKeys,
+            ReadLastUse,
+            CreateKey,
+            DeliverKey,
+            VerifyKey,
+            DeactivateKey,
+            DeleteKey,
+        ],
+        ActionKind::Disable => &[ReadKeys, DeactivateKey],
+        ActionKind::Delete => &[ReadKeys, DeactivateKey, DeleteKey],
+        ActionKind::Quarantine => &[ReadKeys, DeactivateKey, RevokeSessions],
+        // The playbook's children check their own needs when they are created.
+        ActionKind::Contain => &[ReadKeys],
+        ActionKind::RaiseFinding => &[],
+    }
+}
+
+pub(crate) fn to_value<S: Serialize>(state: &S) -> Result<serde_json::Value, StepError> {
+    // Serializing an enum of strings and times cannot fail; kept as an error all the same.
+    serde_json::to_value(state).map_err(|err| StoreError::Corrupt(err.to_string()).into())
+}
+
+/// Reads an action's state as its machine. A state written before the machines were typed
+/// (a flat object, the step in the `step` column) is read by adding the step as its tag.
+pub(crate) fn from_record<S: DeserializeOwned>(record: &ActionRecord) -> Result<S, StoreError> {
+    let mut value = record.state.clone();
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("step")
+            .or_insert_with(|| serde_json::Value::String(record.step.clone()));
+    }
+    serde_json::from_value(value).map_err(|err| {
+        StoreError::Corrupt(format!(
+            "action {} ({} at `{}`): {err}",
+            record.id, record.kind, record.step
+        ))
+    })
+}
+
+/// A time as the step log shows it (RFC 3339, to the second).
+pub(crate) fn when(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `at + duration`, or the far future where that overflows (a wait that never ends on its own).
+pub(crate) fn after(at: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|it| at.checked_add_signed(it))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -1,0 +1,152 @@
+//! Dry runs: what an action would do, and what would refuse it, touching nothing.
+
+use keywarden_connector::{
+    ConnectorError, CredentialKind, CredentialStatus, HeldKey, KeyActions, KeyHolder,
+};
+use serde::Serialize;
+
+use super::ActionKind;
+use super::rotate;
+use crate::ledger::LedgerCredential;
+use crate::store::{Store, StoreError};
+
+/// What a dry run would do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub kind: ActionKind,
+    pub source: String,
+    pub credential: String,
+    pub identity: String,
+    /// The steps, in words.
+    pub steps: Vec<String>,
+    /// Why the action would be refused, if it would be.
+    pub refusal: Option<String>,
+    /// Where the facts came from: `live` (read from the source now) or `ledger` (the last scan).
+    pub from: &'static str,
+}
+
+/// Describes what an action would do, reading the key's live state (and nothing else).
+pub async fn plan(
+    actions: &dyn KeyActions,
+    kind: ActionKind,
+    target: &LedgerCredential,
+) -> Result<Plan, ConnectorError> {
+    let holder = actions.keys(&target.identity.external_id).await?;
+    let destination = actions
+        .destination(&target.identity.external_id)
+        .map_err(|err| err.to_string());
+    let timing = actions.rotation_timing();
+    Ok(describe(
+        kind,
+        target,
+        &holder,
+        destination,
+        Some(timing),
+        "live",
+    ))
+}
+
+/// Describes what an action would do from the ledger alone (the identity's keys as the last scan
+/// saw them): for reports of dry-run policies, which must not call the source per finding.
+pub async fn plan_from_ledger(
+    store: &dyn Store,
+    kind: ActionKind,
+    target: &LedgerCredential,
+) -> Result<Plan, StoreError> {
+    let keys = store
+        .identity_credentials(&target.source, &target.identity.external_id)
+        .await?
+        .into_iter()
+        .filter(|it| it.kind == CredentialKind::AccessKey)
+        .map(|it| HeldKey {
+            active: it.status == CredentialStatus::Active,
+            id: it.external_id,
+            created_at: it.created_at,
+        })
+        .collect();
+    let holder = KeyHolder {
+        identity_id: target.identity.external_id.clone(),
+        name: target.identity.name.clone(),
+        keys,
+    };
+    Ok(describe(
+        kind,
+        target,
+        &holder,
+        Ok("its destination".to_owned()),
+        None,
+        "ledger",
+    ))
+}
+
+fn describe(
+    kind: ActionKind,
+    target: &LedgerCredential,
+    holder: &KeyHolder,
+    destination: Result<String, String>,
+    timing: Option<keywarden_connector::RotationTiming>,
+    from: &'static str,
+) -> Plan {
+    let key = &target.credential.external_id;
+    let mut refusal = None;
+    let steps = match kind {
+        ActionKind::Rotate => {
+            refusal = rotate::refusal(key, holder);
+            let destination = destination.unwrap_or_else(|err| {
+                refusal.get_or_insert(err);
+                "(no destination)".to_owned()
+            });
+            let mut steps = Vec::new();
+            if let Some(other) = holder.keys.iter().find(|it| it.id != *key && !it.active) {
+                steps.push(format!("delete the inactive key {} to make room", other.id));
+            }
+            let span = |it: Option<std::time::Duration>| {
+                it.map_or_else(
+                    || "the configured period".to_owned(),
+                    |it| humantime::format_duration(it).to_string(),
+                )
+            };
+            steps.extend([
+                format!("create a new access key for {}", holder.name),
+                format!("deliver it to {destination}"),
+                "prove it works (sts:GetCallerIdentity with the new key)".to_owned(),
+                format!(
+                    "keep {key} active for {} (less once the new key is in use and {key} is not)",
+                    span(timing.map(|it| it.overlap))
+                ),
+                format!("deactivate {key}"),
+                format!("delete {key} after {}", span(timing.map(|it| it.grace))),
+            ]);
+            steps
+        }
+        ActionKind::Disable => vec![format!("deactivate {key}")],
+        ActionKind::Delete => vec![
+            format!("deactivate {key} if it is active, and hold it"),
+            format!("delete {key} after the hold"),
+        ],
+        ActionKind::Quarantine => vec![
+            format!("deactivate {key}"),
+            format!(
+                "attach a policy to {} denying every session issued before now",
+                holder.name
+            ),
+        ],
+        ActionKind::Contain => vec![
+            format!("quarantine {key} (pre-empting a rotation in flight)"),
+            format!("open a critical finding on {key}"),
+        ],
+        ActionKind::RaiseFinding => vec![format!("open a critical finding on {key}")],
+    };
+    if kind != ActionKind::Rotate && !holder.keys.iter().any(|it| it.id == *key) {
+        refusal = Some(format!("{} no longer holds key {key}", holder.name));
+    }
+    Plan {
+        kind,
+        source: target.source.clone(),
+        credential: key.clone(),
+        identity: target.identity.external_id.clone(),
+        steps,
+        refusal,
+        from,
+    }
+}

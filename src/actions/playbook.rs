@@ -1,0 +1,177 @@
+//! Playbooks: a parent action with ordered children, each its own crash-resumable action.
+//!
+//! `contain` runs its children one after another: a child is created (with its place in the
+//! playbook, so a crash between creating it and recording it finds it again), driven, and the
+//! parent moves on once it is done or skipped. A child that waits makes the parent wait; a child
+//! that fails, is refused or is cancelled fails the parent. `raise_finding` is a child that
+//! touches no connector: it opens a critical finding keywarden raises itself.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::ActionKind;
+use super::engine;
+use super::machine::{Machine, Next, StepCx, StepError};
+use crate::store::{ActionStatus, RaisedFinding};
+use keywarden_connector::ConnectorError;
+
+/// The containment playbook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(crate) enum Contain {
+    /// Running child `next` of `children`.
+    Children {
+        children: Vec<ActionKind>,
+        next: u32,
+        /// Why the containment was started (the finding child carries it).
+        reason: String,
+    },
+}
+
+/// The default containment: quarantine the key, then open a critical finding. (Distrusting the
+/// signers the credential holds joins with signer trust.)
+pub(crate) fn default_children() -> Vec<ActionKind> {
+    vec![ActionKind::Quarantine, ActionKind::RaiseFinding]
+}
+
+#[async_trait]
+impl Machine for Contain {
+    fn step_name(&self) -> &'static str {
+        "children"
+    }
+
+    async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
+        let Self::Children {
+            children,
+            next,
+            reason,
+        } = self;
+        let Some(kind) = children.get(next as usize).copied() else {
+            return Ok(Next::Done(format!("all {} steps done", children.len())));
+        };
+        let child = engine::child(cx, kind, next, &reason).await?;
+        let child = Box::pin(engine::drive_record(cx.engine, child)).await?;
+        let label = format!("step {} ({kind}, action {})", next + 1, child.id);
+        let state = Self::Children {
+            children,
+            next,
+            reason,
+        };
+        Ok(match child.status {
+            ActionStatus::Done | ActionStatus::Skipped => {
+                let Self::Children {
+                    children,
+                    next,
+                    reason,
+                } = state;
+                Next::Step(
+                    Self::Children {
+                        children,
+                        next: next + 1,
+                        reason,
+                    },
+                    Some(format!("{label} {}", child.status)),
+                )
+            }
+            ActionStatus::Waiting => Next::Wait(
+                state,
+                child.next_at.unwrap_or_else(|| cx.now()),
+                format!("{label} waiting"),
+            ),
+            // Stopped by a passing failure: the parent stays running and resumes with it.
+            ActionStatus::Running => {
+                return Err(StepError::Connector(ConnectorError::Retryable {
+                    message: format!(
+                        "{label}: {}",
+                        child.reason.as_deref().unwrap_or("interrupted")
+                    ),
+                    retry_after: None,
+                }));
+            }
+            ActionStatus::AwaitingApproval => {
+                Next::Wait(state, cx.now(), format!("{label} awaiting approval"))
+            }
+            ActionStatus::Failed
+            | ActionStatus::Refused
+            | ActionStatus::Cancelled
+            | ActionStatus::Rejected => Next::Failed(format!(
+                "{label} {}: {}",
+                child.status,
+                child.reason.as_deref().unwrap_or("no reason given")
+            )),
+        })
+    }
+
+    async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError> {
+        let mut out = Vec::new();
+        for child in cx.engine.store.child_actions(cx.record.id).await? {
+            if child.status.is_open() {
+                let ended = Box::pin(engine::cancel_record(
+                    cx.engine,
+                    child,
+                    "its playbook was cancelled",
+                    None,
+                ))
+                .await?;
+                out.push(format!(
+                    "action {}: {}",
+                    ended.id,
+                    ended.reason.unwrap_or_default()
+                ));
+            }
+        }
+        Ok(if out.is_empty() {
+            "no step was in progress".to_owned()
+        } else {
+            out.join("; ")
+        })
+    }
+}
+
+/// Opens a critical finding keywarden raises itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(crate) enum RaiseFinding {
+    Raise {
+        policy_id: String,
+        severity: String,
+        reason: String,
+    },
+}
+
+#[async_trait]
+impl Machine for RaiseFinding {
+    fn step_name(&self) -> &'static str {
+        "raise"
+    }
+
+    async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
+        let Self::Raise {
+            policy_id,
+            severity,
+            reason,
+        } = self;
+        let finding = cx
+            .engine
+            .store
+            .raise_finding(
+                &RaisedFinding {
+                    source: cx.record.source.clone(),
+                    credential_external_id: cx.record.credential_external_id.clone(),
+                    policy_id,
+                    severity,
+                    reason,
+                },
+                cx.now(),
+            )
+            .await?;
+        Ok(Next::Done(format!(
+            "finding {} ({}) is {}",
+            finding.id, finding.policy_id, finding.status
+        )))
+    }
+
+    async fn cancel(self, _cx: &StepCx<'_>) -> Result<String, StepError> {
+        Ok("no finding was raised".to_owned())
+    }
+}

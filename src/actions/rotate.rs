@@ -1,0 +1,485 @@
+//! `rotate`: replace an access key without leaving its consumer without a working one.
+//!
+//! check → (retire_inactive) → create → deliver → verify → overlap (waits) → deactivate →
+//! grace (waits) → delete.
+//! - `create` first deletes the key an interrupted attempt created (one the user holds that was
+//!   not there when `create` was entered: found by key ids, not by the host's clock), then creates
+//!   the new key, records its id (state `deliver`) and delivers it at once: the secret is only ever
+//!   in memory between creation and delivery.
+//! - `deliver`, entered again after a crash, looks at the destination: if it holds the new key the
+//!   delivery happened; if not, the unrecoverable new key is deleted and `create` runs again. So
+//!   the consumer gets exactly one new key, once.
+//! - `verify` reads the key back from the destination and proves it with the key itself.
+//! - `overlap` ends early only when the new key has been used since the delivery and the old one
+//!   has not; otherwise both stay active for the whole overlap period.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keywarden_connector::{ConnectorError, KeyActions, KeyHolder, LastUse};
+use serde::{Deserialize, Serialize};
+
+use super::crash_point;
+use super::guard;
+use super::machine::{Machine, Next, StepCx, StepError, after, when};
+
+/// The states of a rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub(crate) enum Rotate {
+    /// Re-read the user's keys; refuse what would be unsafe.
+    Check,
+    /// Delete the user's other, inactive key to make room.
+    RetireInactive { retire: String },
+    /// Create and deliver the new key. `existing`: the key ids the user held when this state was
+    /// entered; any other key found later was created by an interrupted attempt.
+    Create { existing: Vec<String> },
+    /// The new key was created and may or may not have been delivered.
+    Deliver {
+        #[serde(default)]
+        existing: Vec<String>,
+        new_key: String,
+        token: String,
+    },
+    Verify {
+        new_key: String,
+        delivered_at: DateTime<Utc>,
+    },
+    Overlap {
+        new_key: String,
+        delivered_at: DateTime<Utc>,
+    },
+    Deactivate {
+        new_key: String,
+        delivered_at: DateTime<Utc>,
+    },
+    Grace {
+        #[serde(default)]
+        new_key: Option<String>,
+        deactivated_at: DateTime<Utc>,
+    },
+    Delete {
+        #[serde(default)]
+        new_key: Option<String>,
+    },
+}
+
+/// Why rotating `key` of this holder would be unsafe, if it would.
+pub(crate) fn refusal(key: &str, holder: &KeyHolder) -> Option<String> {
+    let Some(old) = holder.keys.iter().find(|it| it.id == key) else {
+        return Some(format!("{} no longer holds key {key}", holder.name));
+    };
+    if !old.active {
+        return Some(format!(
+            "key {key} of {} is inactive: nothing uses it, so there is nothing to rotate; delete it instead",
+            holder.name
+        ));
+    }
+    if let Some(other) = holder.keys.iter().find(|it| it.id != key && it.active) {
+        return Some(format!(
+            "both access keys of {} are active ({key} and {}): AWS allows two keys per user, so a new \
+             key would need one of them gone, and keywarden cannot tell which one the consumers \
+             still use. Deactivate the one not in use (or rotate it away), then rotate again",
+            holder.name, other.id
+        ));
+    }
+    None
+}
+
+#[async_trait]
+impl Machine for Rotate {
+    fn step_name(&self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::RetireInactive { .. } => "retire_inactive",
+            Self::Create { .. } => "create",
+            Self::Deliver { .. } => "deliver",
+            Self::Verify { .. } => "verify",
+            Self::Overlap { .. } => "overlap",
+            Self::Deactivate { .. } => "deactivate",
+            Self::Grace { .. } => "grace",
+            Self::Delete { .. } => "delete",
+        }
+    }
+
+    async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
+        let actions = cx.keys()?;
+        let (key, identity) = (cx.key(), cx.identity());
+        Ok(match self {
+            Self::Check => {
+                let holder = actions.keys(identity).await?;
+                if let Some(reason) = refusal(key, &holder) {
+                    return Ok(Next::Refused(reason));
+                }
+                if let Err(err) = actions.destination(identity) {
+                    return Ok(Next::Refused(err.to_string()));
+                }
+                if let Some(live) = holder.keys.iter().find(|it| it.id == key)
+                    && let Some(reason) = guard::condition_lapsed(cx, live).await?
+                {
+                    return Ok(Next::Skipped(reason));
+                }
+                match holder.keys.iter().find(|it| it.id != key) {
+                    Some(other) => Next::Step(
+                        Self::RetireInactive {
+                            retire: other.id.clone(),
+                        },
+                        Some(format!("{} holds inactive key {}", holder.name, other.id)),
+                    ),
+                    None => enter_create(actions, identity).await?,
+                }
+            }
+            Self::RetireInactive { retire } => {
+                // Look again: someone may have switched it back on since `check`.
+                let holder = actions.keys(identity).await?;
+                if holder.keys.iter().any(|it| it.id == retire && it.active) {
+                    return Ok(Next::Refused(format!(
+                        "{retire} of {} was switched back on; both keys are active now",
+                        holder.name
+                    )));
+                }
+                actions.delete_key(identity, &retire).await?;
+                crash_point("retire_inactive");
+                enter_create(actions, identity).await?
+            }
+            Self::Create { existing } => create(cx, actions, existing).await?,
+            Self::Deliver {
+                existing,
+                new_key,
+                token: _,
+            } => {
+                // Entered again after an interruption: the secret is gone from memory, so either
+                // the destination has the new key or the key is useless.
+                if actions.delivered_id(identity).await?.as_deref() == Some(new_key.as_str()) {
+                    Next::Step(
+                        Self::Verify {
+                            new_key: new_key.clone(),
+                            delivered_at: cx.now(),
+                        },
+                        Some(format!("{new_key} found at the destination")),
+                    )
+                } else {
+                    actions.delete_key(identity, &new_key).await?;
+                    Next::Step(
+                        Self::Create { existing },
+                        Some(format!(
+                            "{new_key} was never delivered; deleted it to create another"
+                        )),
+                    )
+                }
+            }
+            Self::Verify {
+                new_key,
+                delivered_at,
+            } => {
+                let Some(delivered) = actions.delivered(identity).await? else {
+                    return Ok(Next::Failed(format!(
+                        "the destination no longer holds a key (expected {new_key})"
+                    )));
+                };
+                if delivered.id != new_key {
+                    return Ok(Next::Failed(format!(
+                        "the destination holds {} instead of {new_key}: something else changed it",
+                        delivered.id
+                    )));
+                }
+                actions.verify(identity, &delivered).await?;
+                crash_point("verify");
+                let timing = actions.rotation_timing();
+                let until = after(delivered_at, timing.overlap);
+                // Look again once last-use data has settled: the old key may go before `until`.
+                let check = until.min(after(delivered_at, timing.last_use_settle));
+                Next::Wait(
+                    Self::Overlap {
+                        new_key: new_key.clone(),
+                        delivered_at,
+                    },
+                    check,
+                    format!(
+                        "{new_key} works; both keys stay active until {} at the latest",
+                        when(until)
+                    ),
+                )
+            }
+            Self::Overlap {
+                new_key,
+                delivered_at,
+            } => overlap(cx, actions, new_key, delivered_at).await?,
+            Self::Deactivate { new_key, .. } => {
+                actions.set_active(identity, key, false).await?;
+                crash_point("deactivate");
+                let now = cx.now();
+                let until = after(now, actions.rotation_timing().grace);
+                Next::Wait(
+                    Self::Grace {
+                        new_key: Some(new_key),
+                        deactivated_at: now,
+                    },
+                    until,
+                    format!("{key} deactivated; deleted after {}", when(until)),
+                )
+            }
+            Self::Grace { new_key, .. } => Next::Step(Self::Delete { new_key }, None),
+            Self::Delete { .. } => {
+                // Someone may have switched the old key back on to roll back: leave it then.
+                let holder = actions.keys(identity).await?;
+                if holder.keys.iter().any(|it| it.id == key && it.active) {
+                    return Ok(Next::Failed(format!(
+                        "{key} was switched back on during the grace period; left alone"
+                    )));
+                }
+                actions.delete_key(identity, key).await?;
+                crash_point("delete");
+                Next::Done(format!("{key} deleted"))
+            }
+        })
+    }
+
+    async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError> {
+        let actions = cx.keys()?;
+        let (key, identity) = (cx.key(), cx.identity());
+        let destination = actions
+            .destination(identity)
+            .unwrap_or_else(|_| "its destination".to_owned());
+        Ok(match self {
+            Self::Check | Self::RetireInactive { .. } => {
+                format!("stopped before a new key was created; {key} is as it was")
+            }
+            Self::Create { existing } => match orphans(actions, identity, &existing).await? {
+                Orphans::None => {
+                    format!("stopped before a new key was created; {key} is as it was")
+                }
+                Orphans::One(orphan) => {
+                    actions.delete_key(identity, &orphan).await?;
+                    format!(
+                        "deleted {orphan}, created by an interrupted attempt and never delivered"
+                    )
+                }
+                Orphans::Several(ids) => format!(
+                    "keys {} appeared that keywarden did not record; left for a person",
+                    ids.join(", ")
+                ),
+            },
+            Self::Deliver { new_key, .. } => {
+                if actions.delivered_id(identity).await?.as_deref() == Some(new_key.as_str()) {
+                    format!("new key {new_key} was delivered to {destination} and is kept")
+                } else {
+                    actions.delete_key(identity, &new_key).await?;
+                    format!("new key {new_key} was never delivered and is deleted")
+                }
+            }
+            Self::Verify { new_key, .. }
+            | Self::Overlap { new_key, .. }
+            | Self::Deactivate { new_key, .. } => {
+                format!("new key {new_key} was delivered to {destination} and is kept")
+            }
+            Self::Grace { new_key, .. } | Self::Delete { new_key } => format!(
+                "{key} is deactivated; new key {} was delivered to {destination} and is kept",
+                new_key.as_deref().unwrap_or("(unknown)")
+            ),
+        })
+    }
+}
+
+/// Keys the user holds that are not in `existing`.
+enum Orphans {
+    None,
+    One(String),
+    Several(Vec<String>),
+}
+
+async fn orphans(
+    actions: &dyn KeyActions,
+    identity: &str,
+    existing: &[String],
+) -> Result<Orphans, ConnectorError> {
+    let holder = actions.keys(identity).await?;
+    let mut unknown: Vec<String> = holder
+        .keys
+        .into_iter()
+        .filter(|it| !existing.contains(&it.id))
+        .map(|it| it.id)
+        .collect();
+    Ok(match unknown.len() {
+        0 => Orphans::None,
+        1 => Orphans::One(unknown.remove(0)),
+        _ => Orphans::Several(unknown),
+    })
+}
+
+/// Enters `create`, recording the keys the user holds now.
+async fn enter_create(actions: &dyn KeyActions, identity: &str) -> Result<Next<Rotate>, StepError> {
+    let holder = actions.keys(identity).await?;
+    let existing = holder.keys.iter().map(|it| it.id.clone()).collect();
+    Ok(Next::Step(Rotate::Create { existing }, None))
+}
+
+/// Creates the new key and delivers it at once.
+async fn create(
+    cx: &StepCx<'_>,
+    actions: &dyn KeyActions,
+    existing: Vec<String>,
+) -> Result<Next<Rotate>, StepError> {
+    let identity = cx.identity();
+    // A key that was not there when this state was entered is the one an interrupted attempt
+    // created (each attempt creates one key, after deleting the one before): its secret is lost,
+    // so it goes. Told by key ids, so the host's clock does not matter. More than one such key
+    // means someone else is creating keys for this user: a person decides.
+    match orphans(actions, identity, &existing).await? {
+        Orphans::None => {}
+        Orphans::One(orphan) => {
+            tracing::warn!(action = cx.record.id, key = %orphan, "Deleting a key left by an interrupted rotation.");
+            actions.delete_key(identity, &orphan).await?;
+        }
+        Orphans::Several(ids) => {
+            return Ok(Next::Refused(format!(
+                "keys {} appeared since the rotation began and keywarden created at most one; \
+                 someone else is creating keys for this user",
+                ids.join(", ")
+            )));
+        }
+    }
+    let new = match actions.create_key(identity).await {
+        Ok(new) => new,
+        // E.g. LimitExceeded: the user holds two keys after all. Not a retry loop.
+        Err(ConnectorError::Refused(reason)) => return Ok(Next::Refused(reason)),
+        Err(err) => return Err(err.into()),
+    };
+    crash_point("create");
+    let token = format!("keywarden-action-{}-{}", cx.record.id, new.id);
+    // The new key's id is recorded before delivery; the secret never is.
+    let recorded = Rotate::Deliver {
+        existing: existing.clone(),
+        new_key: new.id.clone(),
+        token: token.clone(),
+    };
+    cx.persist(&recorded, format!("created {}", new.id)).await?;
+    crash_point("deliver_recorded");
+    let delivery = actions.deliver(identity, &new, &token).await;
+    let new_key = new.id.clone();
+    drop(new);
+    if let Err(err) = delivery {
+        return undelivered(cx, actions, &new_key, err).await;
+    }
+    crash_point("deliver");
+    Ok(Next::Step(
+        Rotate::Verify {
+            new_key,
+            delivered_at: cx.now(),
+        },
+        Some(format!("delivered to {}", actions.destination(identity)?)),
+    ))
+}
+
+/// A delivery failed. A permanent failure (refused, invalid destination) wrote nothing: the new
+/// key is useless and is deleted. A passing one (a timeout) may have written: if the destination
+/// holds the new key the delivery happened; if it holds another, the key is deleted; if it cannot
+/// be read, the action stays at `deliver` for `actions resume` to look again.
+async fn undelivered(
+    cx: &StepCx<'_>,
+    actions: &dyn KeyActions,
+    new_key: &str,
+    err: ConnectorError,
+) -> Result<Next<Rotate>, StepError> {
+    let identity = cx.identity();
+    if err.is_retryable() {
+        match actions.delivered_id(identity).await {
+            Ok(Some(id)) if id == new_key => {
+                return Ok(Next::Step(
+                    Rotate::Verify {
+                        new_key: new_key.to_owned(),
+                        delivered_at: cx.now(),
+                    },
+                    Some(format!(
+                        "delivered to {} (despite: {err})",
+                        actions.destination(identity)?
+                    )),
+                ));
+            }
+            Ok(_) => {}
+            Err(check) => {
+                tracing::error!(action = cx.record.id, error = %check, "Cannot tell whether the key was delivered; `actions resume` will look again.");
+                return Err(err.into());
+            }
+        }
+    }
+    tracing::warn!(action = cx.record.id, key = %new_key, error = %err, "Delivery failed; deleting the undelivered key.");
+    actions.delete_key(identity, new_key).await?;
+    Err(err.into())
+}
+
+/// The overlap: both keys active until the period is over, or until the new key has been used
+/// since the delivery while the old one has not (read once last use has settled).
+async fn overlap(
+    cx: &StepCx<'_>,
+    actions: &dyn KeyActions,
+    new_key: String,
+    delivered_at: DateTime<Utc>,
+) -> Result<Next<Rotate>, StepError> {
+    let (key, identity) = (cx.key(), cx.identity());
+    let timing = actions.rotation_timing();
+    let now = cx.now();
+    let until = after(delivered_at, timing.overlap);
+    let settled = after(delivered_at, timing.last_use_settle);
+    let state = Rotate::Overlap {
+        new_key: new_key.clone(),
+        delivered_at,
+    };
+    let deactivate = |detail: String| {
+        Next::Step(
+            Rotate::Deactivate {
+                new_key: new_key.clone(),
+                delivered_at,
+            },
+            Some(detail),
+        )
+    };
+    if now >= until {
+        return Ok(deactivate("overlap period over".to_owned()));
+    }
+    if now < settled {
+        return Ok(Next::Wait(
+            state,
+            until.min(settled),
+            "waiting for the overlap period".to_owned(),
+        ));
+    }
+    let new_used = actions.last_used(identity, &new_key).await?;
+    let old_used = actions.last_used(identity, key).await?;
+    let new_since = new_used.at().is_some_and(|at| at >= delivered_at);
+    let old_since = match &old_used {
+        LastUse::Never => Some(false),
+        LastUse::At { at, .. } => Some(*at >= delivered_at),
+        LastUse::Unknown => None,
+    };
+    let recheck = until.min(
+        now.checked_add_signed(chrono::TimeDelta::hours(1))
+            .unwrap_or(until),
+    );
+    Ok(match (new_since, old_since) {
+        (true, Some(false)) => deactivate(format!(
+            "{new_key} in use since the delivery and {key} not ({})",
+            match old_used.at() {
+                Some(at) => format!("last used {}", when(at)),
+                None => "never used".to_owned(),
+            }
+        )),
+        (false, _) => Next::Wait(
+            state,
+            recheck,
+            format!("{new_key} not used since the delivery yet; {key} stays active"),
+        ),
+        (true, Some(true)) => Next::Wait(
+            state,
+            recheck,
+            format!(
+                "{key} last used {}, after the delivery",
+                old_used.at().map(when).unwrap_or_default()
+            ),
+        ),
+        (true, None) => Next::Wait(
+            state,
+            recheck,
+            format!("{key}: last use unknown; waiting for the overlap period"),
+        ),
+    })
+}
