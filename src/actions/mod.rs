@@ -34,6 +34,8 @@ mod machine;
 mod plan;
 mod playbook;
 mod rotate;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

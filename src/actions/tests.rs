@@ -1,0 +1,491 @@
+//! The engine against an in-memory key source: rules that need a clock moved or a source that
+//! answers what moto cannot be made to (a refused create, keys appearing mid-rotation).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use keywarden_connector::{
+    Capability, Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, HeldKey,
+    Identity, IdentityKind, Inventory, InventorySink, KeyActions, KeyHolder, LastUse, NewKey,
+    NoProgress, RotationTiming, ScanContext, Secret,
+};
+
+use super::machine::from_record;
+use super::rotate::Rotate;
+use super::{ActionKind, Engine, Request, key_actions, resume, start, target};
+use crate::policy::PolicySet;
+use crate::store::{ActionStatus, SqliteStore, Store};
+
+const USER: &str = "user:ci";
+
+#[derive(Debug, Default)]
+struct Keys {
+    keys: Vec<HeldKey>,
+    last_used: HashMap<String, LastUse>,
+    delivered: Option<String>,
+    next: u32,
+    created: u32,
+    refuse_create: Option<String>,
+}
+
+/// A source with one user whose keys live in memory.
+#[derive(Debug)]
+struct Fake {
+    keys: Mutex<Keys>,
+    capabilities: &'static [Capability],
+}
+
+impl Fake {
+    fn new(capabilities: &'static [Capability]) -> Arc<Self> {
+        let fake = Arc::new(Self {
+            keys: Mutex::new(Keys::default()),
+            capabilities,
+        });
+        fake.add("OLD", true);
+        fake
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Keys> {
+        self.keys.lock().expect("lock")
+    }
+
+    fn add(&self, id: &str, active: bool) {
+        self.lock().keys.push(HeldKey {
+            id: id.to_owned(),
+            active,
+            created_at: Some(t0() - Duration::days(200)),
+        });
+    }
+
+    fn ids(&self) -> Vec<(String, bool)> {
+        self.lock()
+            .keys
+            .iter()
+            .map(|it| (it.id.clone(), it.active))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KeyActions for Fake {
+    fn capabilities(&self, _kind: CredentialKind) -> &'static [Capability] {
+        self.capabilities
+    }
+
+    async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
+        Ok(KeyHolder {
+            identity_id: identity_id.to_owned(),
+            name: "ci".to_owned(),
+            keys: self.lock().keys.clone(),
+        })
+    }
+
+    fn destination(&self, _identity_id: &str) -> Result<String, ConnectorError> {
+        Ok("memory".to_owned())
+    }
+
+    async fn create_key(&self, _identity_id: &str) -> Result<NewKey, ConnectorError> {
+        let mut keys = self.lock();
+        if let Some(reason) = &keys.refuse_create {
+            return Err(ConnectorError::Refused(reason.clone()));
+        }
+        keys.next += 1;
+        keys.created += 1;
+        let id = format!("NEW{}", keys.next);
+        keys.keys.push(HeldKey {
+            id: id.clone(),
+            active: true,
+            created_at: None,
+        });
+        Ok(NewKey {
+            id,
+            secret: Secret::new("s3cr3t".to_owned()),
+        })
+    }
+
+    async fn deliver(&self, _: &str, key: &NewKey, _: &str) -> Result<(), ConnectorError> {
+        self.lock().delivered = Some(key.id.clone());
+        Ok(())
+    }
+
+    async fn delivered(&self, _: &str) -> Result<Option<NewKey>, ConnectorError> {
+        Ok(self.lock().delivered.clone().map(|id| NewKey {
+            id,
+            secret: Secret::new("s3cr3t".to_owned()),
+        }))
+    }
+
+    async fn verify(&self, _: &str, _: &NewKey) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn last_used(&self, _: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
+        Ok(self
+            .lock()
+            .last_used
+            .get(key_id)
+            .cloned()
+            .unwrap_or(LastUse::Never))
+    }
+
+    async fn set_active(&self, _: &str, key_id: &str, active: bool) -> Result<(), ConnectorError> {
+        for key in &mut self.lock().keys {
+            if key.id == key_id {
+                key.active = active;
+            }
+        }
+        Ok(())
+    }
+
+    fn rotation_timing(&self) -> RotationTiming {
+        RotationTiming {
+            overlap: std::time::Duration::from_secs(10 * 86_400),
+            last_use_settle: std::time::Duration::from_secs(3600),
+            grace: std::time::Duration::from_secs(86_400),
+        }
+    }
+
+    async fn delete_key(&self, _: &str, key_id: &str) -> Result<(), ConnectorError> {
+        self.lock().keys.retain(|it| it.id != key_id);
+        Ok(())
+    }
+
+    async fn deny_sessions_before(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<String, ConnectorError> {
+        Ok("deny".to_owned())
+    }
+
+    async fn session_denials(&self, _: &str) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Debug)]
+struct Source(Arc<Fake>);
+
+#[async_trait]
+impl Connector for Source {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    fn source(&self) -> &str {
+        "fake"
+    }
+
+    async fn inventory(
+        &self,
+        _cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError> {
+        let keys = self.0.lock().keys.clone();
+        sink.batch(Inventory {
+            identities: vec![Identity {
+                external_id: USER.to_owned(),
+                kind: IdentityKind::IamUser,
+                name: "ci".to_owned(),
+                owner: None,
+                purpose: None,
+                tags: Default::default(),
+            }],
+            credentials: keys
+                .into_iter()
+                .map(|key| Credential {
+                    external_id: key.id.clone(),
+                    identity_id: USER.to_owned(),
+                    kind: CredentialKind::AccessKey,
+                    name: key.id,
+                    status: if key.active {
+                        CredentialStatus::Active
+                    } else {
+                        CredentialStatus::Inactive
+                    },
+                    created_at: key.created_at,
+                    not_before: None,
+                    expires_at: None,
+                    last_used: LastUse::Never,
+                    algorithm: None,
+                    key_bits: None,
+                    fingerprints: Vec::new(),
+                    owner: None,
+                    purpose: None,
+                    tags: Default::default(),
+                    attributes: Default::default(),
+                })
+                .collect(),
+            errors: Vec::new(),
+        })
+        .await
+    }
+
+    fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
+        Some(self.0.clone())
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).expect("time")
+}
+
+/// A ledger that has scanned the fake source, and a clock at `t0 + offset seconds`.
+struct World {
+    store: SqliteStore,
+    fake: Arc<Fake>,
+    connectors: Vec<Arc<dyn Connector>>,
+    policies: PolicySet,
+    offset: Arc<AtomicI64>,
+}
+
+impl World {
+    async fn new(capabilities: &'static [Capability]) -> Self {
+        let fake = Fake::new(capabilities);
+        let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(Source(fake.clone()))];
+        let store = SqliteStore::in_memory().await.expect("store");
+        crate::scan::run(
+            &store,
+            &connectors,
+            &PolicySet::default(),
+            t0(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .expect("scan");
+        Self {
+            store,
+            fake,
+            connectors,
+            policies: PolicySet::default(),
+            offset: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    fn at(&self, seconds: i64) -> impl Fn() -> DateTime<Utc> + Send + Sync + use<> {
+        self.offset.store(seconds, Ordering::SeqCst);
+        let offset = self.offset.clone();
+        move || t0() + Duration::seconds(offset.load(Ordering::SeqCst))
+    }
+
+    async fn rotate(&self) -> crate::store::ActionRecord {
+        let clock = self.at(0);
+        let target = target(&self.store, "OLD", None).await.expect("target");
+        start(
+            self.engine(&clock),
+            Request::new(ActionKind::Rotate, &target, "test"),
+        )
+        .await
+        .expect("start")
+    }
+
+    fn engine<'a>(&'a self, clock: super::Clock<'a>) -> Engine<'a> {
+        Engine {
+            store: &self.store,
+            connectors: &self.connectors,
+            policies: &self.policies,
+            clock,
+        }
+    }
+
+    async fn resume_at(&self, seconds: i64, id: i64) -> crate::store::ActionRecord {
+        let clock = self.at(seconds);
+        resume(self.engine(&clock)).await.expect("resume");
+        self.store.action(id).await.expect("action")
+    }
+}
+
+#[tokio::test]
+async fn the_overlap_ends_early_only_once_the_new_key_is_used_and_the_old_one_is_not() {
+    let world = World::new(Capability::ALL).await;
+    let started = world.rotate().await;
+    assert_eq!(started.status, ActionStatus::Waiting);
+    assert_eq!(started.step, "overlap");
+    // Settled, but nothing uses the new key yet: the old one stays, though it is unused too.
+    let waiting = world.resume_at(2 * 3600, started.id).await;
+    assert_eq!(waiting.step, "overlap", "{waiting:?}");
+    assert_eq!(
+        world.fake.ids(),
+        [("OLD".into(), true), ("NEW1".into(), true)]
+    );
+
+    // The old key was used after the delivery: it stays too.
+    let delivered = t0();
+    for (key, at) in [("NEW1", 90 * 60), ("OLD", 100 * 60)] {
+        world.fake.lock().last_used.insert(
+            key.to_owned(),
+            LastUse::At {
+                at: delivered + Duration::seconds(at),
+                source: "test".to_owned(),
+            },
+        );
+    }
+    let still = world.resume_at(4 * 3600, started.id).await;
+    assert_eq!(still.step, "overlap", "{still:?}");
+    assert!(world.fake.ids().iter().all(|(_, active)| *active));
+
+    // The new key in use, the old one not since the delivery: the overlap ends now.
+    world.fake.lock().last_used.insert(
+        "OLD".to_owned(),
+        LastUse::At {
+            at: delivered - Duration::days(3),
+            source: "test".to_owned(),
+        },
+    );
+    let ended = world.resume_at(6 * 3600, started.id).await;
+    assert_eq!(ended.step, "grace", "{ended:?}");
+    assert_eq!(
+        world.fake.ids(),
+        [("OLD".into(), false), ("NEW1".into(), true)]
+    );
+}
+
+#[tokio::test]
+async fn a_create_the_source_refuses_is_a_refusal_not_a_retry() {
+    let world = World::new(Capability::ALL).await;
+    world.fake.lock().refuse_create =
+        Some("LimitExceeded: Cannot exceed quota for AccessKeysPerUser: 2".to_owned());
+    let started = world.rotate().await;
+    assert_eq!(started.status, ActionStatus::Refused, "{started:?}");
+    assert!(
+        started
+            .reason
+            .as_deref()
+            .is_some_and(|it| it.contains("LimitExceeded"))
+    );
+    // Refused is final until retried: resume does not try again.
+    let later = world.resume_at(3600, started.id).await;
+    assert_eq!(later.status, ActionStatus::Refused);
+    assert_eq!(world.fake.lock().created, 0);
+}
+
+#[tokio::test]
+async fn keys_that_appear_mid_rotation_are_told_by_id_not_by_the_clock() {
+    let world = World::new(Capability::ALL).await;
+    let clock = world.at(0);
+    let target = target(&world.store, "OLD", None).await.expect("target");
+    // An action interrupted in `create`, recorded when only OLD existed.
+    let record = world
+        .store
+        .create_action(
+            &crate::store::NewAction {
+                kind: ActionKind::Rotate,
+                source: "fake".to_owned(),
+                credential_external_id: "OLD".to_owned(),
+                identity_external_id: USER.to_owned(),
+                origin: "test".to_owned(),
+                step: "create".to_owned(),
+                state: serde_json::json!({ "step": "create", "existing": ["OLD"] }),
+                holder: super::engine::this_process(),
+                status: ActionStatus::Running,
+                parent: None,
+                exclusive: true,
+            },
+            clock(),
+        )
+        .await
+        .expect("create");
+    let _ = target;
+    // Two keys nobody recorded: someone else is creating keys; refuse.
+    world.fake.add("STRAY1", true);
+    world.fake.add("STRAY2", true);
+    let refused = super::drive(world.engine(&clock), record.id)
+        .await
+        .expect("drive");
+    assert_eq!(refused.status, ActionStatus::Refused, "{refused:?}");
+    assert!(
+        refused
+            .reason
+            .as_deref()
+            .is_some_and(|it| it.contains("STRAY1") && it.contains("STRAY2"))
+    );
+    assert_eq!(world.fake.ids().len(), 3, "nothing deleted");
+
+    // One such key is the one the interrupted attempt created: it goes, however old AWS says it
+    // is (the host's clock plays no part).
+    world.fake.lock().keys.retain(|it| it.id != "STRAY2");
+    super::retry(world.engine(&clock), record.id, "test", true)
+        .await
+        .expect("retry");
+    let ids: Vec<String> = world.fake.ids().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["OLD", "NEW1"]);
+}
+
+#[test]
+fn a_state_written_before_the_machines_were_typed_reads_as_its_machine() {
+    let delivered = t0();
+    let record = crate::store::ActionRecord {
+        id: 7,
+        kind: ActionKind::Rotate,
+        source: "aws".to_owned(),
+        credential_external_id: "AKIAOLD".to_owned(),
+        identity_external_id: USER.to_owned(),
+        origin: "cli".to_owned(),
+        status: ActionStatus::Running,
+        step: "verify".to_owned(),
+        state: serde_json::json!({
+            "existing": ["AKIAOLD"], "retire": null, "new_key": "AKIANEW",
+            "token": "keywarden-action-7-AKIANEW", "delivered_at": delivered,
+            "deactivated_at": null, "create_entered_at": delivered, "deny_before": null,
+        }),
+        reason: None,
+        next_at: None,
+        lease_owner: None,
+        lease_until: None,
+        created_at: delivered,
+        updated_at: delivered,
+        parent: None,
+        attempts: 0,
+    };
+    let state: Rotate = from_record(&record).expect("legacy state");
+    assert_eq!(
+        state,
+        Rotate::Verify {
+            new_key: "AKIANEW".to_owned(),
+            delivered_at: delivered,
+        }
+    );
+    let mut check = record.clone();
+    check.step = "check".to_owned();
+    assert_eq!(from_record::<Rotate>(&check).expect("check"), Rotate::Check);
+}
+
+#[tokio::test]
+async fn a_source_without_a_capability_is_refused_naming_it() {
+    let world = World::new(&[Capability::ReadKeys, Capability::DeactivateKey]).await;
+    let err = key_actions(
+        &world.connectors,
+        "fake",
+        ActionKind::Rotate,
+        CredentialKind::AccessKey,
+    )
+    .err()
+    .expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("create_key") && message.contains("deliver_key"),
+        "{message}"
+    );
+    assert!(
+        key_actions(
+            &world.connectors,
+            "fake",
+            ActionKind::Disable,
+            CredentialKind::AccessKey
+        )
+        .is_ok()
+    );
+    // A kind that needs no connector needs no capability.
+    assert!(
+        key_actions(
+            &[],
+            "anything",
+            ActionKind::RaiseFinding,
+            CredentialKind::AccessKey
+        )
+        .is_ok_and(|it| it.is_none())
+    );
+}
