@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keywarden::ledger::LedgerCredential;
 use keywarden::policy::{self, PolicySet};
 use keywarden::store::{CredentialCursor, Observation, PAGE, SqliteStore, Store};
-use keywarden_connector::{ConnectorError, Inventory, InventorySink, ScanContext};
+use keywarden_connector::{Connector, ConnectorError, Inventory, InventorySink, ScanContext};
 use keywarden_synthetic::SyntheticConfig;
 
 const COUNT: u64 = 100_000;

@@ -75,14 +75,14 @@ async fn every_ledger_change_of_a_scan_has_its_event() {
     let store = SqliteStore::in_memory().await.expect("store");
     ledger_with_every_change(&store).await;
 
-    let history: Vec<(String, i64, String, Option<String>, Option<String>, String)> =
-        sqlx::query_as(
-            "SELECT c.external_id, h.scan_id, h.change, h.old_value, h.new_value, h.at \
+    type Row = (String, i64, String, Option<String>, Option<String>, String);
+    let history: Vec<Row> = sqlx::query_as(
+        "SELECT c.external_id, h.scan_id, h.change, h.old_value, h.new_value, h.at \
              FROM credential_history h JOIN credentials c ON c.id = h.credential_id ORDER BY h.id",
-        )
-        .fetch_all(&store.pool)
-        .await
-        .expect("history");
+    )
+    .fetch_all(&store.pool)
+    .await
+    .expect("history");
     let changes: Vec<&str> = history.iter().map(|it| it.2.as_str()).collect();
     for change in [
         "first_seen",
