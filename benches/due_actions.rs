@@ -52,7 +52,12 @@ fn seed(runtime: &tokio::runtime::Runtime, store: &SqliteStore) {
                 (ActionStatus::Done, None)
             };
             let update = ActionUpdate {
-                step: if status == ActionStatus::Done { "done" } else { "overlap" }.to_owned(),
+                step: if status == ActionStatus::Done {
+                    "done"
+                } else {
+                    "overlap"
+                }
+                .to_owned(),
                 status,
                 state: serde_json::json!({ "step": "check" }),
                 reason: None,
@@ -82,7 +87,11 @@ fn due_actions(c: &mut Criterion) {
     let due = runtime
         .block_on(store.due_actions(now, 10_000))
         .expect("due");
-    assert_eq!(due.len() as u32, DUE_RUNNING + DUE_WAITING, "the seed is what it says");
+    assert_eq!(
+        due.len() as u32,
+        DUE_RUNNING + DUE_WAITING,
+        "the seed is what it says"
+    );
 
     let mut group = c.benchmark_group("actions");
     group.measurement_time(Duration::from_secs(10));

@@ -22,6 +22,7 @@ use crate::report;
 use crate::store::{SqliteStore, Store, Suppression};
 
 mod actions;
+mod audit;
 mod enforce;
 
 /// How many credentials the scan table lists without `--all`, worst first.
@@ -121,7 +122,7 @@ pub enum Command {
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Rotate one access key: create, deliver, verify, overlap, deactivate, delete after a grace
     /// period. A dry run unless --enforce.
@@ -198,15 +199,6 @@ pub enum FindingsCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Check the audit log's hash chain and report the first broken link.
-    Verify {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-}
-
 fn parse_severity(text: &str) -> Result<Severity, String> {
     text.parse::<Severity>().map_err(|err| err.to_string())
 }
@@ -268,9 +260,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             command: PolicyCommand::Check { paths, config },
         } => policy_check(paths, &config),
         Command::Findings { command } => findings(command).await,
-        Command::Audit {
-            command: AuditCommand::Verify { config },
-        } => audit_verify(&config.config).await,
+        Command::Audit { command } => audit::run(command).await,
         Command::Rotate(args) => actions::act(crate::actions::ActionKind::Rotate, args).await,
         Command::Disable(args) => actions::act(crate::actions::ActionKind::Disable, args).await,
         Command::Delete(args) => actions::act(crate::actions::ActionKind::Delete, args).await,
@@ -552,21 +542,6 @@ fn store_input_error(err: crate::store::StoreError) -> Failure {
             Failure::Input(err.to_string())
         }
         other => Failure::Internal(other.into()),
-    }
-}
-
-async fn audit_verify(path: &Path) -> Result<ExitCode, Failure> {
-    let config = config::load(path)?;
-    let store = open_store(&config).await?;
-    match store.verify_audit().await? {
-        Ok(n) => {
-            println!("audit log intact: {n} events");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(broken) => {
-            println!("audit log broken: {broken}");
-            Ok(ExitCode::from(1))
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! `sqlx`). The rest of the daemon sees the [`Store`] trait and plain domain types, so PostgreSQL can
 //! be added as a second backend behind the same trait.
 
+pub mod audit_key;
 mod control;
 mod sqlite;
 
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::Inventory;
 
-use crate::audit::{BrokenLink, Event};
+use crate::audit::{AuditFailure, BrokenLink, Checkpoint, Event, Head};
 use crate::ledger::LedgerCredential;
 
 pub use crate::store::control::{ActionControl, RaisedFinding, Transition};
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// Anything else from the database.
     #[error("database error: {0}")]
     Database(String),
+    /// The audit key is missing, unreadable, too widely readable, or not the log's key.
+    #[error("audit key: {0}")]
+    AuditKey(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -549,12 +553,34 @@ pub trait Store: ActionControl + Send + Sync + fmt::Debug {
     /// The step log of one action, oldest first.
     async fn action_steps(&self, id: i64) -> Result<Vec<ActionStep>>;
 
-    /// The whole audit log, in sequence order.
-    async fn events(&self) -> Result<Vec<Event>>;
+    /// Up to `limit` audit events with a sequence number above `after`, in order.
+    async fn events_page(&self, after: i64, limit: u32) -> Result<Vec<Event>>;
 
-    /// Checks the audit log's hash chain; returns how many events were checked.
-    async fn verify_audit(&self) -> Result<std::result::Result<u64, BrokenLink>> {
-        let events = self.events().await?;
-        Ok(crate::audit::verify(&events))
+    /// The whole audit log, in sequence order. Holds it all: for tests; `audit verify` and
+    /// `audit export` read [`Store::events_page`].
+    async fn events(&self) -> Result<Vec<Event>> {
+        let mut all: Vec<Event> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |it| it.seq);
+            let page = self.events_page(after, PAGE).await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
     }
+
+    /// Checks the audit log's keyed chain, streamed page by page in constant memory; returns how
+    /// many events were checked.
+    async fn verify_audit(&self) -> Result<std::result::Result<u64, BrokenLink>>;
+
+    /// Checks the chain, and against `checkpoint` if given (authentic, its event still in the
+    /// log with the same hash, the log reaching at least its sequence number).
+    async fn verify_audit_with(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<std::result::Result<crate::audit::Verified, AuditFailure>>;
+
+    /// A checkpoint of `head` (a head [`Store::verify_audit_with`] verified), taken at `at`.
+    fn audit_checkpoint(&self, head: &Head, at: DateTime<Utc>) -> Checkpoint;
 }

@@ -19,13 +19,21 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use crate::audit::{self, Event, NewEvent};
+use crate::audit::{
+    AuditFailure, AuditKey, BrokenLink, ChainKeys, Checkpoint, Event, Head, NewEvent, Verified,
+    Verifier,
+};
 use crate::ledger::LedgerCredential;
+use crate::store::audit_key::KeySource;
 use crate::store::{
     ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, ChildOf, CredentialCursor,
     Finding, FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
     SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
+
+mod audit;
+
+use audit::append_events;
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
@@ -36,37 +44,60 @@ const BATCH: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The audit chain's keys (derived from the audit key, which the store does not keep).
+    keys: Arc<ChainKeys>,
 }
 
 impl SqliteStore {
-    /// Opens the store at `path`, creating the file and its tables on first use.
+    /// Opens the store at `path`, creating the file and its tables on first use. The audit key
+    /// is `KEYWARDEN_AUDIT_KEY` if set, else the 0600 file `<path>.audit-key` (or
+    /// `KEYWARDEN_AUDIT_KEY_FILE`), created with a random key at first use.
     pub async fn open(path: &Path) -> Result<Self> {
+        let pool = Self::connect(Self::file_options(path)?, 4).await?;
+        let key = audit::resolve_key(&pool, &KeySource::for_store(path)).await?;
+        Self::keyed(pool, &key).await
+    }
+
+    /// Opens the store at `path` with an explicit audit key.
+    pub async fn open_with_key(path: &Path, key: &AuditKey) -> Result<Self> {
+        let pool = Self::connect(Self::file_options(path)?, 4).await?;
+        Self::keyed(pool, key).await
+    }
+
+    /// A private in-memory store with a random audit key, for tests and benchmarks.
+    pub async fn in_memory() -> Result<Self> {
+        let key = AuditKey::from_fill(getrandom::fill)
+            .map_err(|err| StoreError::AuditKey(format!("no randomness for a key: {err}")))?;
+        Self::in_memory_with_key(&key).await
+    }
+
+    /// A private in-memory store with the given audit key.
+    pub async fn in_memory_with_key(key: &AuditKey) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(map_err)?
+            .foreign_keys(true);
+        // One connection: every connection to `:memory:` would be a database of its own.
+        let pool = Self::connect(options, 1).await?;
+        Self::keyed(pool, key).await
+    }
+
+    fn file_options(path: &Path) -> Result<SqliteConnectOptions> {
         if let Some(parent) = path.parent().filter(|it| !it.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| {
                 StoreError::Unavailable(format!("cannot create {}: {err}", parent.display()))
             })?;
         }
-        let options = SqliteConnectOptions::new()
+        Ok(SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        Self::connect(options, 4).await
-    }
-
-    /// A private in-memory store, for tests and benchmarks.
-    pub async fn in_memory() -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(map_err)?
-            .foreign_keys(true);
-        // One connection: every connection to `:memory:` would be a database of its own.
-        Self::connect(options, 1).await
+            .foreign_keys(true))
     }
 
     /// Opens the pool and brings the schema up to date.
-    async fn connect(options: SqliteConnectOptions, max_connections: u32) -> Result<Self> {
+    async fn connect(options: SqliteConnectOptions, max_connections: u32) -> Result<SqlitePool> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
@@ -76,7 +107,16 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|err| StoreError::Database(format!("migration failed: {err}")))?;
-        Ok(Self { pool })
+        Ok(pool)
+    }
+
+    /// Binds the pool to its audit key (see [`audit::attach_key`]).
+    async fn keyed(pool: SqlitePool, key: &AuditKey) -> Result<Self> {
+        let keys = audit::attach_key(&pool, key).await?;
+        Ok(Self {
+            pool,
+            keys: Arc::new(keys),
+        })
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -113,59 +153,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 
 fn opt_time(value: Option<DateTime<Utc>>) -> Option<String> {
     value.map(|it| it.to_rfc3339_opts(SecondsFormat::Secs, true))
-}
-
-/// Appends events to the hash chain inside the caller's transaction.
-async fn append_events(
-    tx: &mut Transaction<'_, Sqlite>,
-    at: DateTime<Utc>,
-    events: Vec<NewEvent>,
-) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    // Micro-second precision so the stored text round-trips exactly into the hash input.
-    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    let at_parsed = DateTime::parse_from_rfc3339(&at)
-        .map_err(|err| StoreError::Corrupt(err.to_string()))?
-        .with_timezone(&Utc);
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?;
-    let (mut seq, mut prev_hash) = last.unwrap_or((0, audit::GENESIS.to_owned()));
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        seq += 1;
-        let data = event.data.to_string();
-        let hash = audit::event_hash(
-            seq,
-            at_parsed,
-            event.kind,
-            &event.subject,
-            &data,
-            &prev_hash,
-        );
-        let prev = std::mem::replace(&mut prev_hash, hash.clone());
-        rows.push((seq, event.kind, event.subject, data, prev, hash));
-    }
-    for chunk in rows.chunks(BATCH / 8) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (seq, at, kind, subject, data, prev_hash, hash) ",
-        );
-        query.push_values(chunk, |mut row, (seq, kind, subject, data, prev, hash)| {
-            row.push_bind(*seq)
-                .push_bind(at.clone())
-                .push_bind(*kind)
-                .push_bind(subject.clone())
-                .push_bind(data.clone())
-                .push_bind(prev.clone())
-                .push_bind(hash.clone());
-        });
-        query.build().execute(&mut **tx).await.map_err(map_err)?;
-    }
-    Ok(())
 }
 
 /// A credential row as it stood before this scan.
@@ -220,14 +207,18 @@ fn last_used_text(credential: &Credential) -> String {
 
 struct HistoryRow {
     credential_id: i64,
+    external_id: String,
     change: &'static str,
     old_value: Option<String>,
     new_value: Option<String>,
 }
 
+/// Writes history rows and, in the same transaction, one audit event for each.
 async fn insert_history(
     tx: &mut Transaction<'_, Sqlite>,
+    keys: &ChainKeys,
     scan: ScanId,
+    source: &str,
     at: DateTime<Utc>,
     rows: &[HistoryRow],
 ) -> Result<()> {
@@ -245,7 +236,20 @@ async fn insert_history(
         });
         query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
-    Ok(())
+    let events = rows
+        .iter()
+        .map(|it| {
+            audit::history_event(
+                source,
+                &it.external_id,
+                scan,
+                it.change,
+                it.old_value.as_deref(),
+                it.new_value.as_deref(),
+            )
+        })
+        .collect();
+    append_events(tx, keys, at, events).await
 }
 
 async fn insert_fingerprints(
@@ -308,6 +312,7 @@ async fn upsert_identities(
 /// gone only by [`SourceRecorder::finish`].
 struct SqliteSourceRecorder {
     pool: SqlitePool,
+    keys: Arc<ChainKeys>,
     scan: ScanId,
     source: String,
     at: DateTime<Utc>,
@@ -330,7 +335,10 @@ impl SourceRecorder for SqliteSourceRecorder {
             .map(|it| (it.subject.clone(), it.message.clone(), it.identity.clone()))
             .collect();
 
+        let identity_events =
+            audit::identity_changes(&mut tx, scan, source, &batch.identities).await?;
         upsert_identities(&mut tx, scan, source, &batch.identities, at).await?;
+        append_events(&mut tx, &self.keys, at, identity_events).await?;
 
         let mut fresh: Vec<&Credential> = Vec::with_capacity(batch.credentials.len());
         for credential in &batch.credentials {
@@ -366,6 +374,7 @@ impl SourceRecorder for SqliteSourceRecorder {
                     if old.status == CredentialStatus::Gone.as_str() {
                         history.push(HistoryRow {
                             credential_id: old.id,
+                            external_id: credential.external_id.clone(),
                             change: "reappeared",
                             old_value: Some(old.status.clone()),
                             new_value: Some(credential.status.as_str().to_owned()),
@@ -374,6 +383,7 @@ impl SourceRecorder for SqliteSourceRecorder {
                     for (change, old_value, new_value) in tracked_changes(&previous, credential) {
                         history.push(HistoryRow {
                             credential_id: old.id,
+                            external_id: credential.external_id.clone(),
                             change,
                             old_value: Some(old_value),
                             new_value: Some(new_value),
@@ -451,6 +461,7 @@ impl SourceRecorder for SqliteSourceRecorder {
                 })?;
                 history.push(HistoryRow {
                     credential_id: id,
+                    external_id: credential.external_id.clone(),
                     change: "first_seen",
                     old_value: None,
                     new_value: Some(credential.status.as_str().to_owned()),
@@ -474,7 +485,7 @@ impl SourceRecorder for SqliteSourceRecorder {
             ids.push_unseparated(")");
             query.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        insert_history(&mut tx, scan, at, &history).await?;
+        insert_history(&mut tx, &self.keys, scan, source, at, &history).await?;
 
         for chunk in scan_errors.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new(
@@ -501,15 +512,21 @@ impl SourceRecorder for SqliteSourceRecorder {
         let mut diff = self.diff.clone();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // What this scan did not see is gone.
-        sqlx::query(
-            "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL",
+        let gone_identities: Vec<String> = sqlx::query_scalar(
+            "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL \
+             RETURNING external_id",
         )
         .bind(at)
         .bind(source)
         .bind(scan.0)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        let identity_events = gone_identities
+            .into_iter()
+            .map(|id| audit::identity_event("identity.gone", source, &id, scan, json!({})))
+            .collect();
+        append_events(&mut tx, &self.keys, at, identity_events).await?;
         let gone: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT id, external_id, status FROM credentials \
              WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
@@ -531,21 +548,17 @@ impl SourceRecorder for SqliteSourceRecorder {
         .map_err(map_err)?;
         diff.gone = gone.len() as u64;
         let mut history = Vec::with_capacity(gone.len());
-        let mut events = Vec::with_capacity(gone.len() + 1);
+        let mut events = Vec::with_capacity(1);
         for (id, external_id, status) in gone {
             history.push(HistoryRow {
                 credential_id: id,
+                external_id,
                 change: "gone",
                 old_value: Some(status),
                 new_value: Some("gone".to_owned()),
             });
-            events.push(NewEvent::new(
-                "credential.gone",
-                format!("{source}/{external_id}"),
-                json!({ "scan": scan.0 }),
-            ));
         }
-        insert_history(&mut tx, scan, at, &history).await?;
+        insert_history(&mut tx, &self.keys, scan, source, at, &history).await?;
 
         sqlx::query(
             "INSERT INTO scan_sources (scan_id, source, status, credentials, new_credentials, \
@@ -582,7 +595,7 @@ impl SourceRecorder for SqliteSourceRecorder {
                 "errors": diff.errors,
             }),
         ));
-        append_events(&mut tx, at, events).await?;
+        append_events(&mut tx, &self.keys, at, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(diff)
     }
@@ -890,6 +903,7 @@ impl Store for SqliteStore {
         log_action_step(&mut tx, id, &action.step, action.status, None, at).await?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "action.started",
@@ -972,6 +986,7 @@ impl Store for SqliteStore {
         .await?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "action.step",
@@ -1032,6 +1047,7 @@ impl Store for SqliteStore {
         if before.lease_owner.as_deref().is_some_and(|it| it != holder) {
             append_events(
                 &mut tx,
+                &self.keys,
                 at,
                 vec![NewEvent::new(
                     "action.claimed",
@@ -1131,6 +1147,7 @@ impl Store for SqliteStore {
         let names: Vec<&str> = sources.iter().map(|(name, _)| name.as_str()).collect();
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "scan.started",
@@ -1151,6 +1168,7 @@ impl Store for SqliteStore {
     ) -> Result<Box<dyn SourceRecorder>> {
         Ok(Box::new(SqliteSourceRecorder {
             pool: self.pool.clone(),
+            keys: self.keys.clone(),
             scan,
             source: source.to_owned(),
             at,
@@ -1179,6 +1197,7 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "source.failed",
@@ -1354,7 +1373,7 @@ impl Store for SqliteStore {
                 query.build().execute(&mut *tx).await.map_err(map_err)?;
             }
         }
-        append_events(&mut tx, at, events).await?;
+        append_events(&mut tx, &self.keys, at, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(changes)
     }
@@ -1398,7 +1417,7 @@ impl Store for SqliteStore {
             }
         }
         let resolved = events.len() as u64;
-        append_events(&mut tx, at, events).await?;
+        append_events(&mut tx, &self.keys, at, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(resolved)
     }
@@ -1420,6 +1439,7 @@ impl Store for SqliteStore {
         };
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(kind, format!("scan/{}", scan.0), json!({}))],
         )
@@ -1474,6 +1494,7 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "finding.suppressed",
@@ -1512,6 +1533,7 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 "finding.acknowledged",
@@ -1600,29 +1622,35 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn events(&self) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, subject, data, prev_hash, hash FROM events ORDER BY seq",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let at: String = row.try_get("at").map_err(map_err)?;
-                Ok(Event {
-                    seq: row.try_get("seq").map_err(map_err)?,
-                    at: DateTime::parse_from_rfc3339(&at)
-                        .map_err(|err| StoreError::Corrupt(format!("event time `{at}`: {err}")))?
-                        .with_timezone(&Utc),
-                    kind: row.try_get("kind").map_err(map_err)?,
-                    subject: row.try_get("subject").map_err(map_err)?,
-                    data: row.try_get("data").map_err(map_err)?,
-                    prev_hash: row.try_get("prev_hash").map_err(map_err)?,
-                    hash: row.try_get("hash").map_err(map_err)?,
-                })
-            })
-            .collect()
+    async fn events_page(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        audit::events_page(&self.pool, after, limit).await
+    }
+
+    async fn verify_audit(&self) -> Result<std::result::Result<u64, BrokenLink>> {
+        let legacy_through = audit::legacy_through(&self.pool).await?;
+        let verified = audit::verify(&self.pool, Verifier::new(&self.keys, legacy_through)).await?;
+        Ok(verified.map(|it| it.events))
+    }
+
+    async fn verify_audit_with(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<std::result::Result<Verified, AuditFailure>> {
+        let legacy_through = audit::legacy_through(&self.pool).await?;
+        let mut verifier = Verifier::new(&self.keys, legacy_through);
+        if let Some(checkpoint) = checkpoint {
+            verifier = match verifier.with_checkpoint(checkpoint) {
+                Ok(it) => it,
+                Err(err) => return Ok(Err(AuditFailure::Checkpoint(err))),
+            };
+        }
+        Ok(audit::verify(&self.pool, verifier)
+            .await?
+            .map_err(AuditFailure::Broken))
+    }
+
+    fn audit_checkpoint(&self, head: &Head, at: DateTime<Utc>) -> Checkpoint {
+        self.keys.checkpoint(head, at)
     }
 }
 

@@ -15,11 +15,19 @@ pub fn repo() -> PathBuf {
 
 /// Runs the keywarden binary with `args` in `dir`.
 pub fn keywarden(dir: &Path, args: &[&str]) -> Output {
+    keywarden_with_env(dir, args, &[])
+}
+
+/// Runs the keywarden binary with `args` in `dir` and these environment variables set.
+pub fn keywarden_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keywarden"))
         .args(args)
         .current_dir(dir)
         .env_remove("KEYWARDEN_CONFIG")
+        .env_remove("KEYWARDEN_AUDIT_KEY")
+        .env_remove("KEYWARDEN_AUDIT_KEY_FILE")
         .env("KEYWARDEN_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run keywarden")
 }

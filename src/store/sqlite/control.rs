@@ -88,6 +88,7 @@ impl ActionControl for SqliteStore {
         log_action_step(&mut tx, id, &before.step, transition.to, Some(&detail), at).await?;
         append_events(
             &mut tx,
+            &self.keys,
             at,
             vec![NewEvent::new(
                 match transition.event {
@@ -224,6 +225,7 @@ impl ActionControl for SqliteStore {
         if let Some(kind) = event {
             append_events(
                 &mut tx,
+                &self.keys,
                 at,
                 vec![NewEvent::new(
                     kind,
@@ -263,6 +265,7 @@ impl ActionControl for SqliteStore {
         if done {
             append_events(
                 &mut tx,
+                &self.keys,
                 at,
                 vec![NewEvent::new(
                     "finding.resolved",

@@ -328,7 +328,7 @@ async fn audit_detects_a_changed_row() {
         .expect("tamper");
     let broken = store.verify_audit().await.expect("verify").unwrap_err();
     assert_eq!(broken.seq, 2);
-    assert_eq!(broken.reason, audit::BrokenReason::HashMismatch);
+    assert_eq!(broken.reason, crate::audit::BrokenReason::HashMismatch);
 }
 
 #[tokio::test]
