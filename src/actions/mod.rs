@@ -170,9 +170,8 @@ pub fn key_actions(
     };
     let Some(actions) = connector.key_actions() else {
         return Err(ActionError::Unsupported(format!(
-            "source `{source}` ({}) takes no actions; {kind} needs {}",
+            "source `{source}` ({}) takes no actions; a {credential_kind} there is reported only",
             connector.kind(),
-            missing(&[]).join(", ")
         )));
     };
     let lacking = missing(actions.capabilities(credential_kind));
