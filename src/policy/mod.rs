@@ -78,6 +78,7 @@
 
 mod eval;
 mod parse;
+mod schedule;
 #[cfg(test)]
 mod tests;
 

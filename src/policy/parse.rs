@@ -426,7 +426,7 @@ impl Decoder<'_> {
 
     fn schedule(&mut self, node: &Spanned<Node>) -> Option<Schedule> {
         let text = self.string(node, "schedule")?;
-        match parse_cron(&text.value) {
+        match super::schedule::parse_cron(&text.value) {
             Ok(cron) => Some(Schedule {
                 text: text.value,
                 cron,
@@ -726,68 +726,12 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
-/// A duration as people write it (`90d`, `12h`, `2w`), as a [`TimeDelta`].
+/// A duration as people write it (`90d`, `12h`, `2w`), as a [`TimeDelta`]; at most
+/// [`MAX_DURATION`](keywarden_connector::duration::MAX_DURATION), so adding it to a time cannot
+/// overflow.
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|err| err.to_string())?;
-    TimeDelta::from_std(duration).map_err(|_| "too long".to_owned())
-}
-
-/// A cron expression in any of the accepted forms (see the module docs).
-pub(super) fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
-    let text = text.trim();
-    let expression = if text.starts_with('@') {
-        text.to_owned()
-    } else {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        match fields.as_slice() {
-            [minute, hour, day_of_month, month, day_of_week] => format!(
-                "0 {minute} {hour} {day_of_month} {month} {}",
-                crontab_weekdays(day_of_week)?
-            ),
-            [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => fields.join(" "),
-            _ => return Err(format!("{} fields", fields.len())),
-        }
-    };
-    cron::Schedule::from_str(&expression).map_err(|err| {
-        // The crate's message is the expression, a caret line, then the reason: keep the reason.
-        let message = err.to_string();
-        message
-            .lines()
-            .rev()
-            .find(|line| !line.trim().is_empty())
-            .unwrap_or(&message)
-            .trim()
-            .to_owned()
-    })
-}
-
-/// Renumbers a crontab day-of-week field (0-7, 0 and 7 are Sunday) into the `cron` crate's
-/// numbering (1-7, 1 is Sunday). Numbers after `/` are steps and stay; names stay.
-fn crontab_weekdays(field: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(field.len());
-    let mut after_slash = false;
-    let mut rest = field;
-    while let Some(c) = rest.chars().next() {
-        if c.is_ascii_digit() {
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let (number, tail) = rest.split_at(end);
-            rest = tail;
-            if after_slash {
-                out.push_str(number);
-                continue;
-            }
-            match number.parse::<u8>() {
-                Ok(day @ 0..=6) => out.push_str(&(day + 1).to_string()),
-                Ok(7) => out.push('1'),
-                _ => return Err(format!("day of week `{number}` is not in 0-7")),
-            }
-        } else {
-            after_slash = c == '/';
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    Ok(out)
+    use keywarden_connector::duration;
+    duration::parse_duration(text)
+        .and_then(duration::time_delta)
+        .map_err(|err| err.to_string())
 }

@@ -832,53 +832,6 @@ fn an_empty_pack_is_fine_and_an_empty_file_is_not() {
     );
 }
 
-#[test]
-fn five_field_cron_uses_crontab_weekdays() {
-    // 2025-06-01 is a Sunday; crontab `1` is Monday (the cron crate's own `1` would be Sunday).
-    let schedule = parse::parse_cron("0 6 * * 1").unwrap_or_else(|err| panic!("{err}"));
-    let next = schedule.after(&now()).next();
-    assert_eq!(next, Utc.with_ymd_and_hms(2025, 6, 2, 6, 0, 0).single());
-    // `0` and `7` are Sunday; a step after `/` is not a day.
-    for text in [
-        "30 5 * * 0",
-        "30 5 * * 7",
-        "30 5 * * 0/7",
-        "30 5 * * SUN",
-        "30 5 * * 7,0",
-    ] {
-        let schedule = parse::parse_cron(text).unwrap_or_else(|err| panic!("{text}: {err}"));
-        assert_eq!(
-            schedule.after(&now()).next(),
-            Utc.with_ymd_and_hms(2025, 6, 8, 5, 30, 0).single(),
-            "{text}"
-        );
-    }
-    // Weekday ranges, the cron crate's own 6/7-field form and shorthands.
-    let weekdays = parse::parse_cron("0 6 * * 1-5/2").unwrap_or_else(|err| panic!("{err}"));
-    let days: Vec<_> = weekdays
-        .after(&now())
-        .take(3)
-        .map(|it| it.format("%a").to_string())
-        .collect();
-    assert_eq!(days, ["Mon", "Wed", "Fri"]);
-    for text in ["0 0 6 * * MON-FRI", "0 0 6 * * Mon-Fri 2025", "@daily"] {
-        assert!(parse::parse_cron(text).is_ok(), "{text}");
-    }
-    assert_eq!(
-        parse::parse_cron("0 6 * * 8").err().as_deref(),
-        Some("day of week `8` is not in 0-7")
-    );
-    for text in [
-        "0 6 * *",
-        "0 61 * * *",
-        "0 6 * * 8",
-        "1 2 3 4 5 6 7 8",
-        "@sometimes",
-    ] {
-        assert!(parse::parse_cron(text).is_err(), "{text}");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Errors: each with its exact place and what was expected
 
