@@ -1247,23 +1247,33 @@ impl Store for SqliteStore {
                     events.push(NewEvent::new("finding.opened", subject, detail));
                     continue;
                 };
-                let (status, kind) = match finding.status {
-                    FindingStatus::Resolved => {
+                // A suppression that has not run out survives a resolve and a reopen; one that
+                // has is cleared, so no finding keeps a stale suppression.
+                let live = finding.suppressed_until.is_some_and(|until| until > at);
+                let stale = !live
+                    && (finding.suppressed_until.is_some()
+                        || finding.suppressed_by.is_some()
+                        || finding.suppress_reason.is_some());
+                let (status, kind) = match (finding.status, live) {
+                    (FindingStatus::Resolved, true) => {
+                        changes.reopened += 1;
+                        (FindingStatus::Suppressed, Some("finding.reopened"))
+                    }
+                    (FindingStatus::Resolved, false) => {
                         changes.reopened += 1;
                         (FindingStatus::Open, Some("finding.reopened"))
                     }
-                    FindingStatus::Suppressed
-                        if finding.suppressed_until.is_none_or(|until| until <= at) =>
-                    {
+                    (FindingStatus::Suppressed, false) => {
                         changes.unsuppressed += 1;
                         (FindingStatus::Open, Some("finding.suppression_expired"))
                     }
-                    other => {
+                    (other, _) => {
                         changes.still_open += 1;
                         (other, None)
                     }
                 };
                 if kind.is_none()
+                    && !stale
                     && finding.severity == obs.severity
                     && finding.reason == obs.reason
                 {
@@ -1275,7 +1285,10 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
                      last_scan_id = ?, resolved_at = NULL, \
-                     opened_at = CASE WHEN ? THEN ? ELSE opened_at END WHERE id = ?",
+                     opened_at = CASE WHEN ? THEN ? ELSE opened_at END, \
+                     suppressed_until = CASE WHEN ? THEN NULL ELSE suppressed_until END, \
+                     suppressed_by = CASE WHEN ? THEN NULL ELSE suppressed_by END, \
+                     suppress_reason = CASE WHEN ? THEN NULL ELSE suppress_reason END WHERE id = ?",
                 )
                 .bind(status.as_str())
                 .bind(&obs.severity)
@@ -1284,11 +1297,16 @@ impl Store for SqliteStore {
                 .bind(scan.0)
                 .bind(reopened)
                 .bind(at)
+                .bind(stale)
+                .bind(stale)
+                .bind(stale)
                 .bind(finding.id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 if let Some(kind) = kind {
+                    let mut detail = detail;
+                    detail["status"] = json!(status.as_str());
                     events.push(NewEvent::new(kind, subject, detail));
                 }
             }
@@ -1427,6 +1445,11 @@ impl Store for SqliteStore {
         if finding.status == FindingStatus::Resolved {
             return Err(StoreError::Conflict(format!(
                 "finding {id} is resolved; there is nothing to suppress"
+            )));
+        }
+        if suppression.until <= at {
+            return Err(StoreError::Conflict(format!(
+                "a suppression of finding {id} must end in the future"
             )));
         }
         sqlx::query(
@@ -1593,5 +1616,7 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod suppression_tests;
 #[cfg(test)]
 mod tests;
