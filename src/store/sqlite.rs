@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use crate::audit::{self, Event, NewEvent};
-use crate::ledger::LedgerCredential;
+use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::store::{
     ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
     FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
@@ -101,6 +101,16 @@ fn map_err(err: sqlx::Error) -> StoreError {
         },
         _ => StoreError::Database(err.to_string()),
     }
+}
+
+/// When a lease taken at `at` runs out; an error instead of an overflow for a time at the end of
+/// the calendar.
+fn lease_until(at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    at.checked_add_signed(ACTION_LEASE).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "a lease taken at {at} would end past the last valid time"
+        ))
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -780,6 +790,41 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn identity_counts(&self, identities: &[(String, String)]) -> Result<IdentityCounts> {
+        let mut counts = IdentityCounts::default();
+        for chunk in identities.chunks(BATCH / 2) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT source, identity_external_id, kind, status, COUNT(*) FROM credentials \
+                 WHERE status != 'gone' AND (source, identity_external_id) IN (VALUES ",
+            );
+            let mut keys = query.separated(", ");
+            for (source, identity) in chunk {
+                keys.push("(")
+                    .push_bind_unseparated(source.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(identity.clone())
+                    .push_unseparated(")");
+            }
+            query.push(") GROUP BY source, identity_external_id, kind, status");
+            let rows: Vec<(String, String, String, String, i64)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            for (source, identity, kind, status, count) in rows {
+                let kind = kind
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("credential kind: {err}")))?;
+                let status = status
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("credential status: {err}")))?;
+                let count = u64::try_from(count).unwrap_or_default();
+                counts.add(&source, &identity, kind, status, count);
+            }
+        }
+        Ok(counts)
+    }
+
     async fn identity_credentials(
         &self,
         source: &str,
@@ -864,7 +909,7 @@ impl Store for SqliteStore {
         .bind(&action.step)
         .bind(action.state.to_string())
         .bind(&action.holder)
-        .bind(at + ACTION_LEASE)
+        .bind(lease_until(at)?)
         .bind(at)
         .bind(at)
         .fetch_one(&mut *tx)
@@ -916,7 +961,7 @@ impl Store for SqliteStore {
             )));
         }
         let (lease_owner, lease_until) = if update.status.is_open() {
-            (Some(update.holder.as_str()), Some(at + ACTION_LEASE))
+            (Some(update.holder.as_str()), Some(lease_until(at)?))
         } else {
             (None, None)
         };
@@ -999,7 +1044,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("UPDATE actions SET lease_owner = ?, lease_until = ? WHERE id = ?")
             .bind(holder)
-            .bind(at + ACTION_LEASE)
+            .bind(lease_until(at)?)
             .bind(id)
             .execute(&mut *tx)
             .await
