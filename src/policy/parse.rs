@@ -15,8 +15,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ActionKind, Conditions, KindSet, Mode, Origin, Patterns, Policy, Schedule, Selector, Severity,
-    StatusSet, Threshold,
+    ActionKind, Conditions, IdentityCondition, KindSet, Mode, Origin, Patterns, Policy, Schedule,
+    Selector, Severity, StatusSet, Threshold,
 };
 use crate::diagnostic::{Diagnostic, parse_yaml};
 
@@ -48,7 +48,9 @@ const WHEN_FIELDS: &[&str] = &[
     "status",
     "owner_missing",
     "tags_missing",
+    "identity_credentials",
 ];
+const IDENTITY_FIELDS: &[&str] = &["kinds", "status", "more_than"];
 const DURATION_HINT: &str = "expected e.g. 90d, 12h, 2w, 30m";
 const CRON_HINT: &str = "expected 5 fields `minute hour day-of-month month day-of-week` \
     (e.g. \"0 6 * * *\"), 6 or 7 fields with seconds first (and a year last), or @daily etc.";
@@ -671,7 +673,49 @@ impl Decoder<'_> {
                 .map(|keys| keys.into_iter().map(|key| key.value).collect())
                 .unwrap_or_default();
         }
+        if let Some(node) = fields.get("identity_credentials") {
+            when.identity_credentials = self.identity_condition(node);
+        }
         (self.diagnostics.len() == before).then_some(when)
+    }
+
+    /// `identity_credentials: { kinds: [..], status: [..], more_than: N }`.
+    fn identity_condition(&mut self, node: &Spanned<Node>) -> Option<IdentityCondition> {
+        let before = self.diagnostics.len();
+        let fields = self.fields(node, "`identity_credentials`", IDENTITY_FIELDS)?;
+        let mut condition = IdentityCondition::default();
+        if let Some(node) = fields.get("kinds") {
+            condition.kinds = self
+                .names::<CredentialKind>(node, "kinds")
+                .map(|kinds| kinds.into_iter().collect::<KindSet>());
+        }
+        if let Some(node) = fields.get("status") {
+            condition.status = self.statuses(node);
+        }
+        let hint = ", expected a whole number (e.g. `more_than: 1`)";
+        if let Some(node) = self.required(&fields, "more_than", hint) {
+            condition.more_than = self.count(node, "more_than").unwrap_or_default();
+        }
+        (self.diagnostics.len() == before).then_some(condition)
+    }
+
+    /// A whole number, 0 or more.
+    fn count(&mut self, node: &Spanned<Node>, name: &str) -> Option<u64> {
+        let parsed = match &node.value {
+            Node::Number(text) => text.parse::<u64>().ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            let found = match &node.value {
+                Node::Number(_) => format!("`{}`", self.source_text(node)),
+                other => other.describe().to_owned(),
+            };
+            self.error(
+                &node.referenced,
+                format!("expected a whole number (0 or more) for `{name}`, found {found}"),
+            );
+        }
+        parsed
     }
 
     fn statuses(&mut self, node: &Spanned<Node>) -> Option<StatusSet> {

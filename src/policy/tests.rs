@@ -50,7 +50,12 @@ fn policy(select: &str, when: &str) -> PolicySet {
 /// Evaluates one credential against a one-policy set; the violation's reason, if any.
 fn check(select: &str, when: &str, credential: LedgerCredential) -> Option<String> {
     let set = policy(select, when);
-    let violations = evaluate(&set, &[credential], now());
+    let violations = evaluate(
+        &set,
+        std::slice::from_ref(&credential),
+        &IdentityCounts::of(std::slice::from_ref(&credential)),
+        now(),
+    );
     assert!(violations.len() <= 1, "{violations:?}");
     violations.into_iter().next().map(|violation| {
         assert_eq!((violation.credential, violation.policy), (0, 0));
@@ -503,7 +508,7 @@ fn gone_credentials_are_skipped() {
     let mut gone = base();
     gone.credential.status = CredentialStatus::Gone;
     let credentials = [gone, base()];
-    let violations = evaluate(&set, &credentials, now());
+    let violations = evaluate(&set, &credentials, &IdentityCounts::of(&credentials), now());
     assert_eq!(
         violations,
         vec![Violation {
@@ -513,7 +518,12 @@ fn gone_credentials_are_skipped() {
         }]
     );
     assert_eq!(
-        violation_reason(&set.policies[0], &credentials[0], now()),
+        violation_reason(
+            &set.policies[0],
+            &credentials[0],
+            &IdentityCounts::default(),
+            now()
+        ),
         None
     );
 }
@@ -1318,6 +1328,13 @@ fn shipped_policies_are_as_documented() {
                 vec![Notify, Disable]
             ),
             (
+                "cis-aws-1.13-one-active-access-key",
+                Medium,
+                Mode::DryRun,
+                vec![Notify]
+            ),
+            ("credential-unowned", Medium, Mode::DryRun, vec![Notify]),
+            (
                 "code-signing-cert-expiring",
                 High,
                 Mode::DryRun,
@@ -1335,7 +1352,6 @@ fn shipped_policies_are_as_documented() {
                 Mode::DryRun,
                 vec![Notify, Rotate]
             ),
-            ("signing-key-unowned", Medium, Mode::DryRun, vec![Notify]),
         ]
     );
     for policy in &set.policies {
@@ -1348,6 +1364,7 @@ fn shipped_policies_are_as_documented() {
     for id in [
         "cis-aws-1.14-access-key-rotation",
         "cis-aws-1.12-unused-credentials",
+        "cis-aws-1.13-one-active-access-key",
     ] {
         let number = id
             .trim_start_matches("cis-aws-")
@@ -1374,9 +1391,17 @@ fn signing(kind: CredentialKind) -> LedgerCredential {
     credential
 }
 
-/// An active access key created `age` ago and last used `used` ago (`None`: never).
+/// Makes a credential one of the identity `shared:<name>`'s.
+fn share(credential: &mut LedgerCredential, name: &str) {
+    credential.credential.identity_id = format!("shared:{name}");
+    credential.identity.external_id = format!("shared:{name}");
+}
+
+/// An active access key of an owned user, created `age` ago and last used `used` ago (`None`:
+/// never).
 fn access_key(age: i64, used: Option<i64>) -> LedgerCredential {
     let mut credential = base();
+    credential.identity.owner = Some("platform".to_owned());
     created(&mut credential, days(age));
     credential.credential.last_used = match used {
         Some(ago) => LastUse::At {
@@ -1446,7 +1471,7 @@ fn shipped_policies_fire_exactly_where_they_should() {
             &[
                 "code-signing-cert-expiring",
                 "signing-key-max-age",
-                "signing-key-unowned",
+                "credential-unowned",
             ],
         ),
         (
@@ -1454,11 +1479,42 @@ fn shipped_policies_fire_exactly_where_they_should() {
             with(signing(Token), |c| created(c, days(400))),
             &[],
         ),
-        // signing-key-unowned
+        // credential-unowned: every kind
         (
             "unowned private key",
             with(signing(PrivateKey), |c| c.identity.owner = None),
-            &["signing-key-unowned"],
+            &["credential-unowned"],
+        ),
+        (
+            "unowned certificate",
+            with(signing(Certificate), |c| c.identity.owner = None),
+            &["credential-unowned"],
+        ),
+        (
+            "unowned ssh key with a blank owner",
+            with(signing(SshKey), |c| c.identity.owner = Some("  ".into())),
+            &["credential-unowned"],
+        ),
+        (
+            "unowned access key",
+            with(access_key(10, Some(1)), |c| c.identity.owner = None),
+            &["credential-unowned"],
+        ),
+        (
+            "unowned inactive access key",
+            with(access_key(10, Some(1)), |c| {
+                c.identity.owner = None;
+                c.credential.status = CredentialStatus::Inactive;
+            }),
+            &["credential-unowned"],
+        ),
+        (
+            "access key owned on the key itself",
+            with(access_key(10, Some(1)), |c| {
+                c.identity.owner = None;
+                c.credential.owner = Some("bob".into());
+            }),
+            &[],
         ),
         (
             "private key owned on the credential",
@@ -1469,12 +1525,12 @@ fn shipped_policies_fire_exactly_where_they_should() {
             &[],
         ),
         (
-            "unowned key without signing purpose",
+            "unowned key file without signing purpose",
             with(signing(PrivateKey), |c| {
                 c.identity.owner = None;
                 c.identity.purpose = None;
             }),
-            &[],
+            &["credential-unowned"],
         ),
         // cis-aws-1.14-access-key-rotation
         (
@@ -1526,10 +1582,53 @@ fn shipped_policies_fire_exactly_where_they_should() {
                 "cis-aws-1.12-unused-credentials",
             ],
         ),
+        // cis-aws-1.13-one-active-access-key: the `shared:` identities hold two keys each
+        (
+            "first of two active keys",
+            with(access_key(10, Some(1)), |c| share(c, "two-active")),
+            &["cis-aws-1.13-one-active-access-key"],
+        ),
+        (
+            "second of two active keys",
+            with(access_key(20, Some(2)), |c| share(c, "two-active")),
+            &["cis-aws-1.13-one-active-access-key"],
+        ),
+        (
+            "active key beside an inactive one",
+            with(access_key(10, Some(1)), |c| share(c, "one-active")),
+            &[],
+        ),
+        (
+            "inactive key beside an active one",
+            with(access_key(20, Some(30)), |c| {
+                share(c, "one-active");
+                c.credential.status = CredentialStatus::Inactive;
+            }),
+            &[],
+        ),
+        (
+            "active key beside an active certificate",
+            with(access_key(10, Some(1)), |c| share(c, "key-and-cert")),
+            &[],
+        ),
+        (
+            "active certificate beside an active key",
+            with(access_key(10, Some(1)), |c| {
+                share(c, "key-and-cert");
+                c.credential.kind = Certificate;
+            }),
+            &[],
+        ),
     ];
     let set = shipped();
-    let credentials: Vec<LedgerCredential> = cases.iter().map(|(_, c, _)| c.clone()).collect();
-    let violations = evaluate(&set, &credentials, now());
+    let mut credentials: Vec<LedgerCredential> = cases.iter().map(|(_, c, _)| c.clone()).collect();
+    // Every case is its own identity but for the `shared:` ones.
+    for (idx, credential) in credentials.iter_mut().enumerate() {
+        if !credential.credential.identity_id.starts_with("shared:") {
+            credential.credential.identity_id = format!("case-{idx}");
+        }
+    }
+    let violations = evaluate(&set, &credentials, &IdentityCounts::of(&credentials), now());
     let mut failures = Vec::new();
     for (idx, (name, _, expected)) in cases.iter().enumerate() {
         let got: BTreeSet<&str> = violations
@@ -1553,8 +1652,14 @@ fn shipped_policies_fire_exactly_where_they_should() {
 fn shipped_reasons_read_well() {
     let set = shipped();
     let reason = |id: &str, credential: &LedgerCredential| {
-        set.get(id)
-            .and_then(|policy| violation_reason(policy, credential, now()))
+        set.get(id).and_then(|policy| {
+            violation_reason(
+                policy,
+                credential,
+                &IdentityCounts::of(std::slice::from_ref(credential)),
+                now(),
+            )
+        })
     };
     let mut cert = signing(CredentialKind::Certificate);
     expires(&mut cert, days(12));
@@ -1583,5 +1688,23 @@ fn shipped_reasons_read_well() {
         )
         .as_deref(),
         Some("last used 50d ago (unused for over 45d); status active")
+    );
+    let mut second = access_key(10, Some(1));
+    second.credential.external_id = "key-2".to_owned();
+    let first = access_key(120, Some(1));
+    let pair = [first, second];
+    assert_eq!(
+        set.get("cis-aws-1.13-one-active-access-key")
+            .and_then(|policy| {
+                violation_reason(policy, &pair[0], &IdentityCounts::of(&pair), now())
+            })
+            .as_deref(),
+        Some("status active; identity holds 2 active access_key credentials (more than 1)")
+    );
+    let mut unowned = signing(CredentialKind::Certificate);
+    unowned.identity.owner = None;
+    assert_eq!(
+        reason("credential-unowned", &unowned).as_deref(),
+        Some("no owner")
     );
 }
