@@ -61,6 +61,9 @@ impl LedgerCredential {
     }
 }
 
+/// How many credentials of one kind and status an identity holds.
+type Tally = (CredentialKind, CredentialStatus, u64);
+
 /// How many credentials (not gone) each identity holds, by kind and status: what conditions over
 /// an identity's credentials (`identity_credentials` in a policy) count.
 ///
@@ -69,8 +72,8 @@ impl LedgerCredential {
 /// [`Self::of`] counts within credentials that hold every credential of their identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdentityCounts {
-    /// Source → identity external id → (kind, status, count).
-    by_identity: HashMap<String, HashMap<String, Vec<(CredentialKind, CredentialStatus, u64)>>>,
+    /// Source → identity external id → its tallies.
+    by_identity: HashMap<String, HashMap<String, Vec<Tally>>>,
 }
 
 impl IdentityCounts {

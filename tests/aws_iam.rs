@@ -107,6 +107,8 @@ impl Account {
         })
     }
 
+    // Used by the crash tests only, which need `--features crash-points`.
+    #[cfg_attr(not(feature = "crash-points"), allow(dead_code))]
     fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&sdk_config(&self.url, self.creds.clone()))
     }
