@@ -1,4 +1,5 @@
-//! Suppressions across a finding's lifecycle: resolve, reopen, expiry.
+//! Suppressions across a finding's lifecycle (resolve, reopen, expiry), and lease times at the end
+//! of the calendar.
 
 use chrono::{TimeZone, Utc};
 
@@ -187,4 +188,25 @@ async fn a_suppression_must_end_in_the_future() {
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     }
     assert_eq!(finding(&store, id).await.status, FindingStatus::Open);
+}
+
+#[tokio::test]
+async fn a_lease_ending_past_the_last_valid_time_is_an_error_not_a_panic() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let action = NewAction {
+        kind: "rotate".into(),
+        source: "keys".into(),
+        credential_external_id: "c1".into(),
+        identity_external_id: "identity:ci".into(),
+        origin: "cli".into(),
+        step: "check".into(),
+        state: serde_json::json!({}),
+        holder: "test".into(),
+    };
+    let err = store
+        .create_action(&action, DateTime::<Utc>::MAX_UTC)
+        .await
+        .expect_err("no lease can end after the last valid time");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(store.actions(false).await.expect("actions").is_empty());
 }
