@@ -93,6 +93,8 @@
 mod eval;
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod pack_tests;
 mod parse;
 mod schedule;
 #[cfg(test)]
