@@ -158,7 +158,8 @@ fn evaluate(c: &mut Criterion) {
 
     // One plain run first, to show what is evaluated and a number without criterion's statistics.
     let start = Instant::now();
-    let violations = policy::evaluate(&set, &credentials, now);
+    let identities = policy::IdentityCounts::of(&credentials);
+    let violations = policy::evaluate(&set, &credentials, &identities, now);
     let elapsed = start.elapsed();
     let mut per_policy = vec![0_usize; set.policies.len()];
     for violation in &violations {
@@ -183,7 +184,7 @@ fn evaluate(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(CREDENTIALS as u64));
     group.bench_function("evaluate_1m_credentials_shipped_pack", |b| {
-        b.iter(|| policy::evaluate(black_box(&set), black_box(&credentials), now));
+        b.iter(|| policy::evaluate(black_box(&set), black_box(&credentials), &identities, now));
     });
     group.finish();
 }

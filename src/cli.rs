@@ -427,18 +427,38 @@ fn policy_check(paths: Vec<PathBuf>, config_path: &Path) -> Result<ExitCode, Fai
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--until`: an RFC 3339 time or a duration from `now`, in the future and at most
+/// [`MAX_DURATION`](keywarden_connector::duration::MAX_DURATION) away. Never panics on overflow.
 fn parse_until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Failure> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    let duration = humantime::parse_duration(text).map_err(|err| {
+    use keywarden_connector::duration::{self, DurationError, MAX_DURATION, MAX_DURATION_TEXT};
+    let too_far = || {
         Failure::Input(format!(
-            "--until `{text}`: expected an RFC 3339 time (2027-01-31T00:00:00Z) or a duration (30d): {err}"
+            "--until `{text}`: more than {MAX_DURATION_TEXT} from now, the longest suppression \
+             accepted"
         ))
-    })?;
-    let duration = chrono::Duration::from_std(duration)
-        .map_err(|_| Failure::Input(format!("--until `{text}`: too far in the future")))?;
-    Ok(now + duration)
+    };
+    let until = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc),
+        Err(_) => {
+            let length = duration::parse_duration(text).map_err(|err| match err {
+                DurationError::TooLong => too_far(),
+                DurationError::Syntax(err) => Failure::Input(format!(
+                    "--until `{text}`: expected an RFC 3339 time (2027-01-31T00:00:00Z) or a \
+                     duration (30d): {err}"
+                )),
+            })?;
+            duration::checked_add(now, length).ok_or_else(too_far)?
+        }
+    };
+    if until <= now {
+        return Err(Failure::Input(format!(
+            "--until `{text}`: must be in the future"
+        )));
+    }
+    if duration::checked_add(now, MAX_DURATION).is_none_or(|latest| until > latest) {
+        return Err(too_far());
+    }
+    Ok(until)
 }
 
 async fn findings(command: FindingsCommand) -> Result<ExitCode, Failure> {
@@ -491,9 +511,6 @@ async fn findings(command: FindingsCommand) -> Result<ExitCode, Failure> {
             by,
         } => {
             let until = parse_until(&until, now)?;
-            if until <= now {
-                return Err(Failure::Input("--until: must be in the future".to_owned()));
-            }
             if reason.trim().is_empty() || by.trim().is_empty() {
                 return Err(Failure::Input(
                     "--reason and --by: must not be empty".to_owned(),
@@ -555,6 +572,7 @@ const POLICY_PACK: &[(&str, &str)] = &[
         "cis-aws-iam.yaml",
         include_str!("../policies/cis-aws-iam.yaml"),
     ),
+    ("ownership.yaml", include_str!("../policies/ownership.yaml")),
 ];
 
 fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
@@ -580,4 +598,57 @@ fn init(path: &Path, force: bool) -> Result<ExitCode, Failure> {
         println!("wrote {}", file.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn until(text: &str) -> Result<DateTime<Utc>, String> {
+        let now = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .map(|it| it.with_timezone(&Utc))
+            .unwrap_or_default();
+        parse_until(text, now).map_err(|err| match err {
+            Failure::Input(message) => message,
+            Failure::Internal(err) => panic!("not an input error: {err}"),
+        })
+    }
+
+    #[test]
+    fn until_accepts_times_and_durations_within_a_hundred_years() {
+        assert_eq!(
+            until("30d").map(|it| it.to_rfc3339()),
+            Ok("2026-07-01T00:00:00+00:00".to_owned())
+        );
+        assert_eq!(
+            until("2027-01-31T00:00:00Z").map(|it| it.to_rfc3339()),
+            Ok("2027-01-31T00:00:00+00:00".to_owned())
+        );
+        assert!(until("100y").is_ok());
+    }
+
+    #[test]
+    fn until_refuses_what_overflows_or_is_too_far_naming_the_flag() {
+        for text in [
+            "300000y",
+            "101y",
+            "2200-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let err = until(text).err().unwrap_or_default();
+            assert!(
+                err.starts_with(&format!("--until `{text}`: more than 100 years from now")),
+                "{text}: {err}"
+            );
+        }
+        let err = until("99999999999999999999d").err().unwrap_or_default();
+        assert!(
+            err.starts_with("--until `99999999999999999999d`: expected"),
+            "{err}"
+        );
+        for text in ["2020-01-01T00:00:00Z", "0s"] {
+            let err = until(text).err().unwrap_or_default();
+            assert_eq!(err, format!("--until `{text}`: must be in the future"));
+        }
+    }
 }

@@ -525,6 +525,20 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_rotation_period_is_an_error_naming_its_place() {
+        let err =
+            parse("sources:\n  aws:\n    type: aws_iam\n    rotation:\n      grace: 300000y\n")
+                .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!((err.0[0].line, err.0[0].column), (3, 5), "{err}");
+        assert_eq!(
+            err.0[0].message,
+            "sources.aws.rotation.grace: `300000years` is longer than 100 years, the longest \
+             duration accepted"
+        );
+    }
+
+    #[test]
     fn no_sources_is_an_error() {
         let err = parse("sources: {}\n").unwrap_err();
         assert!(err.to_string().contains("at least one source"), "{err}");

@@ -3,8 +3,10 @@
 //!
 //! These are the values the policy engine evaluates and the reports print; the store produces them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use keywarden_connector::{CreatedSource, Credential, Identity};
+use keywarden_connector::{CreatedSource, Credential, CredentialKind, CredentialStatus, Identity};
 
 /// A credential as the ledger holds it, with the identity it authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,84 @@ impl LedgerCredential {
             .get(key)
             .or_else(|| self.identity.tags.get(key))
             .map(String::as_str)
+    }
+}
+
+/// How many credentials of one kind and status an identity holds.
+type Tally = (CredentialKind, CredentialStatus, u64);
+
+/// How many credentials (not gone) each identity holds, by kind and status: what conditions over
+/// an identity's credentials (`identity_credentials` in a policy) count.
+///
+/// A scan reads the ledger page by page and one identity's credentials may span pages, so the
+/// counts come from the store for the identities of a page ([`crate::store::Store::identity_counts`]);
+/// [`Self::of`] counts within credentials that hold every credential of their identities.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentityCounts {
+    /// Source → identity external id → its tallies.
+    by_identity: HashMap<String, HashMap<String, Vec<Tally>>>,
+}
+
+impl IdentityCounts {
+    /// Counts the credentials given (gone ones excluded), each under its source and identity.
+    pub fn of(credentials: &[LedgerCredential]) -> Self {
+        let mut counts = Self::default();
+        for it in credentials {
+            if it.credential.status != CredentialStatus::Gone {
+                counts.add(
+                    &it.source,
+                    &it.credential.identity_id,
+                    it.credential.kind,
+                    it.credential.status,
+                    1,
+                );
+            }
+        }
+        counts
+    }
+
+    /// Adds `count` credentials of `kind` and `status` to an identity.
+    pub fn add(
+        &mut self,
+        source: &str,
+        identity: &str,
+        kind: CredentialKind,
+        status: CredentialStatus,
+        count: u64,
+    ) {
+        let tallies = self
+            .by_identity
+            .entry(source.to_owned())
+            .or_default()
+            .entry(identity.to_owned())
+            .or_default();
+        match tallies
+            .iter_mut()
+            .find(|(k, s, _)| *k == kind && *s == status)
+        {
+            Some((_, _, n)) => *n = n.saturating_add(count),
+            None => tallies.push((kind, status, count)),
+        }
+    }
+
+    /// How many credentials of the identity pass `filter` (on kind and status); 0 for an identity
+    /// not counted.
+    pub fn count(
+        &self,
+        source: &str,
+        identity: &str,
+        mut filter: impl FnMut(CredentialKind, CredentialStatus) -> bool,
+    ) -> u64 {
+        self.by_identity
+            .get(source)
+            .and_then(|it| it.get(identity))
+            .map_or(0, |tallies| {
+                tallies
+                    .iter()
+                    .filter(|(kind, status, _)| filter(*kind, *status))
+                    .map(|(_, _, n)| *n)
+                    .sum()
+            })
     }
 }
 

@@ -4,7 +4,7 @@
 //! policy evaluation → findings. A source that fails as a whole is recorded as failed and its
 //! ledger entries and findings are left as they were; one bad record is a scan error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use keywarden_connector::{
     Connector, ConnectorError, Inventory, InventorySink, Progress, ScanContext,
 };
 
-use crate::ledger::LedgerCredential;
+use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::policy::{self, PolicySet};
 use crate::store::{
     CredentialCursor, Finding, FindingChanges, Observation, PAGE, ScanId, SourceDiff,
@@ -208,20 +208,34 @@ pub async fn run(
             .map(|(_, it)| it)
             .filter(|it| scanned.contains(&it.source))
             .collect();
-        let observations: Vec<Observation> = policy::evaluate(policies, &credentials, now)
-            .into_iter()
-            .map(|violation| {
-                let credential = &credentials[violation.credential];
-                let policy = &policies.policies[violation.policy];
-                Observation {
-                    source: credential.source.clone(),
-                    credential_external_id: credential.credential.external_id.clone(),
-                    policy_id: policy.id.clone(),
-                    severity: policy.severity.as_str().to_owned(),
-                    reason: violation.reason,
-                }
-            })
-            .collect();
+        // Conditions over an identity's credentials count them in the store: an identity's
+        // credentials may span pages.
+        let identities = if policies.needs_identity_counts() {
+            let keys: BTreeSet<(String, String)> = credentials
+                .iter()
+                .map(|it| (it.source.clone(), it.credential.identity_id.clone()))
+                .collect();
+            store
+                .identity_counts(&keys.into_iter().collect::<Vec<_>>())
+                .await?
+        } else {
+            IdentityCounts::default()
+        };
+        let observations: Vec<Observation> =
+            policy::evaluate(policies, &credentials, &identities, now)
+                .into_iter()
+                .map(|violation| {
+                    let credential = &credentials[violation.credential];
+                    let policy = &policies.policies[violation.policy];
+                    Observation {
+                        source: credential.source.clone(),
+                        credential_external_id: credential.credential.external_id.clone(),
+                        policy_id: policy.id.clone(),
+                        severity: policy.severity.as_str().to_owned(),
+                        reason: violation.reason,
+                    }
+                })
+                .collect();
         changes += store.observe_findings(scan_id, &observations, now).await?;
     }
     changes.resolved += store
@@ -468,6 +482,66 @@ mod tests {
         );
     }
 
+    /// One user's two access keys, first and last, with more than a page of other users' single
+    /// keys between them.
+    #[derive(Debug)]
+    struct Spread;
+
+    #[async_trait]
+    impl Connector for Spread {
+        fn kind(&self) -> &'static str {
+            "spread"
+        }
+
+        fn source(&self) -> &str {
+            "spread"
+        }
+
+        async fn inventory(
+            &self,
+            _cx: &ScanContext,
+            sink: &mut dyn InventorySink,
+        ) -> Result<(), ConnectorError> {
+            let fillers = crate::store::PAGE as usize + 10;
+            let mut batch = Inventory::default();
+            for idx in 0..fillers + 2 {
+                let name = format!("key-{idx}");
+                let mut it =
+                    fixtures::credential("spread", &name, CredentialKind::AccessKey, now());
+                if idx == 0 || idx == fillers + 1 {
+                    it.credential.identity_id = "identity:two-keys".to_owned();
+                    it.identity.external_id = "identity:two-keys".to_owned();
+                }
+                batch.identities.push(it.identity);
+                batch.credentials.push(it.credential);
+            }
+            sink.batch(batch).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_identity_condition_counts_credentials_on_other_pages() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let text = "policies:\n  - id: one-active-key\n    severity: medium\n    select: { kinds: \
+                    [access_key] }\n    when:\n      identity_credentials: { kinds: [access_key], \
+                    status: [active], more_than: 1 }\n    actions: [notify]\n";
+        let policies = PolicySet {
+            policies: policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
+        };
+        let connector: Arc<dyn Connector> = Arc::new(Spread);
+        let report = run(&store, &[connector], &policies, now(), Arc::new(NoProgress))
+            .await
+            .expect("scan");
+        let mut flagged: Vec<&str> = report
+            .findings
+            .iter()
+            .map(|it| it.credential_external_id.as_str())
+            .collect();
+        flagged.sort_unstable();
+        let last = format!("credential:key-{}", crate::store::PAGE + 11);
+        assert_eq!(flagged, ["credential:key-0", last.as_str()]);
+    }
+
     #[tokio::test]
     async fn a_large_ledger_is_recorded_evaluated_and_reported_across_pages() {
         let store = SqliteStore::in_memory().await.expect("store");
@@ -494,7 +568,7 @@ mod tests {
         // opened.
         let all = store.present_credentials().await.expect("present");
         assert_eq!(all.len() as u64, count);
-        let expected = policy::evaluate(&policies, &all, now()).len();
+        let expected = policy::evaluate(&policies, &all, &IdentityCounts::of(&all), now()).len();
         assert_eq!(first.findings.len(), expected);
         assert_eq!(first.changes.opened as usize, expected);
 

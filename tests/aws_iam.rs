@@ -115,8 +115,9 @@ async fn inventory_of_a_seeded_account_is_exact_and_cis_findings_match() {
     assert_eq!(key["owner"], Value::Null);
     assert_eq!(days_ago(&key["created_at"]), 400);
 
-    // The shipped CIS pack: 1.14 (active and older than 90 days) and 1.12 (active and unused for
-    // 45 days, never-used keys counted from creation).
+    // The shipped CIS pack: 1.14 (active and older than 90 days), 1.12 (active and unused for
+    // 45 days, never-used keys counted from creation) and 1.13 (`legacy` holds two active keys);
+    // and the ownership pack (`legacy` has no owner tag).
     assert_eq!(
         policies_of(by_id(&report, &stale)),
         ["cis-aws-1.14-access-key-rotation"]
@@ -124,18 +125,24 @@ async fn inventory_of_a_seeded_account_is_exact_and_cis_findings_match() {
     assert!(policies_of(by_id(&report, &fresh)).is_empty());
     assert!(
         policies_of(by_id(&report, &retired)).is_empty(),
-        "inactive keys are exempt"
+        "inactive keys are exempt, and `deploy-bot` has one active key"
     );
     assert_eq!(
         policies_of(by_id(&report, &forgotten)),
         [
             "cis-aws-1.12-unused-credentials",
-            "cis-aws-1.14-access-key-rotation"
+            "cis-aws-1.13-one-active-access-key",
+            "cis-aws-1.14-access-key-rotation",
+            "credential-unowned"
         ]
     );
     assert_eq!(
         policies_of(by_id(&report, &idle)),
-        ["cis-aws-1.12-unused-credentials"]
+        [
+            "cis-aws-1.12-unused-credentials",
+            "cis-aws-1.13-one-active-access-key",
+            "credential-unowned"
+        ]
     );
     let cis: usize = credentials(&report)
         .iter()
@@ -146,7 +153,7 @@ async fn inventory_of_a_seeded_account_is_exact_and_cis_findings_match() {
                 .count()
         })
         .sum();
-    assert_eq!(cis, 4, "exactly the expected CIS findings");
+    assert_eq!(cis, 6, "exactly the expected CIS findings");
 }
 
 #[tokio::test(flavor = "multi_thread")]

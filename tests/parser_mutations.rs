@@ -104,27 +104,120 @@ fn iterations() -> usize {
         .unwrap_or(1500)
 }
 
+/// A pack using every condition, `identity_credentials` in block and flow form included.
+const EVERY_CONDITION: &str = r#"pack: fuzz
+policies:
+  - id: every-condition
+    severity: high
+    schedule: "0 6 * * MON-FRI,SUN"
+    select:
+      kinds: [access_key, certificate]
+      sources: ["aws*"]
+      tags: { env: "prod*" }
+    when:
+      age_over: 90d
+      unused_for: 45d
+      never_used_and_older_than: 30d
+      expires_within: 30d
+      expired: false
+      status: [active, inactive]
+      owner_missing: true
+      tags_missing: [team]
+      identity_credentials:
+        kinds: [access_key]
+        status: [active]
+        more_than: 1
+    actions: [notify, rotate]
+  - id: flow-form
+    severity: low
+    schedule: "*/15 1-5 * * 5-7/2"
+    when: { identity_credentials: { more_than: 0, status: [inactive] }, age_over: 1d }
+    actions: [notify]
+"#;
+
+/// Every diagnostic of a rejected policy names the file, a line and a column within the text
+/// (or, for a file that is empty as a whole, the file alone), and says something.
+fn check_policy_errors(path: &Path, text: &str) {
+    let Err(errors) = keywarden::policy::parse_str(path, text) else {
+        return;
+    };
+    assert!(
+        !errors.0.is_empty(),
+        "an error without diagnostics:\n{text}"
+    );
+    let lines = text.lines().count() as u64 + 1;
+    for error in &errors.0 {
+        assert_eq!(error.file, path);
+        assert!(!error.message.is_empty());
+        let whole_file = error.message.starts_with("policy file is empty");
+        assert!(
+            whole_file || (error.line >= 1 && error.column >= 1 && error.line <= lines),
+            "no line and column in `{error}` for:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn mutated_policy_files_never_panic_and_errors_name_their_place() {
     let dir = common::repo().join("policies");
     let mut rng = Rng(0x5eed_0001);
-    for entry in std::fs::read_dir(&dir).expect("policies") {
-        let path = entry.expect("entry").path();
-        let original = std::fs::read(&path).expect("read");
+    let mut inputs: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("policies")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let original = std::fs::read(&path).expect("read");
+            (path, original)
+        })
+        .collect();
+    inputs.sort();
+    let fuzz = dir.join("every-condition.yaml");
+    assert!(
+        keywarden::policy::parse_str(&fuzz, EVERY_CONDITION).is_ok(),
+        "the unmutated pack is valid"
+    );
+    inputs.push((fuzz, EVERY_CONDITION.as_bytes().to_vec()));
+    for (path, original) in &inputs {
         for _ in 0..iterations() {
-            let mutated = mutate(&mut rng, &original);
-            let text = String::from_utf8_lossy(&mutated);
-            if let Err(errors) = keywarden::policy::parse_str(&path, &text) {
-                assert!(
-                    !errors.0.is_empty(),
-                    "an error without diagnostics:\n{text}"
-                );
-                for error in &errors.0 {
-                    assert_eq!(error.file, path);
-                    assert!(!error.message.is_empty());
-                }
-            }
+            let mutated = mutate(&mut rng, original);
+            check_policy_errors(path, &String::from_utf8_lossy(&mutated));
         }
+    }
+}
+
+#[test]
+fn mutated_identity_conditions_never_panic_and_errors_name_their_place() {
+    // Values put in place of the condition's own: wrong types, numbers out of range, nesting.
+    const VALUES: &[&str] = &[
+        "-1",
+        "1.5",
+        "18446744073709551616",
+        "99999999999999999999",
+        "\"1\"",
+        "true",
+        "~",
+        "[]",
+        "{}",
+        "[active, gone]",
+        "[access_key, nope]",
+        "{ more_than: 1 }",
+        "0x10",
+        "1e3",
+        ".inf",
+    ];
+    let path = Path::new("/etc/keywarden/policies/identity.yaml");
+    let mut rng = Rng(0x5eed_0005);
+    for _ in 0..iterations() {
+        let kinds = VALUES[rng.below(VALUES.len())];
+        let status = VALUES[rng.below(VALUES.len())];
+        let more_than = VALUES[rng.below(VALUES.len())];
+        let text = format!(
+            "policies:\n  - id: p\n    severity: low\n    when:\n      identity_credentials:\n        \
+             kinds: {kinds}\n        status: {status}\n        more_than: {more_than}\n    \
+             actions: [notify]\n"
+        );
+        check_policy_errors(path, &text);
+        let mutated = mutate(&mut rng, text.as_bytes());
+        check_policy_errors(path, &String::from_utf8_lossy(&mutated));
     }
 }
 

@@ -130,6 +130,32 @@ fn fail_on_ignores_a_suppressed_finding_and_the_suppression_is_audited() {
     let findings = report["findings"].as_array().expect("findings");
     assert_eq!(findings.len(), 1, "{report:#}");
     let id = findings[0]["id"].to_string();
+    // A suppression too long to represent is refused naming the flag, and changes nothing.
+    for until in ["300000y", "99999999999999999999d", "9999-12-31T00:00:00Z"] {
+        let refused = keywarden(
+            ws.path(),
+            &[
+                "findings", "suppress", &id, "--until", until, "--reason", "r", "--by", "bob",
+            ],
+        );
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{until}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(&format!("--until `{until}`")),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(
+            !stderr(&refused).contains("panicked"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    assert_eq!(ws.scan_json(0)["findings"][0]["status"], "open");
     let suppress = keywarden(
         ws.path(),
         &[

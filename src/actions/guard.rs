@@ -61,7 +61,17 @@ pub(crate) async fn condition_lapsed(
     let one = PolicySet {
         policies: vec![policy.clone()],
     };
-    let holds = !policy::evaluate(&one, std::slice::from_ref(&credential), cx.now()).is_empty();
+    // Counts over the identity's other credentials come from the ledger (this run's scan).
+    let counts = cx
+        .engine
+        .store
+        .identity_counts(&[(
+            credential.source.clone(),
+            credential.identity.external_id.clone(),
+        )])
+        .await?;
+    let holds =
+        !policy::evaluate(&one, std::slice::from_ref(&credential), &counts, cx.now()).is_empty();
     Ok((!holds).then(|| {
         format!(
             "`{policy_id}` no longer holds on the live state of {} ({}, last use {})",

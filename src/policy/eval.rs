@@ -9,16 +9,19 @@ use std::fmt::{self, Write as _};
 use chrono::{DateTime, TimeDelta, Utc};
 use keywarden_connector::{CredentialStatus, LastUse};
 
-use super::{Conditions, Policy, PolicySet, Selector, Violation};
+use super::{Conditions, IdentityCounts, Policy, PolicySet, Selector, Violation};
 use crate::ledger::LedgerCredential;
 
 /// Checks every credential against every policy; one [`Violation`] per match, ordered by
 /// credential, then policy.
 ///
+/// `identities` holds the counts conditions over an identity's credentials use (see
+/// [`IdentityCounts`]; empty when [`PolicySet::needs_identity_counts`] is false).
 /// Pure: no I/O, no clock. Credentials whose status is `gone` are skipped.
 pub fn evaluate(
     set: &PolicySet,
     credentials: &[LedgerCredential],
+    identities: &IdentityCounts,
     now: DateTime<Utc>,
 ) -> Vec<Violation> {
     let mut violations = Vec::new();
@@ -27,11 +30,11 @@ pub fn evaluate(
             continue;
         }
         for (policy_idx, policy) in set.policies.iter().enumerate() {
-            if policy.select.matches(credential) && policy.when.holds(credential, now) {
+            if policy.select.matches(credential) && policy.when.holds(credential, identities, now) {
                 violations.push(Violation {
                     credential: credential_idx,
                     policy: policy_idx,
-                    reason: policy.when.reason(credential, now),
+                    reason: policy.when.reason(credential, identities, now),
                 });
             }
         }
@@ -44,12 +47,13 @@ pub fn evaluate(
 pub(super) fn violation_reason(
     policy: &Policy,
     credential: &LedgerCredential,
+    identities: &IdentityCounts,
     now: DateTime<Utc>,
 ) -> Option<String> {
     (credential.credential.status != CredentialStatus::Gone
         && policy.select.matches(credential)
-        && policy.when.holds(credential, now))
-    .then(|| policy.when.reason(credential, now))
+        && policy.when.holds(credential, identities, now))
+    .then(|| policy.when.reason(credential, identities, now))
 }
 
 impl Selector {
@@ -139,7 +143,12 @@ impl<'a> Facts<'a> {
 
 impl Conditions {
     /// Whether every condition that is set holds for the credential at `now`.
-    pub fn holds(&self, ledger: &LedgerCredential, now: DateTime<Utc>) -> bool {
+    pub fn holds(
+        &self,
+        ledger: &LedgerCredential,
+        identities: &IdentityCounts,
+        now: DateTime<Utc>,
+    ) -> bool {
         let facts = Facts::new(ledger, now);
         self.status
             .is_none_or(|set| set.contains(ledger.credential.status))
@@ -165,12 +174,21 @@ impl Conditions {
                 .is_none_or(|want| facts.owner().is_none() == want)
             && (self.tags_missing.is_empty()
                 || facts.missing_tags(&self.tags_missing).next().is_some())
+            && self
+                .identity_credentials
+                .as_ref()
+                .is_none_or(|it| it.count(ledger, identities) > it.more_than)
     }
 
     /// Why the conditions hold, one clause per condition: `age 400d exceeds 365d; status active`.
     ///
     /// Only meaningful when [`Self::holds`] is true.
-    pub fn reason(&self, ledger: &LedgerCredential, now: DateTime<Utc>) -> String {
+    pub fn reason(
+        &self,
+        ledger: &LedgerCredential,
+        identities: &IdentityCounts,
+        now: DateTime<Utc>,
+    ) -> String {
         let facts = Facts::new(ledger, now);
         let mut out = Clauses::default();
         if let Some(limit) = &self.age_over {
@@ -219,6 +237,30 @@ impl Conditions {
                 let separator = if idx == 0 { " " } else { ", " };
                 out.add_raw(format_args!("{separator}{key}"));
             }
+        }
+        if let Some(condition) = &self.identity_credentials {
+            out.add(format_args!(
+                "identity holds {} ",
+                condition.count(ledger, identities)
+            ));
+            if let Some(status) = condition.status {
+                for (idx, status) in status.iter().enumerate() {
+                    let separator = if idx == 0 { "" } else { " or " };
+                    out.add_raw(format_args!("{separator}{status}"));
+                }
+                out.add_raw(format_args!(" "));
+            }
+            if let Some(kinds) = condition.kinds {
+                for (idx, kind) in kinds.iter().enumerate() {
+                    let separator = if idx == 0 { "" } else { " or " };
+                    out.add_raw(format_args!("{separator}{kind}"));
+                }
+                out.add_raw(format_args!(" "));
+            }
+            out.add_raw(format_args!(
+                "credentials (more than {})",
+                condition.more_than
+            ));
         }
         out.0
     }

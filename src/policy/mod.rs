@@ -40,6 +40,10 @@
 //!                                   #   (a blank owner counts as none); false: has one
 //!       tags_missing: [team]        #   at least one of these tag keys is on neither the
 //!                                   #   credential nor its identity
+//!       identity_credentials:       #   a count over the credentials of the same identity
+//!         kinds: [access_key]       #     optional: only these kinds count (default: every kind)
+//!         status: [active]          #     optional: only these statuses count (default: all)
+//!         more_than: 1              #     required: holds when more than this many count
 //!     actions: [notify, rotate]     # required, non-empty: notify | rotate | disable | delete |
 //!                                   #   revoke_trust | quarantine
 //!     enforce:                      # optional: how `mode: enforce` acts
@@ -67,12 +71,22 @@
 //! - Every comparison with a duration is strict (`age_over: 365d` does not match at exactly 365
 //!   days) except `expires_within`, which includes its bound.
 //! - Credentials whose status is `gone` are never evaluated, so `status: [gone]` is refused.
+//! - `identity_credentials` counts the credentials of the evaluated credential's identity (same
+//!   source and identity id) that are not gone, the evaluated one included when it passes the
+//!   filter: `{ kinds: [access_key], status: [active], more_than: 1 }` holds for each active key
+//!   of a user with two. The evaluator gets the counts handed in ([`IdentityCounts`]): a scan asks
+//!   the store for the counts of the identities on each page, so no identity is missed where its
+//!   credentials span pages.
 //!
 //! Durations are written as people write them and parsed by [`humantime`]: `90d`, `12h`, `2w`,
 //! `30m`, `1d 12h`, `90days`. A month is 30.44 days and a year 365.25 days, so prefer days.
 //!
+//! Durations are at most 100 years.
+//!
 //! Schedules are cron expressions: the usual five fields `minute hour day-of-month month
-//! day-of-week` (day-of-week 0-7, 0 and 7 are Sunday, or `MON`..`SUN`), the [`cron`] crate's six or
+//! day-of-week` (day-of-week as crontab has it: 0-7, 0 and 7 are Sunday, or `SUN`..`SAT` in any
+//! case; lists, ranges and steps: `1-5`, `5-7` and `FRI-SUN` are Friday to Sunday, `*/2`,
+//! `1-5/2`, `SAT,SUN`), the [`cron`] crate's six or
 //! seven fields `second minute hour day-of-month month day-of-week [year]` (there day-of-week 1 is
 //! Sunday: prefer names), or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
 //!
@@ -86,7 +100,12 @@
 //! when there is none.
 
 mod eval;
+#[cfg(test)]
+mod identity_tests;
+#[cfg(test)]
+mod pack_tests;
 mod parse;
+mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +117,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use keywarden_connector::{CredentialKind, CredentialStatus};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
+pub use crate::ledger::IdentityCounts;
 use crate::ledger::LedgerCredential;
 
 pub use eval::evaluate;
@@ -155,6 +175,14 @@ impl PolicySet {
     /// The policy with this id.
     pub fn get(&self, id: &str) -> Option<&Policy> {
         self.policies.iter().find(|policy| policy.id == id)
+    }
+
+    /// Whether a policy has a condition over an identity's credentials, so that [`evaluate`]
+    /// needs [`IdentityCounts`].
+    pub fn needs_identity_counts(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|policy| policy.when.identity_credentials.is_some())
     }
 }
 
@@ -298,6 +326,32 @@ pub struct Conditions {
     pub owner_missing: Option<bool>,
     /// Matches when any of these keys is missing; empty means no such condition.
     pub tags_missing: Vec<String>,
+    pub identity_credentials: Option<IdentityCondition>,
+}
+
+/// `identity_credentials`: more than `more_than` credentials of the identity pass the filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentityCondition {
+    /// Only these kinds count; `None`: every kind.
+    pub kinds: Option<KindSet>,
+    /// Only these statuses count; `None`: every status (gone credentials never count).
+    pub status: Option<StatusSet>,
+    pub more_than: u64,
+}
+
+impl IdentityCondition {
+    /// How many of the identity's credentials count.
+    pub fn count(&self, ledger: &LedgerCredential, identities: &IdentityCounts) -> u64 {
+        identities.count(
+            &ledger.source,
+            &ledger.credential.identity_id,
+            |kind, status| {
+                status != CredentialStatus::Gone
+                    && self.kinds.is_none_or(|kinds| kinds.contains(kind))
+                    && self.status.is_none_or(|set| set.contains(status))
+            },
+        )
+    }
 }
 
 impl Conditions {
@@ -599,7 +653,8 @@ fn read_policy_files(paths: &[PathBuf]) -> (Vec<(PathBuf, String)>, Vec<Diagnost
 pub fn violation_reason(
     policy: &Policy,
     credential: &LedgerCredential,
+    identities: &IdentityCounts,
     now: DateTime<Utc>,
 ) -> Option<String> {
-    eval::violation_reason(policy, credential, now)
+    eval::violation_reason(policy, credential, identities, now)
 }

@@ -15,8 +15,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ActionKind, Approval, Conditions, Enforcement, KindSet, Mode, Origin, Patterns, Policy,
-    Schedule, Selector, Severity, StatusSet, Threshold,
+    ActionKind, Approval, Conditions, Enforcement, IdentityCondition, KindSet, Mode, Origin,
+    Patterns, Policy, Schedule, Selector, Severity, StatusSet, Threshold,
 };
 use crate::diagnostic::{Diagnostic, parse_yaml};
 
@@ -57,7 +57,9 @@ const WHEN_FIELDS: &[&str] = &[
     "status",
     "owner_missing",
     "tags_missing",
+    "identity_credentials",
 ];
+const IDENTITY_FIELDS: &[&str] = &["kinds", "status", "more_than"];
 const DURATION_HINT: &str = "expected e.g. 90d, 12h, 2w, 30m";
 const CRON_HINT: &str = "expected 5 fields `minute hour day-of-month month day-of-week` \
     (e.g. \"0 6 * * *\"), 6 or 7 fields with seconds first (and a year last), or @daily etc.";
@@ -435,7 +437,7 @@ impl Decoder<'_> {
 
     fn schedule(&mut self, node: &Spanned<Node>) -> Option<Schedule> {
         let text = self.string(node, "schedule")?;
-        match parse_cron(&text.value) {
+        match super::schedule::parse_cron(&text.value) {
             Ok(cron) => Some(Schedule {
                 text: text.value,
                 cron,
@@ -602,7 +604,7 @@ impl Decoder<'_> {
             }
         }
         if let Some(node) = fields.get("max_actions_per_run") {
-            if let Some(n) = self.count(node, "max_actions_per_run", 1, 100_000) {
+            if let Some(n) = self.whole_number(node, "max_actions_per_run", 1, 100_000) {
                 out.max_actions_per_run = n;
             }
         }
@@ -617,7 +619,7 @@ impl Decoder<'_> {
         if let Some(node) = fields.get("retry") {
             if let Some(retry) = self.fields(node, "`retry`", RETRY_FIELDS) {
                 if let Some(node) = retry.get("attempts") {
-                    if let Some(n) = self.count(node, "attempts", 0, 100) {
+                    if let Some(n) = self.whole_number(node, "attempts", 0, 100) {
                         out.retry.attempts = n;
                     }
                 }
@@ -632,7 +634,13 @@ impl Decoder<'_> {
     }
 
     /// A whole number within `min..=max`.
-    fn count(&mut self, node: &Spanned<Node>, name: &str, min: u32, max: u32) -> Option<u32> {
+    fn whole_number(
+        &mut self,
+        node: &Spanned<Node>,
+        name: &str,
+        min: u32,
+        max: u32,
+    ) -> Option<u32> {
         let text = self.string(node, name)?;
         match text.value.trim().parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
@@ -767,7 +775,49 @@ impl Decoder<'_> {
                 .map(|keys| keys.into_iter().map(|key| key.value).collect())
                 .unwrap_or_default();
         }
+        if let Some(node) = fields.get("identity_credentials") {
+            when.identity_credentials = self.identity_condition(node);
+        }
         (self.diagnostics.len() == before).then_some(when)
+    }
+
+    /// `identity_credentials: { kinds: [..], status: [..], more_than: N }`.
+    fn identity_condition(&mut self, node: &Spanned<Node>) -> Option<IdentityCondition> {
+        let before = self.diagnostics.len();
+        let fields = self.fields(node, "`identity_credentials`", IDENTITY_FIELDS)?;
+        let mut condition = IdentityCondition::default();
+        if let Some(node) = fields.get("kinds") {
+            condition.kinds = self
+                .names::<CredentialKind>(node, "kinds")
+                .map(|kinds| kinds.into_iter().collect::<KindSet>());
+        }
+        if let Some(node) = fields.get("status") {
+            condition.status = self.statuses(node);
+        }
+        let hint = ", expected a whole number (e.g. `more_than: 1`)";
+        if let Some(node) = self.required(&fields, "more_than", hint) {
+            condition.more_than = self.count(node, "more_than").unwrap_or_default();
+        }
+        (self.diagnostics.len() == before).then_some(condition)
+    }
+
+    /// A whole number, 0 or more.
+    fn count(&mut self, node: &Spanned<Node>, name: &str) -> Option<u64> {
+        let parsed = match &node.value {
+            Node::Number(text) => text.parse::<u64>().ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            let found = match &node.value {
+                Node::Number(_) => format!("`{}`", self.source_text(node)),
+                other => other.describe().to_owned(),
+            };
+            self.error(
+                &node.referenced,
+                format!("expected a whole number (0 or more) for `{name}`, found {found}"),
+            );
+        }
+        parsed
     }
 
     fn statuses(&mut self, node: &Spanned<Node>) -> Option<StatusSet> {
@@ -822,68 +872,12 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
-/// A duration as people write it (`90d`, `12h`, `2w`), as a [`TimeDelta`].
+/// A duration as people write it (`90d`, `12h`, `2w`), as a [`TimeDelta`]; at most
+/// [`MAX_DURATION`](keywarden_connector::duration::MAX_DURATION), so adding it to a time cannot
+/// overflow.
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|err| err.to_string())?;
-    TimeDelta::from_std(duration).map_err(|_| "too long".to_owned())
-}
-
-/// A cron expression in any of the accepted forms (see the module docs).
-pub(super) fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
-    let text = text.trim();
-    let expression = if text.starts_with('@') {
-        text.to_owned()
-    } else {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        match fields.as_slice() {
-            [minute, hour, day_of_month, month, day_of_week] => format!(
-                "0 {minute} {hour} {day_of_month} {month} {}",
-                crontab_weekdays(day_of_week)?
-            ),
-            [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => fields.join(" "),
-            _ => return Err(format!("{} fields", fields.len())),
-        }
-    };
-    cron::Schedule::from_str(&expression).map_err(|err| {
-        // The crate's message is the expression, a caret line, then the reason: keep the reason.
-        let message = err.to_string();
-        message
-            .lines()
-            .rev()
-            .find(|line| !line.trim().is_empty())
-            .unwrap_or(&message)
-            .trim()
-            .to_owned()
-    })
-}
-
-/// Renumbers a crontab day-of-week field (0-7, 0 and 7 are Sunday) into the `cron` crate's
-/// numbering (1-7, 1 is Sunday). Numbers after `/` are steps and stay; names stay.
-fn crontab_weekdays(field: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(field.len());
-    let mut after_slash = false;
-    let mut rest = field;
-    while let Some(c) = rest.chars().next() {
-        if c.is_ascii_digit() {
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let (number, tail) = rest.split_at(end);
-            rest = tail;
-            if after_slash {
-                out.push_str(number);
-                continue;
-            }
-            match number.parse::<u8>() {
-                Ok(day @ 0..=6) => out.push_str(&(day + 1).to_string()),
-                Ok(7) => out.push('1'),
-                _ => return Err(format!("day of week `{number}` is not in 0-7")),
-            }
-        } else {
-            after_slash = c == '/';
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    Ok(out)
+    use keywarden_connector::duration;
+    duration::parse_duration(text)
+        .and_then(duration::time_delta)
+        .map_err(|err| err.to_string())
 }

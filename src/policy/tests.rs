@@ -1,7 +1,6 @@
 //! Tests of the policy engine: parsing and its errors (with exact places), each condition's
-//! boundaries, selectors, and the shipped policy pack.
+//! boundaries, selectors and loading. The shipped pack is tested in `pack_tests.rs`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -14,19 +13,19 @@ use crate::ledger::fixtures;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
         .single()
         .expect("valid time")
 }
 
-fn days(n: i64) -> TimeDelta {
+pub(super) fn days(n: i64) -> TimeDelta {
     TimeDelta::days(n)
 }
 
 /// An active access key `key-1` of source `aws-prod`, first seen (and so created) 10 days ago,
 /// with no owner, purpose, tags or expiry, and an unknown last use.
-fn base() -> LedgerCredential {
+pub(super) fn base() -> LedgerCredential {
     fixtures::credential(
         "aws-prod",
         "key-1",
@@ -50,7 +49,12 @@ fn policy(select: &str, when: &str) -> PolicySet {
 /// Evaluates one credential against a one-policy set; the violation's reason, if any.
 fn check(select: &str, when: &str, credential: LedgerCredential) -> Option<String> {
     let set = policy(select, when);
-    let violations = evaluate(&set, &[credential], now());
+    let violations = evaluate(
+        &set,
+        std::slice::from_ref(&credential),
+        &IdentityCounts::of(std::slice::from_ref(&credential)),
+        now(),
+    );
     assert!(violations.len() <= 1, "{violations:?}");
     violations.into_iter().next().map(|violation| {
         assert_eq!((violation.credential, violation.policy), (0, 0));
@@ -86,7 +90,7 @@ fn run(select: &str, when: &str, cases: &[Case]) {
     );
 }
 
-fn created(credential: &mut LedgerCredential, ago: TimeDelta) {
+pub(super) fn created(credential: &mut LedgerCredential, ago: TimeDelta) {
     credential.credential.created_at = Some(now() - ago);
 }
 
@@ -97,7 +101,7 @@ fn used(credential: &mut LedgerCredential, ago: TimeDelta) {
     };
 }
 
-fn expires(credential: &mut LedgerCredential, from_now: TimeDelta) {
+pub(super) fn expires(credential: &mut LedgerCredential, from_now: TimeDelta) {
     credential.credential.expires_at = Some(now() + from_now);
 }
 
@@ -503,7 +507,7 @@ fn gone_credentials_are_skipped() {
     let mut gone = base();
     gone.credential.status = CredentialStatus::Gone;
     let credentials = [gone, base()];
-    let violations = evaluate(&set, &credentials, now());
+    let violations = evaluate(&set, &credentials, &IdentityCounts::of(&credentials), now());
     assert_eq!(
         violations,
         vec![Violation {
@@ -513,7 +517,12 @@ fn gone_credentials_are_skipped() {
         }]
     );
     assert_eq!(
-        violation_reason(&set.policies[0], &credentials[0], now()),
+        violation_reason(
+            &set.policies[0],
+            &credentials[0],
+            &IdentityCounts::default(),
+            now()
+        ),
         None
     );
 }
@@ -830,53 +839,6 @@ fn an_empty_pack_is_fine_and_an_empty_file_is_not() {
             "missing field `policies` in policy file, expected a list of policies",
         )],
     );
-}
-
-#[test]
-fn five_field_cron_uses_crontab_weekdays() {
-    // 2025-06-01 is a Sunday; crontab `1` is Monday (the cron crate's own `1` would be Sunday).
-    let schedule = parse::parse_cron("0 6 * * 1").unwrap_or_else(|err| panic!("{err}"));
-    let next = schedule.after(&now()).next();
-    assert_eq!(next, Utc.with_ymd_and_hms(2025, 6, 2, 6, 0, 0).single());
-    // `0` and `7` are Sunday; a step after `/` is not a day.
-    for text in [
-        "30 5 * * 0",
-        "30 5 * * 7",
-        "30 5 * * 0/7",
-        "30 5 * * SUN",
-        "30 5 * * 7,0",
-    ] {
-        let schedule = parse::parse_cron(text).unwrap_or_else(|err| panic!("{text}: {err}"));
-        assert_eq!(
-            schedule.after(&now()).next(),
-            Utc.with_ymd_and_hms(2025, 6, 8, 5, 30, 0).single(),
-            "{text}"
-        );
-    }
-    // Weekday ranges, the cron crate's own 6/7-field form and shorthands.
-    let weekdays = parse::parse_cron("0 6 * * 1-5/2").unwrap_or_else(|err| panic!("{err}"));
-    let days: Vec<_> = weekdays
-        .after(&now())
-        .take(3)
-        .map(|it| it.format("%a").to_string())
-        .collect();
-    assert_eq!(days, ["Mon", "Wed", "Fri"]);
-    for text in ["0 0 6 * * MON-FRI", "0 0 6 * * Mon-Fri 2025", "@daily"] {
-        assert!(parse::parse_cron(text).is_ok(), "{text}");
-    }
-    assert_eq!(
-        parse::parse_cron("0 6 * * 8").err().as_deref(),
-        Some("day of week `8` is not in 0-7")
-    );
-    for text in [
-        "0 6 * *",
-        "0 61 * * *",
-        "0 6 * * 8",
-        "1 2 3 4 5 6 7 8",
-        "@sometimes",
-    ] {
-        assert!(parse::parse_cron(text).is_err(), "{text}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1328,307 +1290,5 @@ fn load_walks_directories_in_order_and_checks_ids_across_files() {
     assert!(
         err.starts_with(&format!("{}: cannot read: ", missing.display())),
         "{err}"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// The shipped pack
-
-fn shipped() -> PolicySet {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
-    load(&[dir]).unwrap_or_else(|err| panic!("{err}"))
-}
-
-#[test]
-fn shipped_policies_are_as_documented() {
-    let set = shipped();
-    let summary: Vec<(&str, Severity, Mode, Vec<ActionKind>)> = set
-        .policies
-        .iter()
-        .map(|it| (it.id.as_str(), it.severity, it.mode, it.actions.clone()))
-        .collect();
-    use ActionKind::{Disable, Notify, Rotate};
-    use Severity::{Critical, High, Medium};
-    assert_eq!(
-        summary,
-        vec![
-            (
-                "cis-aws-1.14-access-key-rotation",
-                High,
-                Mode::DryRun,
-                vec![Notify, Rotate]
-            ),
-            (
-                "cis-aws-1.12-unused-credentials",
-                Medium,
-                Mode::DryRun,
-                vec![Notify, Disable]
-            ),
-            (
-                "code-signing-cert-expiring",
-                High,
-                Mode::DryRun,
-                vec![Notify]
-            ),
-            (
-                "code-signing-cert-expired",
-                Critical,
-                Mode::DryRun,
-                vec![Notify]
-            ),
-            (
-                "signing-key-max-age",
-                High,
-                Mode::DryRun,
-                vec![Notify, Rotate]
-            ),
-            ("signing-key-unowned", Medium, Mode::DryRun, vec![Notify]),
-        ]
-    );
-    for policy in &set.policies {
-        assert!(
-            policy.description.as_ref().is_some_and(|it| !it.is_empty()),
-            "{}",
-            policy.id
-        );
-    }
-    for id in [
-        "cis-aws-1.14-access-key-rotation",
-        "cis-aws-1.12-unused-credentials",
-    ] {
-        let number = id
-            .trim_start_matches("cis-aws-")
-            .split('-')
-            .next()
-            .unwrap_or_default();
-        let description = set
-            .get(id)
-            .and_then(|it| it.description.clone())
-            .unwrap_or_default();
-        assert!(
-            description.contains(&format!("CIS AWS Foundations {number}")),
-            "{description}"
-        );
-    }
-}
-
-/// A signing credential of `kind`, owned, created 100 days ago.
-fn signing(kind: CredentialKind) -> LedgerCredential {
-    let mut credential = fixtures::credential("release-keys", "release", kind, now() - days(100));
-    credential.credential.created_at = Some(now() - days(100));
-    credential.identity.purpose = Some("signing".to_owned());
-    credential.identity.owner = Some("release-team".to_owned());
-    credential
-}
-
-/// An active access key created `age` ago and last used `used` ago (`None`: never).
-fn access_key(age: i64, used: Option<i64>) -> LedgerCredential {
-    let mut credential = base();
-    created(&mut credential, days(age));
-    credential.credential.last_used = match used {
-        Some(ago) => LastUse::At {
-            at: now() - days(ago),
-            source: "aws_access_key_last_used".to_owned(),
-        },
-        None => LastUse::Never,
-    };
-    credential
-}
-
-#[test]
-fn shipped_policies_fire_exactly_where_they_should() {
-    use CredentialKind::{Certificate, CosignKey, PrivateKey, PublicKey, SshKey, Token};
-    let with = |mut credential: LedgerCredential, change: fn(&mut LedgerCredential)| {
-        change(&mut credential);
-        credential
-    };
-    let cases: Vec<(&str, LedgerCredential, &[&str])> = vec![
-        // code-signing-cert-expiring / -expired
-        (
-            "cert expiring in 10d",
-            with(signing(Certificate), |c| expires(c, days(10))),
-            &["code-signing-cert-expiring"],
-        ),
-        (
-            "cert expiring in 40d",
-            with(signing(Certificate), |c| expires(c, days(40))),
-            &[],
-        ),
-        (
-            "cert expired yesterday",
-            with(signing(Certificate), |c| expires(c, -days(1))),
-            &["code-signing-cert-expired"],
-        ),
-        (
-            "deploy cert expired",
-            with(signing(Certificate), |c| {
-                expires(c, -days(1));
-                c.identity.purpose = Some("deploy".into());
-            }),
-            &[],
-        ),
-        // signing-key-max-age
-        (
-            "cosign key 400d",
-            with(signing(CosignKey), |c| created(c, days(400))),
-            &["signing-key-max-age"],
-        ),
-        (
-            "public key 366d",
-            with(signing(PublicKey), |c| created(c, days(366))),
-            &["signing-key-max-age"],
-        ),
-        (
-            "ssh key 365d",
-            with(signing(SshKey), |c| created(c, days(365))),
-            &[],
-        ),
-        (
-            "old cert expiring, unowned",
-            with(signing(Certificate), |c| {
-                created(c, days(400));
-                expires(c, days(5));
-                c.identity.owner = None;
-            }),
-            &[
-                "code-signing-cert-expiring",
-                "signing-key-max-age",
-                "signing-key-unowned",
-            ],
-        ),
-        (
-            "old token (not signing material)",
-            with(signing(Token), |c| created(c, days(400))),
-            &[],
-        ),
-        // signing-key-unowned
-        (
-            "unowned private key",
-            with(signing(PrivateKey), |c| c.identity.owner = None),
-            &["signing-key-unowned"],
-        ),
-        (
-            "private key owned on the credential",
-            with(signing(PrivateKey), |c| {
-                c.identity.owner = None;
-                c.credential.owner = Some("alice".into());
-            }),
-            &[],
-        ),
-        (
-            "unowned key without signing purpose",
-            with(signing(PrivateKey), |c| {
-                c.identity.owner = None;
-                c.identity.purpose = None;
-            }),
-            &[],
-        ),
-        // cis-aws-1.14-access-key-rotation
-        (
-            "access key 91d, used yesterday",
-            access_key(91, Some(1)),
-            &["cis-aws-1.14-access-key-rotation"],
-        ),
-        (
-            "access key 90d, used yesterday",
-            access_key(90, Some(1)),
-            &[],
-        ),
-        (
-            "inactive access key 200d, unused",
-            with(access_key(200, Some(100)), |c| {
-                c.credential.status = CredentialStatus::Inactive
-            }),
-            &[],
-        ),
-        // cis-aws-1.12-unused-credentials
-        (
-            "access key 60d, last used 46d ago",
-            access_key(60, Some(46)),
-            &["cis-aws-1.12-unused-credentials"],
-        ),
-        (
-            "access key 60d, last used 45d ago",
-            access_key(60, Some(45)),
-            &[],
-        ),
-        (
-            "access key 46d, never used",
-            access_key(46, None),
-            &["cis-aws-1.12-unused-credentials"],
-        ),
-        ("access key 45d, never used", access_key(45, None), &[]),
-        (
-            "access key 60d, last use unknown",
-            with(access_key(60, None), |c| {
-                c.credential.last_used = LastUse::Unknown
-            }),
-            &[],
-        ),
-        (
-            "access key 100d, unused 50d",
-            access_key(100, Some(50)),
-            &[
-                "cis-aws-1.14-access-key-rotation",
-                "cis-aws-1.12-unused-credentials",
-            ],
-        ),
-    ];
-    let set = shipped();
-    let credentials: Vec<LedgerCredential> = cases.iter().map(|(_, c, _)| c.clone()).collect();
-    let violations = evaluate(&set, &credentials, now());
-    let mut failures = Vec::new();
-    for (idx, (name, _, expected)) in cases.iter().enumerate() {
-        let got: BTreeSet<&str> = violations
-            .iter()
-            .filter(|it| it.credential == idx)
-            .map(|it| set.policies[it.policy].id.as_str())
-            .collect();
-        let expected: BTreeSet<&str> = expected.iter().copied().collect();
-        if got != expected {
-            failures.push(format!("{name}: expected {expected:?}, got {got:?}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-
-    // Every shipped policy is exercised by some case above.
-    let fired: BTreeSet<usize> = violations.iter().map(|it| it.policy).collect();
-    assert_eq!(fired.len(), set.policies.len());
-}
-
-#[test]
-fn shipped_reasons_read_well() {
-    let set = shipped();
-    let reason = |id: &str, credential: &LedgerCredential| {
-        set.get(id)
-            .and_then(|policy| violation_reason(policy, credential, now()))
-    };
-    let mut cert = signing(CredentialKind::Certificate);
-    expires(&mut cert, days(12));
-    assert_eq!(
-        reason("code-signing-cert-expiring", &cert).as_deref(),
-        Some("expires in 12d (within 30d)")
-    );
-    let mut key = signing(CredentialKind::CosignKey);
-    created(&mut key, days(400));
-    assert_eq!(
-        reason("signing-key-max-age", &key).as_deref(),
-        Some("age 400d exceeds 365d")
-    );
-    assert_eq!(
-        reason(
-            "cis-aws-1.14-access-key-rotation",
-            &access_key(120, Some(1))
-        )
-        .as_deref(),
-        Some("age 120d exceeds 90d; status active")
-    );
-    assert_eq!(
-        reason(
-            "cis-aws-1.12-unused-credentials",
-            &access_key(120, Some(50))
-        )
-        .as_deref(),
-        Some("last used 50d ago (unused for over 45d); status active")
     );
 }

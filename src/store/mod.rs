@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use keywarden_connector::Inventory;
 
 use crate::audit::{AuditFailure, BrokenLink, Checkpoint, Event, Head};
-use crate::ledger::LedgerCredential;
+use crate::ledger::{IdentityCounts, LedgerCredential};
 
 pub use crate::store::control::{ActionControl, RaisedFinding, Transition};
 pub use crate::store::sqlite::SqliteStore;
@@ -498,6 +498,10 @@ pub trait Store: ActionControl + Send + Sync + fmt::Debug {
 
     /// What the ledger holds for one source, as connectors see it during a scan.
     fn known(&self, source: &str) -> std::sync::Arc<dyn keywarden_connector::Known>;
+
+    /// How many credentials (not gone) each of these identities (source, identity external id)
+    /// holds, by kind and status, for conditions over an identity's credentials.
+    async fn identity_counts(&self, identities: &[(String, String)]) -> Result<IdentityCounts>;
 
     /// The credentials of one identity of a source that are not gone (incremental scans).
     async fn identity_credentials(

@@ -23,7 +23,7 @@ use crate::audit::{
     AuditFailure, AuditKey, BrokenLink, ChainKeys, Checkpoint, Event, Head, NewEvent, Verified,
     Verifier,
 };
-use crate::ledger::LedgerCredential;
+use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::store::audit_key::KeySource;
 use crate::store::{
     ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, ChildOf, CredentialCursor,
@@ -141,6 +141,16 @@ fn map_err(err: sqlx::Error) -> StoreError {
         },
         _ => StoreError::Database(err.to_string()),
     }
+}
+
+/// When a lease taken at `at` runs out; an error instead of an overflow for a time at the end of
+/// the calendar.
+fn lease_until(at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    at.checked_add_signed(ACTION_LEASE).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "a lease taken at {at} would end past the last valid time"
+        ))
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -805,6 +815,41 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn identity_counts(&self, identities: &[(String, String)]) -> Result<IdentityCounts> {
+        let mut counts = IdentityCounts::default();
+        for chunk in identities.chunks(BATCH / 2) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT source, identity_external_id, kind, status, COUNT(*) FROM credentials \
+                 WHERE status != 'gone' AND (source, identity_external_id) IN (VALUES ",
+            );
+            let mut keys = query.separated(", ");
+            for (source, identity) in chunk {
+                keys.push("(")
+                    .push_bind_unseparated(source.clone())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(identity.clone())
+                    .push_unseparated(")");
+            }
+            query.push(") GROUP BY source, identity_external_id, kind, status");
+            let rows: Vec<(String, String, String, String, i64)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            for (source, identity, kind, status, count) in rows {
+                let kind = kind
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("credential kind: {err}")))?;
+                let status = status
+                    .parse()
+                    .map_err(|err| StoreError::Corrupt(format!("credential status: {err}")))?;
+                let count = u64::try_from(count).unwrap_or_default();
+                counts.add(&source, &identity, kind, status, count);
+            }
+        }
+        Ok(counts)
+    }
+
     async fn identity_credentials(
         &self,
         source: &str,
@@ -891,7 +936,7 @@ impl Store for SqliteStore {
         .bind(&action.step)
         .bind(action.state.to_string())
         .bind(&action.holder)
-        .bind(at + ACTION_LEASE)
+        .bind(lease_until(at)?)
         .bind(at)
         .bind(at)
         .bind(action.parent.map(|it| it.parent))
@@ -955,7 +1000,7 @@ impl Store for SqliteStore {
         // Only a running action is driven by someone: a waiting one is free for whoever finds it
         // due (or must cancel it at once, as a containment does).
         let (lease_owner, lease_until) = if update.status == ActionStatus::Running {
-            (Some(update.holder.as_str()), Some(at + ACTION_LEASE))
+            (Some(update.holder.as_str()), Some(lease_until(at)?))
         } else {
             (None, None)
         };
@@ -1039,7 +1084,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("UPDATE actions SET lease_owner = ?, lease_until = ? WHERE id = ?")
             .bind(holder)
-            .bind(at + ACTION_LEASE)
+            .bind(lease_until(at)?)
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -1296,23 +1341,33 @@ impl Store for SqliteStore {
                     events.push(NewEvent::new("finding.opened", subject, detail));
                     continue;
                 };
-                let (status, kind) = match finding.status {
-                    FindingStatus::Resolved => {
+                // A suppression that has not run out survives a resolve and a reopen; one that
+                // has is cleared, so no finding keeps a stale suppression.
+                let live = finding.suppressed_until.is_some_and(|until| until > at);
+                let stale = !live
+                    && (finding.suppressed_until.is_some()
+                        || finding.suppressed_by.is_some()
+                        || finding.suppress_reason.is_some());
+                let (status, kind) = match (finding.status, live) {
+                    (FindingStatus::Resolved, true) => {
+                        changes.reopened += 1;
+                        (FindingStatus::Suppressed, Some("finding.reopened"))
+                    }
+                    (FindingStatus::Resolved, false) => {
                         changes.reopened += 1;
                         (FindingStatus::Open, Some("finding.reopened"))
                     }
-                    FindingStatus::Suppressed
-                        if finding.suppressed_until.is_none_or(|until| until <= at) =>
-                    {
+                    (FindingStatus::Suppressed, false) => {
                         changes.unsuppressed += 1;
                         (FindingStatus::Open, Some("finding.suppression_expired"))
                     }
-                    other => {
+                    (other, _) => {
                         changes.still_open += 1;
                         (other, None)
                     }
                 };
                 if kind.is_none()
+                    && !stale
                     && finding.severity == obs.severity
                     && finding.reason == obs.reason
                 {
@@ -1324,7 +1379,10 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
                      last_scan_id = ?, resolved_at = NULL, \
-                     opened_at = CASE WHEN ? THEN ? ELSE opened_at END WHERE id = ?",
+                     opened_at = CASE WHEN ? THEN ? ELSE opened_at END, \
+                     suppressed_until = CASE WHEN ? THEN NULL ELSE suppressed_until END, \
+                     suppressed_by = CASE WHEN ? THEN NULL ELSE suppressed_by END, \
+                     suppress_reason = CASE WHEN ? THEN NULL ELSE suppress_reason END WHERE id = ?",
                 )
                 .bind(status.as_str())
                 .bind(&obs.severity)
@@ -1333,11 +1391,16 @@ impl Store for SqliteStore {
                 .bind(scan.0)
                 .bind(reopened)
                 .bind(at)
+                .bind(stale)
+                .bind(stale)
+                .bind(stale)
                 .bind(finding.id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 if let Some(kind) = kind {
+                    let mut detail = detail;
+                    detail["status"] = json!(status.as_str());
                     events.push(NewEvent::new(kind, subject, detail));
                 }
             }
@@ -1479,6 +1542,11 @@ impl Store for SqliteStore {
         if finding.status == FindingStatus::Resolved {
             return Err(StoreError::Conflict(format!(
                 "finding {id} is resolved; there is nothing to suppress"
+            )));
+        }
+        if suppression.until <= at {
+            return Err(StoreError::Conflict(format!(
+                "a suppression of finding {id} must end in the future"
             )));
         }
         sqlx::query(
@@ -1655,5 +1723,7 @@ impl Store for SqliteStore {
 }
 
 mod control;
+#[cfg(test)]
+mod suppression_tests;
 #[cfg(test)]
 mod tests;

@@ -16,8 +16,8 @@ use aws_sdk_iam::types::StatusType;
 use aws_smithy_types_convert::date_time::DateTimeExt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use keywarden_connector::{
-    Capability, ConnectorError, CredentialKind, HeldKey, KeyActions, KeyHolder, LastUse, NewKey,
-    RotationTiming, Secret,
+    Capability, ConnectorError, CredentialKind, FieldError, HeldKey, KeyActions, KeyHolder,
+    LastUse, NewKey, RotationTiming, Secret,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -313,7 +313,14 @@ impl KeyActions for AwsKeyActions {
             )
             .build();
         let sts = aws_sdk_sts::Client::new(&sdk);
-        let deadline = Instant::now() + self.inner.config.rotation.verify_timeout;
+        let deadline = Instant::now()
+            .checked_add(self.inner.config.rotation.verify_timeout)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "rotation.verify_timeout",
+                    keywarden_connector::duration::DurationError::TooLong.to_string(),
+                )
+            })?;
         let mut wait = Duration::from_millis(500);
         loop {
             clients.permit().await;

@@ -284,6 +284,20 @@ impl AwsIamConfig {
                 format!("{} is out of range 1..=20", self.max_attempts),
             ));
         }
+        for (field, value) in [
+            ("full_refresh", self.full_refresh),
+            ("rotation.overlap", self.rotation.overlap),
+            ("rotation.last_use_settle", self.rotation.last_use_settle),
+            ("rotation.grace", self.rotation.grace),
+            ("rotation.verify_timeout", self.rotation.verify_timeout),
+        ] {
+            if let Err(err) = keywarden_connector::duration::check_duration(value) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("`{}` is {err}", humantime::format_duration(value)),
+                ));
+            }
+        }
         for (idx, rule) in self.rotation.deliver.iter().enumerate() {
             if let Err(err) = Glob::new(rule.users()) {
                 errors.push(FieldError::new(
@@ -430,6 +444,36 @@ mod tests {
             config.build("aws"),
             Err(ConnectorError::Config { field, .. }) if field == "endpoint_url"
         ));
+    }
+
+    #[test]
+    fn durations_longer_than_a_hundred_years_are_refused_by_field() {
+        let config = parse(
+            r#"{"full_refresh":"101y","rotation":{"overlap":"300000y","last_use_settle":"36526d",
+                "grace":"200years","verify_timeout":"5000000000s"}}"#,
+        );
+        let errors = config.validate().unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "full_refresh",
+                "rotation.overlap",
+                "rotation.last_use_settle",
+                "rotation.grace",
+                "rotation.verify_timeout",
+            ]
+        );
+        assert_eq!(
+            errors[1].message,
+            "`300000years` is longer than 100 years, the longest duration accepted"
+        );
+        assert!(matches!(
+            config.build("aws"),
+            Err(ConnectorError::Config { field, .. }) if field == "full_refresh"
+        ));
+        let longest = parse(r#"{"full_refresh":"100y","rotation":{"grace":"36525d"}}"#);
+        assert!(longest.validate().is_ok());
     }
 
     #[test]

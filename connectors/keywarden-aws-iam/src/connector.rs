@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use governor::DefaultDirectRateLimiter;
 use keywarden_connector::{
-    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Identity,
+    Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, FieldError, Identity,
     IdentityKind, Inventory, InventorySink, KeyActions, Known, LastUse, ScanContext, ScanError,
 };
 use tokio::sync::{Mutex, OnceCell};
@@ -238,8 +238,8 @@ impl Connector for AwsIamConnector {
             .await?
             .and_then(|it| serde_json::from_value(it).ok())
             .unwrap_or_default();
-        let refresh =
-            chrono::Duration::from_std(inner.config.full_refresh).unwrap_or(chrono::Duration::MAX);
+        let refresh = keywarden_connector::duration::time_delta(inner.config.full_refresh)
+            .map_err(|err| FieldError::new("full_refresh", err.to_string()))?;
         let full = previous
             .full_refresh_at
             .is_none_or(|at| cx.now - at >= refresh);

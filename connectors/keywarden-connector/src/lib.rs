@@ -8,6 +8,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of the daemon, SQL or HTTP.
 
 mod actions;
+pub mod duration;
 mod model;
 mod secret;
 

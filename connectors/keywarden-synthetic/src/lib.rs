@@ -112,14 +112,21 @@ impl SyntheticConnector {
         let r = mix(self.config.seed.wrapping_add(index));
         let kind = KINDS[(r % KINDS.len() as u64) as usize];
         let age_days = (r >> 8) % 900;
-        let created_at = now - Duration::days(age_days as i64);
+        // Checked: a `now` at the edge of the calendar gives `now` itself (or no expiry), never
+        // an overflow.
+        let days_before = |days: u64| {
+            now.checked_sub_signed(Duration::days(days as i64))
+                .unwrap_or(now)
+        };
+        let created_at = days_before(age_days);
         let expires_at = (kind == CredentialKind::Certificate)
-            .then(|| created_at + Duration::days(365 + ((r >> 20) % 400) as i64));
+            .then(|| created_at.checked_add_signed(Duration::days(365 + ((r >> 20) % 400) as i64)))
+            .flatten();
         let last_used = match (r >> 32) % 4 {
             0 => LastUse::Never,
             1 => LastUse::Unknown,
             _ => LastUse::At {
-                at: now - Duration::days(((r >> 40) % (age_days + 1)) as i64),
+                at: days_before((r >> 40) % (age_days + 1)),
                 source: "synthetic".to_owned(),
             },
         };
@@ -241,5 +248,21 @@ mod tests {
         );
         let kinds: std::collections::BTreeSet<_> = a.credentials.iter().map(|it| it.kind).collect();
         assert_eq!(kinds.len(), KINDS.len());
+    }
+
+    #[test]
+    fn times_at_the_edges_of_the_calendar_do_not_overflow() {
+        let connector = SyntheticConfig {
+            count: 64,
+            seed: 9,
+            credentials_per_identity: 1,
+        }
+        .build("edge");
+        for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            for index in 0..64 {
+                let credential = connector.credential(index, now);
+                assert!(credential.created_at.is_some_and(|at| at <= now));
+            }
+        }
     }
 }
