@@ -261,7 +261,10 @@ mod tests {
         for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
             for index in 0..64 {
                 let credential = connector.credential(index, now);
-                assert!(credential.created_at.is_some_and(|at| at <= now));
+                assert!(credential.created_at.is_none_or(|at| at <= now));
+                if let LastUse::At { at, .. } = credential.last_used {
+                    assert!(at <= now);
+                }
             }
         }
     }
