@@ -283,6 +283,9 @@ impl Account {
     }
 }
 
+/// The action lease of the crash tests: a crashed holder's actions are free after it.
+const SHORT_LEASE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A directory with a keywarden config for one moto account.
 struct Workspace {
     dir: tempfile::TempDir,
@@ -303,6 +306,21 @@ impl Workspace {
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Action leases of [`SHORT_LEASE`], so a crashed process's actions are soon taken over.
+    fn short_lease(&self) {
+        let file = self.path().join("keywarden.yaml");
+        let config = std::fs::read_to_string(&file).expect("config");
+        let config = config.replacen(
+            "store:\n  path: ledger.db\n",
+            &format!(
+                "store:\n  path: ledger.db\n  action_lease: {}ms\n",
+                SHORT_LEASE.as_millis()
+            ),
+            1,
+        );
+        std::fs::write(&file, config).expect("config");
     }
 
     fn delivered_path(&self, user: &str) -> PathBuf {
@@ -1177,6 +1195,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             &account,
             "    rotation:\n      overlap: 0s\n      grace: 0s\n      deliver:\n        - users: \"*\"\n          type: secrets_manager\n          secret_id: \"ci/{user}\"\n",
         );
+        ws.short_lease();
         ws.scan(&account);
         let crashed = ws.run(
             &account,
@@ -1189,6 +1208,8 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             "{point}: killed by a signal\n{}",
             stderr(&crashed)
         );
+        // The crashed process's lease runs out; then `resume` takes the action over.
+        std::thread::sleep(SHORT_LEASE);
         account.reset_calls().await;
         let resumed = ws.run(&account, &["actions", "resume", "--format", "json"], &[]);
         assert_eq!(
@@ -1241,6 +1262,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
         account.user("crash-quarantine", "/", &[]).await;
         let leaked = account.key("crash-quarantine", 10, Some(0)).await;
         let ws = Workspace::new(&account, "");
+        ws.short_lease();
         ws.scan(&account);
         let crashed = ws.run(
             &account,
@@ -1248,6 +1270,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             &[("KEYWARDEN_CRASH_AFTER", "quarantine_deactivate")],
         );
         assert_eq!(crashed.status.code(), None, "{}", stderr(&crashed));
+        std::thread::sleep(SHORT_LEASE);
         let before = account
             .iam
             .list_user_policies()
@@ -1579,4 +1602,102 @@ async fn without_the_credential_report_last_use_is_read_key_by_key() {
     ws.scan(&account);
     let calls = account.calls().await;
     assert_eq!(calls.get("ListAccessKeys"), Some(&1), "{calls:?}");
+}
+
+/// Two `keywarden actions resume` started together on one store with several due actions: each
+/// action is driven exactly once (one deactivation and one deletion per old key, each step logged
+/// once), and neither command fails with a database error.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_resumes_at_once_drive_each_due_action_exactly_once() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    let ws = Workspace::with_file_delivery(&account);
+    let mut old_keys = Vec::new();
+    for i in 0..6 {
+        let user = format!("due-{i}");
+        account.user(&user, "/", &[]).await;
+        old_keys.push(account.key(&user, 100, Some(1)).await);
+    }
+    ws.scan(&account);
+    // Each rotation is started in this process two hours ago with an hour's overlap: each now
+    // waits in `overlap`, due for an hour.
+    let rotation = format!(
+        r#"{{"overlap": "1h", "last_use_settle": "1h", "grace": "0s", "deliver": [{{"users": "*", "type": "file", "path": "{}/delivered/{{user}}.json"}}]}}"#,
+        ws.path().display()
+    );
+    let connector = connector(&account, &rotation);
+    let key_actions: Arc<dyn KeyActions> = connector.key_actions().expect("actions");
+    let ledger = ws.path().join("ledger.db");
+    let store = SqliteStore::open(&ledger).await.expect("store");
+    let offset = Arc::new(AtomicI64::new(-2 * 3600));
+    let clock = clock(&offset);
+    let mut ids = Vec::new();
+    for key in &old_keys {
+        let target = actions::target(&store, key, None).await.expect("target");
+        let record = actions::start(
+            &store,
+            key_actions.as_ref(),
+            ActionKind::Rotate,
+            &target,
+            "test",
+            &clock,
+        )
+        .await
+        .expect("start");
+        assert_eq!(
+            (record.status, record.step.as_str()),
+            (ActionStatus::Waiting, "overlap")
+        );
+        ids.push(record.id);
+    }
+    store.close().await;
+    account.reset_calls().await;
+
+    let (a, b) = std::thread::scope(|scope| {
+        let resume = || ws.run(&account, &["actions", "resume", "--format", "json"], &[]);
+        let a = scope.spawn(resume);
+        let b = scope.spawn(resume);
+        (a.join().expect("first"), b.join().expect("second"))
+    });
+    for out in [&a, &b] {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        assert!(!stderr(out).contains("database"), "{}", stderr(out));
+    }
+
+    let calls = account.calls().await;
+    assert_eq!(calls.get("UpdateAccessKey"), Some(&6), "{calls:?}");
+    assert_eq!(calls.get("DeleteAccessKey"), Some(&6), "{calls:?}");
+    let store = SqliteStore::open(&ledger).await.expect("store");
+    for id in ids {
+        assert_eq!(
+            store.action(id).await.expect("action").status,
+            ActionStatus::Done
+        );
+        let steps: Vec<String> = store
+            .action_steps(id)
+            .await
+            .expect("steps")
+            .into_iter()
+            .map(|it| it.step)
+            .collect();
+        let resumed = &steps[steps
+            .iter()
+            .position(|it| it == "overlap")
+            .expect("overlap")
+            + 1..];
+        assert_eq!(
+            resumed,
+            ["deactivate", "grace", "delete", "done"],
+            "action {id}: {steps:?}"
+        );
+    }
+    for (i, old) in old_keys.iter().enumerate() {
+        let keys = account.keys(&format!("due-{i}")).await;
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            !keys.contains_key(old) && keys.values().all(|it| *it),
+            "{keys:?}"
+        );
+    }
 }

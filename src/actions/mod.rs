@@ -22,6 +22,8 @@
 //! Architecture invariant: this module decides the order of steps and persists them; the
 //! connector's [`KeyActions`] take single steps; the store is the only place state lives.
 
+pub mod lease;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -304,7 +306,7 @@ pub async fn start(
                 origin: origin.to_owned(),
                 step: first.to_owned(),
                 state: to_value(&state)?,
-                holder: this_process(),
+                holder: lease::process_owner().to_owned(),
             },
             clock(),
         )
@@ -413,43 +415,31 @@ pub async fn resume(
     Ok(out)
 }
 
-/// This process, as it holds action leases: `host:pid`.
-fn this_process() -> String {
-    format!("{}:{}", host(), std::process::id())
-}
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|it| it.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
-}
-
-/// A lease holder on this host whose process no longer runs (it crashed): its lease can be taken
-/// over at once instead of waiting for it to run out.
-fn dead_local_holder(owner: &str) -> bool {
-    let Some((host_name, pid)) = owner.rsplit_once(':') else {
-        return false;
-    };
-    host_name == host()
-        && pid.parse::<u32>().is_ok_and(|pid| {
-            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        })
-}
-
-/// Takes the action's lease for this process, taking over from a crashed local holder.
+/// Takes the action's lease for this process (`Busy` if another process holds it).
 async fn claim(
     store: &dyn Store,
     record: &ActionRecord,
     clock: Clock<'_>,
 ) -> Result<ActionRecord, ActionError> {
-    let take_over = record
-        .lease_owner
-        .as_deref()
-        .filter(|owner| dead_local_holder(owner));
     match store
-        .claim_action(record.id, &this_process(), take_over, clock())
+        .claim_action(record.id, lease::process_owner(), clock())
         .await
     {
+        Ok(record) => Ok(record),
+        Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Records a step under the lease; a refused write (the lease was taken over: fencing) is
+/// `Busy`, as the action is now another process's.
+async fn record_step(
+    store: &dyn Store,
+    id: i64,
+    update: &ActionUpdate,
+    at: DateTime<Utc>,
+) -> Result<ActionRecord, ActionError> {
+    match store.update_action(id, update, at).await {
         Ok(record) => Ok(record),
         Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
         Err(err) => Err(err.into()),
@@ -470,8 +460,33 @@ pub async fn drive(
     record: ActionRecord,
     clock: Clock<'_>,
 ) -> Result<ActionRecord, ActionError> {
-    let mut record = claim(store, &record, clock).await?;
-    let holder = this_process();
+    let record = claim(store, &record, clock).await?;
+    let Some(held) = lease::Lease::held_by(&record, lease::process_owner()) else {
+        return Ok(record); // Finished: there is nothing to drive.
+    };
+    let result = drive_held(store, actions, record, &held, clock).await;
+    if let Ok(record) = &result
+        && record.status.is_open()
+        && let Err(err) = store
+            .release_lease(held.action, &held.owner, held.token)
+            .await
+    {
+        tracing::warn!(action = held.action, error = %err, "Cannot release the lease; it runs out by itself.");
+    }
+    result
+}
+
+/// [`drive`] once the lease is held: a heartbeat renews it while each step runs, and each step is
+/// recorded under its fencing token.
+async fn drive_held(
+    store: &dyn Store,
+    actions: &dyn KeyActions,
+    mut record: ActionRecord,
+    held: &lease::Lease,
+    clock: Clock<'_>,
+) -> Result<ActionRecord, ActionError> {
+    let holder = held.owner.clone();
+    let every = lease::heartbeat_every(store.action_lease());
     loop {
         if !record.status.is_open() {
             return Ok(record);
@@ -481,7 +496,16 @@ pub async fn drive(
         }
         let state: RotateState = serde_json::from_value(record.state.clone())
             .map_err(|err| StoreError::Corrupt(format!("action {}: {err}", record.id)))?;
-        let next = match step(store, actions, &record, state, clock).await {
+        let taken = lease::while_held(
+            store,
+            held,
+            every,
+            clock,
+            step(store, actions, &record, state, clock),
+        )
+        .await
+        .map_err(|lost| ActionError::Busy(lost.to_string()))?;
+        let next = match taken {
             Ok(next) => next,
             Err(StepError::Connector(err)) if err.is_retryable() => {
                 // The store has the step to resume from (create may have moved on to deliver).
@@ -495,8 +519,9 @@ pub async fn drive(
                     next_at: None,
                     detail: None,
                     holder: holder.clone(),
+                    token: held.token,
                 };
-                return Ok(store.update_action(record.id, &update, clock()).await?);
+                return record_step(store, record.id, &update, clock()).await;
             }
             Err(StepError::Connector(err)) => {
                 record = store.action(record.id).await?;
@@ -554,8 +579,9 @@ pub async fn drive(
             next_at,
             detail,
             holder: holder.clone(),
+            token: held.token,
         };
-        record = store.update_action(record.id, &update, clock()).await?;
+        record = record_step(store, record.id, &update, clock()).await?;
     }
 }
 
@@ -665,9 +691,10 @@ async fn step(
                 reason: None,
                 next_at: None,
                 detail: Some(format!("created {}", new.id)),
-                holder: this_process(),
+                holder: lease::process_owner().to_owned(),
+                token: record.lease_token,
             };
-            store.update_action(record.id, &entered, clock()).await?;
+            record_step(store, record.id, &entered, clock()).await?;
             crash_point("deliver_recorded");
             let delivery = actions.deliver(identity, &new, &token).await;
             drop(new);
