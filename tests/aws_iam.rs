@@ -284,6 +284,7 @@ impl Account {
 }
 
 /// The action lease of the crash tests: a crashed holder's actions are free after it.
+#[cfg(feature = "crash-points")]
 const SHORT_LEASE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// A directory with a keywarden config for one moto account.
@@ -309,6 +310,7 @@ impl Workspace {
     }
 
     /// Action leases of [`SHORT_LEASE`], so a crashed process's actions are soon taken over.
+    #[cfg(feature = "crash-points")]
     fn short_lease(&self) {
         let file = self.path().join("keywarden.yaml");
         let config = std::fs::read_to_string(&file).expect("config");

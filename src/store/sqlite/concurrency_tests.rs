@@ -285,16 +285,17 @@ fn inventory(prefix: &str, n: usize) -> Inventory {
     inventory
 }
 
-/// Two processes writing at once, each a read-then-write (recording an inventory, observing
-/// findings): every write waits for the lock instead of failing.
+/// Two processes writing at once, each with several tasks, each write a read-then-write
+/// (recording an inventory, observing findings, moving actions): every write waits for the lock
+/// instead of failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_writing_at_once_both_succeed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = file_store(&dir, ACTION_LEASE).await;
     let second = file_store(&dir, ACTION_LEASE).await;
-    let work = |store: SqliteStore, name: &'static str| async move {
+    let scans = |store: SqliteStore, name: &'static str| async move {
         let sources = [("keys".to_owned(), "files".to_owned())];
-        for round in 0..8 {
+        for round in 0..4 {
             let at = t0() + TimeDelta::minutes(round);
             let scan = store.begin_scan(at, &sources).await?;
             store
@@ -314,11 +315,30 @@ async fn two_processes_writing_at_once_both_succeed() {
         }
         Ok::<_, StoreError>(())
     };
-    let (a, b) = tokio::join!(
-        tokio::spawn(work(first.clone(), "a")),
-        tokio::spawn(work(second, "b"))
-    );
-    a.expect("join").expect("first process");
-    b.expect("join").expect("second process");
+    let steps = |store: SqliteStore, name: String| async move {
+        let created = store.create_action(&new_action(&name, &name), t0()).await?;
+        for n in 0..15 {
+            let claimed = store.claim_action(created.id, &name, t0()).await?;
+            store
+                .update_action(
+                    created.id,
+                    &step(&format!("step-{n}"), &name, claimed.lease_token),
+                    t0(),
+                )
+                .await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let mut tasks = vec![
+        tokio::spawn(scans(first.clone(), "a")),
+        tokio::spawn(scans(second.clone(), "b")),
+    ];
+    for i in 0..4 {
+        tasks.push(tokio::spawn(steps(first.clone(), format!("first-{i}"))));
+        tasks.push(tokio::spawn(steps(second.clone(), format!("second-{i}"))));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("every write succeeds");
+    }
     assert!(first.verify_audit().await.expect("verify").is_ok());
 }
