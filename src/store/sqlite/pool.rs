@@ -127,3 +127,60 @@ pub(super) fn map_err(err: sqlx::Error) -> StoreError {
         _ => StoreError::Database(err.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(at: tracing::Level, elapsed: Duration) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(at)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let started = Instant::now()
+                .checked_sub(elapsed)
+                .expect("an instant back then");
+            drop(Timed {
+                op: "observe_findings",
+                started,
+            });
+        });
+        let bytes = captured.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn a_slow_operation_is_one_short_debug_line_with_its_name() {
+        let log = logged(tracing::Level::DEBUG, Duration::from_secs(2));
+        assert!(log.contains("Slow store operation"), "{log}");
+        assert!(log.contains("op=\"observe_findings\""), "{log}");
+        assert!(log.contains("DEBUG"), "{log}");
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.len() < 200, "{log}");
+        // Not at info (nor warn, as sqlx did).
+        assert_eq!(logged(tracing::Level::INFO, Duration::from_secs(2)), "");
+        // A fast one is not logged at all.
+        assert_eq!(logged(tracing::Level::TRACE, Duration::ZERO), "");
+    }
+}
