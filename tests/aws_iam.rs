@@ -1651,6 +1651,9 @@ async fn two_resumes_at_once_drive_each_due_action_exactly_once() {
             (record.status, record.step.as_str()),
             (ActionStatus::Waiting, "overlap")
         );
+        // Nobody drives it while it waits: the lease is free for whoever resumes it.
+        let stored = store.action(record.id).await.expect("action");
+        assert_eq!((stored.lease_owner, stored.lease_until), (None, None));
         ids.push(record.id);
     }
     store.close().await;

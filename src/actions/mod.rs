@@ -464,14 +464,19 @@ pub async fn drive(
     let Some(held) = lease::Lease::held_by(&record, lease::process_owner()) else {
         return Ok(record); // Finished: there is nothing to drive.
     };
-    let result = drive_held(store, actions, record, &held, clock).await;
-    if let Ok(record) = &result
+    let mut result = drive_held(store, actions, record, &held, clock).await;
+    if let Ok(record) = &mut result
         && record.status.is_open()
-        && let Err(err) = store
+    {
+        match store
             .release_lease(held.action, &held.owner, held.token)
             .await
-    {
-        tracing::warn!(action = held.action, error = %err, "Cannot release the lease; it runs out by itself.");
+        {
+            Ok(()) => (record.lease_owner, record.lease_until) = (None, None),
+            Err(err) => {
+                tracing::warn!(action = held.action, error = %err, "Cannot release the lease; it runs out by itself.");
+            }
+        }
     }
     result
 }
