@@ -290,7 +290,7 @@ fn load_all(path: &Path) -> Result<(Config, PolicySet), Failure> {
 }
 
 async fn open_store(config: &Config) -> Result<SqliteStore, Failure> {
-    SqliteStore::open(&config.store_path)
+    SqliteStore::open_with(&config.store_path, config.store_options)
         .await
         .with_context(|| format!("cannot open the store {}", config.store_path.display()))
         .map_err(Failure::Internal)

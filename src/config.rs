@@ -127,6 +127,13 @@ impl<'de> Deserialize<'de> for Sources {
 pub struct StoreConfig {
     /// The SQLite file, relative to the config file; created on first run.
     pub path: Spanned<PathBuf>,
+    /// How long a write waits for another process's lock before retrying (`10s`).
+    #[serde(default)]
+    pub busy_timeout: Option<Spanned<String>>,
+    /// How long an action's lease lasts unless renewed (`60s`); a crashed process's actions
+    /// are taken over this long after its last heartbeat.
+    #[serde(default)]
+    pub action_lease: Option<Spanned<String>>,
 }
 
 impl Default for StoreConfig {
@@ -137,6 +144,41 @@ impl Default for StoreConfig {
                 referenced: serde_saphyr::Location::UNKNOWN,
                 defined: serde_saphyr::Location::UNKNOWN,
             },
+            busy_timeout: None,
+            action_lease: None,
+        }
+    }
+}
+
+/// A `store` duration: present, parsed by humantime, at least `min`.
+fn store_duration(
+    file: &Path,
+    field: &str,
+    value: Option<&Spanned<String>>,
+    min: std::time::Duration,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<std::time::Duration> {
+    let value = value?;
+    match humantime::parse_duration(value.value.trim()) {
+        Ok(it) if it >= min && chrono::TimeDelta::from_std(it).is_ok() => Some(it),
+        Ok(_) => {
+            errors.push(Diagnostic::at(
+                file,
+                &value.referenced,
+                format!(
+                    "store.{field}: expected a duration of at least {}",
+                    humantime::format_duration(min)
+                ),
+            ));
+            None
+        }
+        Err(err) => {
+            errors.push(Diagnostic::at(
+                file,
+                &value.referenced,
+                format!("store.{field}: {err}; expected a duration such as 10s or 2m"),
+            ));
+            None
         }
     }
 }
@@ -210,6 +252,8 @@ pub struct Config {
     /// The directory relative paths resolve against.
     pub base_dir: PathBuf,
     pub store_path: PathBuf,
+    /// How the store shares its file with other processes.
+    pub store_options: crate::store::SqliteOptions,
     pub policy_paths: Vec<PathBuf>,
     pub defaults: Defaults,
     pub enforcement: EnforcementConfig,
@@ -267,6 +311,27 @@ impl Config {
                  policies to act on nothing)",
             ));
         }
+        let mut store_options = crate::store::SqliteOptions::default();
+        if let Some(it) = store_duration(
+            file,
+            "busy_timeout",
+            raw.store.busy_timeout.as_ref(),
+            std::time::Duration::ZERO,
+            &mut errors,
+        ) {
+            store_options.busy_timeout = it;
+        }
+        if let Some(it) = store_duration(
+            file,
+            "action_lease",
+            raw.store.action_lease.as_ref(),
+            std::time::Duration::from_secs(1),
+            &mut errors,
+        )
+        .and_then(|it| chrono::TimeDelta::from_std(it).ok())
+        {
+            store_options.action_lease = it;
+        }
         if raw.sources.0.is_empty() {
             errors.push(Diagnostic::file(
                 file,
@@ -300,6 +365,7 @@ impl Config {
         Ok(Config {
             file: file.to_owned(),
             store_path: base_dir.join(&raw.store.path.value),
+            store_options,
             policy_paths: raw
                 .policies
                 .into_iter()
@@ -368,6 +434,11 @@ pub const STARTER: &str = r#"# keywarden configuration.
 # The ledger: an SQLite file, created on first run.
 store:
   path: keywarden.db
+  # Several keywarden processes may share it. A write waits this long for another's lock
+  # before retrying:
+  # busy_timeout: 10s
+  # An action's lease; a crashed process's actions are taken over this long after it stopped:
+  # action_lease: 60s
 
 # Policy files, or directories of *.yaml policy files.
 policies:
@@ -424,6 +495,41 @@ mod tests {
         let file = Path::new("/etc/keywarden/keywarden.yaml");
         let raw: ConfigFile = parse_yaml(file, text).map_err(|it| Diagnostics(vec![it]))?;
         Config::validate(file, raw)
+    }
+
+    #[test]
+    fn store_durations_are_read_and_a_bad_one_is_named_with_its_place() {
+        let sources = "sources:\n  keys:\n    type: files\n    paths:\n      - glob: \"k/**\"\n";
+        let config = parse(&format!(
+            "store:\n  path: a.db\n  busy_timeout: 3s\n  action_lease: 2m\n{sources}"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.store_options.busy_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(
+            config.store_options.action_lease,
+            chrono::TimeDelta::minutes(2)
+        );
+        let defaults = parse(sources).expect("valid");
+        assert_eq!(
+            defaults.store_options,
+            crate::store::SqliteOptions::default()
+        );
+
+        let err = parse(&format!(
+            "store:\n  path: a.db\n  action_lease: soon\n  busy_timeout: 0s\n{sources}"
+        ))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 3, "{err}");
+        assert!(err.0[0].message.contains("store.action_lease"), "{err}");
+        let err = parse(&format!(
+            "store:\n  path: a.db\n  action_lease: 10ms\n{sources}"
+        ))
+        .unwrap_err();
+        assert!(err.0[0].message.contains("at least 1s"), "{err}");
     }
 
     #[test]

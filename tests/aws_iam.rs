@@ -723,6 +723,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             &account,
             "    rotation:\n      overlap: 0s\n      grace: 0s\n      deliver:\n        - users: \"*\"\n          type: secrets_manager\n          secret_id: \"ci/{user}\"\n",
         );
+        ws.short_lease();
         ws.scan(&account);
         let crashed = ws.run(
             &account,
@@ -735,6 +736,8 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             "{point}: killed by a signal\n{}",
             stderr(&crashed)
         );
+        // The crashed process's lease runs out; then `resume` takes the action over.
+        std::thread::sleep(SHORT_LEASE);
         account.reset_calls().await;
         let resumed = ws.run(&account, &["actions", "resume", "--format", "json"], &[]);
         assert_eq!(
@@ -787,6 +790,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
         account.user("crash-quarantine", "/", &[]).await;
         let leaked = account.key("crash-quarantine", 10, Some(0)).await;
         let ws = Workspace::new(&account, "");
+        ws.short_lease();
         ws.scan(&account);
         let crashed = ws.run(
             &account,
@@ -794,6 +798,7 @@ async fn a_crash_after_each_rotation_step_resumes_to_exactly_one_new_key() {
             &[("KEYWARDEN_CRASH_AFTER", "quarantine_deactivate")],
         );
         assert_eq!(crashed.status.code(), None, "{}", stderr(&crashed));
+        std::thread::sleep(SHORT_LEASE);
         let before = account
             .iam
             .list_user_policies()
@@ -1125,4 +1130,117 @@ async fn without_the_credential_report_last_use_is_read_key_by_key() {
     ws.scan(&account);
     let calls = account.calls().await;
     assert_eq!(calls.get("ListAccessKeys"), Some(&1), "{calls:?}");
+}
+
+/// Two `keywarden actions resume` started together on one store with several due actions: each
+/// action is driven exactly once (one deactivation and one deletion per old key, each step logged
+/// once), and neither command fails with a database error.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_resumes_at_once_drive_each_due_action_exactly_once() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    let ws = Workspace::with_file_delivery(&account);
+    let mut old_keys = Vec::new();
+    for i in 0..6 {
+        let user = format!("due-{i}");
+        account.user(&user, "/", &[]).await;
+        old_keys.push(account.key(&user, 100, Some(1)).await);
+    }
+    ws.scan(&account);
+    // Each rotation is started in this process two hours ago with an hour's overlap: each now
+    // waits in `overlap`, due for an hour.
+    let rotation = format!(
+        r#"{{"overlap": "1h", "last_use_settle": "1h", "grace": "0s", "deliver": [{{"users": "*", "type": "file", "path": "{}/delivered/{{user}}.json"}}]}}"#,
+        ws.path().display()
+    );
+    let connectors = vec![connector(&account, &rotation)];
+    let ledger = ws.path().join("ledger.db");
+    let store = keywarden::store::SqliteStore::open(&ledger)
+        .await
+        .expect("store");
+    let offset = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-2 * 3600));
+    let clock = clock(&offset);
+    let policies = keywarden::policy::PolicySet::default();
+    let engine = keywarden::actions::Engine {
+        store: &store,
+        connectors: &connectors,
+        policies: &policies,
+        clock: &clock,
+    };
+    let mut ids = Vec::new();
+    for key in &old_keys {
+        let target = keywarden::actions::target(&store, key, None)
+            .await
+            .expect("target");
+        let record = keywarden::actions::start(
+            engine,
+            keywarden::actions::Request::new(
+                keywarden::actions::ActionKind::Rotate,
+                &target,
+                "test",
+            ),
+        )
+        .await
+        .expect("start");
+        assert_eq!(
+            (record.status, record.step.as_str()),
+            (ActionStatus::Waiting, "overlap")
+        );
+        // Nobody drives it while it waits: the lease is free for whoever resumes it.
+        let stored = store.action(record.id).await.expect("action");
+        assert_eq!((stored.lease_owner, stored.lease_until), (None, None));
+        ids.push(record.id);
+    }
+    store.close().await;
+    account.reset_calls().await;
+
+    let (a, b) = std::thread::scope(|scope| {
+        let resume = || ws.run(&account, &["actions", "resume", "--format", "json"], &[]);
+        let a = scope.spawn(resume);
+        let b = scope.spawn(resume);
+        (a.join().expect("first"), b.join().expect("second"))
+    });
+    for out in [&a, &b] {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        assert!(!stderr(out).contains("database"), "{}", stderr(out));
+    }
+
+    let calls = account.calls().await;
+    assert_eq!(calls.get("UpdateAccessKey"), Some(&6), "{calls:?}");
+    assert_eq!(calls.get("DeleteAccessKey"), Some(&6), "{calls:?}");
+    let store = keywarden::store::SqliteStore::open(&ledger)
+        .await
+        .expect("store");
+    for id in ids {
+        assert_eq!(
+            store.action(id).await.expect("action").status,
+            ActionStatus::Done
+        );
+        let steps: Vec<String> = store
+            .action_steps(id)
+            .await
+            .expect("steps")
+            .into_iter()
+            .map(|it| it.step)
+            .collect();
+        let resumed = &steps[steps
+            .iter()
+            .position(|it| it == "overlap")
+            .expect("overlap")
+            + 1..];
+        assert_eq!(
+            resumed,
+            ["deactivate", "grace", "delete", "done"],
+            "action {id}: {steps:?}"
+        );
+    }
+    for (i, old) in old_keys.iter().enumerate() {
+        let keys = account.keys(&format!("due-{i}")).await;
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            !keys.contains_key(old) && keys.values().all(|it| *it),
+            "{keys:?}"
+        );
+    }
 }

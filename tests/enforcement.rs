@@ -432,6 +432,7 @@ async fn cancelling_a_rotation_before_delivery_leaves_no_orphan_key() {
     account.user("ci", "/", &[]).await;
     let old = account.key("ci", 120, Some(1)).await;
     let ws = Workspace::with_file_delivery_timing(&account, "1h", "1h");
+    ws.short_lease();
     ws.scan(&account);
     // The process dies right after the new key was recorded, before it was delivered.
     let crashed = ws.run(
@@ -445,6 +446,8 @@ async fn cancelling_a_rotation_before_delivery_leaves_no_orphan_key() {
         2,
         "the undelivered key exists"
     );
+    // The crashed process's lease runs out first.
+    std::thread::sleep(SHORT_LEASE);
     let listed = actions_of(&ws, &account);
     let id = listed[0]["id"].to_string();
     let cancelled = ws.json(
@@ -483,6 +486,7 @@ async fn the_containment_playbook_runs_its_children_and_resumes_after_a_crash() 
     account.user("ci", "/", &[]).await;
     let leaked = account.key("ci", 30, Some(1)).await;
     let ws = Workspace::new(&account, "");
+    ws.short_lease();
     ws.scan(&account);
     let dry = ws.ok(
         &account,
@@ -511,6 +515,7 @@ async fn the_containment_playbook_runs_its_children_and_resumes_after_a_crash() 
         BTreeMap::from([(leaked.clone(), false)])
     );
 
+    std::thread::sleep(SHORT_LEASE);
     let resumed = ws.json(&account, &["actions", "resume", "--format", "json"]);
     let parent = resumed
         .as_array()

@@ -7,6 +7,7 @@ use chrono::TimeDelta;
 use keywarden_connector::{ConnectorError, KeyActions};
 
 use super::keys::{Delete, Disable, Quarantine};
+use super::lease::{self, Lease};
 use super::machine::{self, Machine, Next, StepCx, StepError, from_record, to_value};
 use super::playbook::{self, Contain, RaiseFinding};
 use super::rotate::Rotate;
@@ -225,9 +226,38 @@ async fn drive_as<M: Machine>(
     if !runnable(engine, &record) {
         return Ok(record);
     }
-    let mut record = claim(engine, &record).await?;
+    let record = claim(engine, &record).await?;
+    let Some(held) = Lease::held_by(&record, lease::process_owner()) else {
+        return Ok(record); // Finished meanwhile: nothing to drive.
+    };
+    let mut result = drive_held::<M>(engine, record, &held).await;
+    if let Ok(record) = &mut result
+        && record.lease_owner.as_deref() == Some(held.owner.as_str())
+    {
+        // Stopped while still running (a passing failure): free it for whoever resumes it.
+        match engine
+            .store
+            .release_lease(held.action, &held.owner, held.token)
+            .await
+        {
+            Ok(()) => (record.lease_owner, record.lease_until) = (None, None),
+            Err(err) => {
+                tracing::warn!(action = held.action, error = %err, "Cannot release the lease; it runs out by itself.");
+            }
+        }
+    }
+    result
+}
+
+/// [`drive_as`] once the lease is held: a heartbeat renews it while each step runs, and each
+/// state is recorded under its fencing token.
+async fn drive_held<M: Machine>(
+    engine: Engine<'_>,
+    mut record: ActionRecord,
+    held: &Lease,
+) -> Result<ActionRecord, ActionError> {
     let keys = keys_of(engine, &record)?;
-    let holder = this_process();
+    let every = lease::heartbeat_every(engine.store.action_lease());
     loop {
         if !runnable(engine, &record) {
             return Ok(record);
@@ -237,9 +267,13 @@ async fn drive_as<M: Machine>(
             engine,
             record: &record,
             keys: keys.clone(),
-            holder: &holder,
+            holder: &held.owner,
+            token: held.token,
         };
-        let next = match state.step(&cx).await {
+        let taken = lease::while_held(engine.store, held, every, engine.clock, state.step(&cx))
+            .await
+            .map_err(|lost| ActionError::Busy(lost.to_string()))?;
+        let next = match taken {
             Ok(next) => next,
             Err(StepError::Connector(err)) if err.is_retryable() => {
                 // The store has the state to resume from (create may have moved on to deliver).
@@ -252,12 +286,10 @@ async fn drive_as<M: Machine>(
                     reason: Some(format!("will retry: {err}")),
                     next_at: None,
                     detail: None,
-                    holder: holder.clone(),
+                    holder: held.owner.clone(),
+                    token: held.token,
                 };
-                return Ok(engine
-                    .store
-                    .update_action(record.id, &update, engine.now())
-                    .await?);
+                return record_step(engine, record.id, &update).await;
             }
             Err(StepError::Connector(ConnectorError::Refused(reason))) => Next::Refused(reason),
             Err(StepError::Connector(err)) => {
@@ -266,7 +298,7 @@ async fn drive_as<M: Machine>(
             }
             Err(StepError::Action(err)) => return Err(err),
         };
-        record = record_next(engine, record.id, next, &holder).await?;
+        record = record_next(engine, record.id, next, held).await?;
     }
 }
 
@@ -284,8 +316,10 @@ async fn record_next<M: Machine>(
     engine: Engine<'_>,
     id: i64,
     next: Next<M>,
-    holder: &str,
+    held: &Lease,
 ) -> Result<ActionRecord, ActionError> {
+    let holder = held.owner.as_str();
+    let token = held.token;
     // The state as stored: a step may have persisted one of its own (rotate's create).
     let current = engine.store.action(id).await?;
     let ended = |status, reason: String| ActionUpdate {
@@ -296,6 +330,7 @@ async fn record_next<M: Machine>(
         next_at: None,
         detail: None,
         holder: holder.to_owned(),
+        token,
     };
     let update = match next {
         Next::Step(state, detail) => ActionUpdate {
@@ -306,6 +341,7 @@ async fn record_next<M: Machine>(
             next_at: None,
             detail,
             holder: holder.to_owned(),
+            token,
         },
         Next::Wait(state, until, detail) => ActionUpdate {
             step: state.step_name().to_owned(),
@@ -315,6 +351,7 @@ async fn record_next<M: Machine>(
             next_at: Some(until),
             detail: Some(detail),
             holder: holder.to_owned(),
+            token,
         },
         Next::Done(detail) => ActionUpdate {
             step: "done".to_owned(),
@@ -324,6 +361,7 @@ async fn record_next<M: Machine>(
             next_at: None,
             detail: Some(detail),
             holder: holder.to_owned(),
+            token,
         },
         Next::Skipped(reason) => ended(ActionStatus::Skipped, reason),
         Next::Refused(reason) => ended(ActionStatus::Refused, reason),
@@ -462,6 +500,7 @@ pub(crate) async fn cancel_record(
             record: &record,
             keys,
             holder: &holder,
+            token: record.lease_token,
         };
         let ended = match record.kind {
             ActionKind::Rotate => cancel_as::<Rotate>(&cx).await,
@@ -605,40 +644,32 @@ fn not_now(err: StoreError) -> ActionError {
     }
 }
 
-/// This process, as it holds action leases: `host:pid`.
+/// This process, as it holds action leases (a random owner id, drawn once).
 pub(crate) fn this_process() -> String {
-    format!("{}:{}", host(), std::process::id())
+    lease::process_owner().to_owned()
 }
 
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|it| it.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
-}
-
-/// A lease holder on this host whose process no longer runs (it crashed): its lease can be taken
-/// over at once instead of waiting for it to run out.
-fn dead_local_holder(owner: &str) -> bool {
-    let Some((host_name, pid)) = owner.rsplit_once(':') else {
-        return false;
-    };
-    host_name == host()
-        && pid.parse::<u32>().is_ok_and(|pid| {
-            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        })
-}
-
-/// Takes the action's lease for this process, taking over from a crashed local holder.
+/// Takes the action's lease for this process: granted when nobody holds it, this process does,
+/// or the holder's lease ran out.
 async fn claim(engine: Engine<'_>, record: &ActionRecord) -> Result<ActionRecord, ActionError> {
-    let take_over = record
-        .lease_owner
-        .as_deref()
-        .filter(|owner| dead_local_holder(owner));
     match engine
         .store
-        .claim_action(record.id, &this_process(), take_over, engine.now())
+        .claim_action(record.id, lease::process_owner(), engine.now())
         .await
     {
+        Ok(record) => Ok(record),
+        Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Records a step; a write refused because another process took the lease over is `Busy`.
+async fn record_step(
+    engine: Engine<'_>,
+    id: i64,
+    update: &ActionUpdate,
+) -> Result<ActionRecord, ActionError> {
+    match engine.store.update_action(id, update, engine.now()).await {
         Ok(record) => Ok(record),
         Err(StoreError::Conflict(message)) => Err(ActionError::Busy(message)),
         Err(err) => Err(err.into()),

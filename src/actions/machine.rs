@@ -52,8 +52,9 @@ pub(crate) struct StepCx<'a> {
     pub engine: Engine<'a>,
     pub record: &'a ActionRecord,
     pub keys: Option<Arc<dyn KeyActions>>,
-    /// The process driving the action (it holds the lease).
+    /// The process driving the action (it holds the lease), and the lease's fencing token.
     pub holder: &'a str,
+    pub token: i64,
 }
 
 impl StepCx<'_> {
@@ -95,6 +96,7 @@ impl StepCx<'_> {
             next_at: None,
             detail: Some(detail),
             holder: self.holder.to_owned(),
+            token: self.token,
         };
         self.engine
             .store

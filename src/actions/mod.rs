@@ -30,6 +30,7 @@ pub mod enforce;
 mod engine;
 mod guard;
 mod keys;
+pub mod lease;
 mod machine;
 mod plan;
 mod playbook;

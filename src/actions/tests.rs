@@ -435,6 +435,7 @@ fn a_state_written_before_the_machines_were_typed_reads_as_its_machine() {
         next_at: None,
         lease_owner: None,
         lease_until: None,
+        lease_token: 0,
         created_at: delivered,
         updated_at: delivered,
         parent: None,

@@ -20,7 +20,7 @@ use crate::audit::{AuditFailure, BrokenLink, Checkpoint, Event, Head};
 use crate::ledger::{IdentityCounts, LedgerCredential};
 
 pub use crate::store::control::{ActionControl, RaisedFinding, Transition};
-pub use crate::store::sqlite::SqliteStore;
+pub use crate::store::sqlite::{SqliteOptions, SqliteStore};
 
 /// Why a store operation failed, shaped by what the caller does about it.
 #[derive(Debug, thiserror::Error)]
@@ -291,8 +291,10 @@ pub struct NewAction {
     pub exclusive: bool,
 }
 
-/// How long a process's hold on an action lasts without a step; each step renews it.
-pub const ACTION_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+/// How long a process's hold on an action lasts unless renewed: each step renews it, and a
+/// heartbeat ([`crate::actions::lease`]) renews it while a step runs. A crashed holder's actions
+/// can be taken over this long after its last renewal.
+pub const ACTION_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A stored action.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -311,6 +313,9 @@ pub struct ActionRecord {
     /// Who drives it now, and until when (see [`Store::claim_action`]).
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// The fencing token: incremented by every successful claim, so a write from a holder whose
+    /// lease was taken over names an old token and is refused.
+    pub lease_token: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The playbook it is a child of.
@@ -338,8 +343,10 @@ pub struct ActionUpdate {
     pub next_at: Option<DateTime<Utc>>,
     /// A line for the step log (never a secret).
     pub detail: Option<String>,
-    /// The process making the change; it must hold the action's lease.
+    /// The process making the change; it must hold the action's lease ...
     pub holder: String,
+    /// ... under this fencing token (the one its claim returned).
+    pub token: i64,
 }
 
 /// The ledger's storage. Every method that changes state writes its audit events in the same
@@ -519,27 +526,43 @@ pub trait Store: ActionControl + Send + Sync + fmt::Debug {
     /// Starts an action; `Conflict` if the credential already has an unfinished one.
     async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord>;
 
-    /// Takes the lease of an unfinished action for `holder` (until [`ACTION_LEASE`] from `at`):
-    /// granted when nobody holds it, `holder` already does, the lease ran out, or it is held by
-    /// `take_over` (a holder known to be dead). `Conflict` otherwise. A finished action is
-    /// returned as it is.
-    async fn claim_action(
-        &self,
-        id: i64,
-        holder: &str,
-        take_over: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<ActionRecord>;
+    /// Takes the lease of an unfinished action for `holder` (until [`Store::action_lease`] from
+    /// `at`): granted when nobody holds it, `holder` already does, or the lease ran out;
+    /// `Conflict` otherwise. Every grant increments the action's fencing token
+    /// ([`ActionRecord::lease_token`]), which the holder names in each update. A finished action
+    /// is returned as it is.
+    async fn claim_action(&self, id: i64, holder: &str, at: DateTime<Utc>) -> Result<ActionRecord>;
 
     /// Moves an action to a new step (and logs it), in one transaction with its audit event.
-    /// `Conflict` if the action is finished or `update.holder` does not hold its lease; the
-    /// lease is renewed, and released when the action finishes.
+    /// `Conflict` if the action is finished, or if `update.holder` does not hold its lease under
+    /// `update.token` (it was taken over: the late write is refused); the lease is renewed, and
+    /// released when the action finishes.
     async fn update_action(
         &self,
         id: i64,
         update: &ActionUpdate,
         at: DateTime<Utc>,
     ) -> Result<ActionRecord>;
+
+    /// Extends the lease `holder` holds under `token` to [`Store::action_lease`] from `at` (the
+    /// heartbeat while a step runs) and returns its new end. `Conflict` if the lease was taken
+    /// over or the action finished; a lease that ran out but was not taken over is renewed.
+    async fn renew_lease(
+        &self,
+        id: i64,
+        holder: &str,
+        token: i64,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>>;
+
+    /// Gives up the lease `holder` holds under `token` (a process that stops driving an open
+    /// action), so another may claim it at once. Nothing happens if it no longer holds it.
+    async fn release_lease(&self, id: i64, holder: &str, token: i64) -> Result<()>;
+
+    /// How long a lease lasts unless renewed.
+    fn action_lease(&self) -> chrono::TimeDelta {
+        ACTION_LEASE
+    }
 
     /// One action.
     async fn action(&self, id: i64) -> Result<ActionRecord>;

@@ -1,13 +1,23 @@
 //! The SQLite backend: one file, WAL, created and migrated on first open.
+//!
+//! Several keywarden processes may share one file (a daemon and CLI calls, several scans). Every
+//! transaction that writes begins `IMMEDIATE` ([`begin_write`]): it takes the write lock before
+//! it reads, so a read-then-write can never find its snapshot stale (`SQLITE_BUSY_SNAPSHOT`).
+//! A writer waits for another's lock up to the busy timeout, then retries with back-off and
+//! jitter; what is still busy after that is [`StoreError::Unavailable`].
+
+mod leases;
+mod pool;
+mod rows;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use backon::Retryable;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use keywarden_connector::{
     ConnectorError, Credential, CredentialStatus, Identity, IdentityKind, Inventory, Known,
 };
@@ -17,8 +27,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 
+pub use self::pool::SqliteOptions;
+use self::pool::{Timed, begin_timed, begin_write, busy_backoff, is_retryable, map_err};
 use crate::audit::{
     AuditFailure, AuditKey, BrokenLink, ChainKeys, Checkpoint, Event, Head, NewEvent, Verified,
     Verifier,
@@ -26,8 +38,8 @@ use crate::audit::{
 use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::store::audit_key::KeySource;
 use crate::store::{
-    ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, ChildOf, CredentialCursor,
-    Finding, FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
+    ACTION_LEASE, ActionRecord, ActionStatus, ActionStep, ActionUpdate, CredentialCursor, Finding,
+    FindingChanges, FindingStatus, HistoryEntry, NewAction, Observation, Result, ScanId,
     SourceDiff, SourceRecorder, Store, StoreError, StoredScanError, Suppression,
 };
 
@@ -46,6 +58,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The audit chain's keys (derived from the audit key, which the store does not keep).
     keys: Arc<ChainKeys>,
+    lease: TimeDelta,
 }
 
 impl SqliteStore {
@@ -53,15 +66,21 @@ impl SqliteStore {
     /// is `KEYWARDEN_AUDIT_KEY` if set, else the 0600 file `<path>.audit-key` (or
     /// `KEYWARDEN_AUDIT_KEY_FILE`), created with a random key at first use.
     pub async fn open(path: &Path) -> Result<Self> {
-        let pool = Self::connect(Self::file_options(path)?, 4).await?;
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with these settings.
+    pub async fn open_with(path: &Path, settings: SqliteOptions) -> Result<Self> {
+        let pool = Self::connect(Self::file_options(path, &settings)?, 4).await?;
         let key = audit::resolve_key(&pool, &KeySource::for_store(path)).await?;
-        Self::keyed(pool, &key).await
+        Self::keyed(pool, &key, settings.action_lease).await
     }
 
     /// Opens the store at `path` with an explicit audit key.
     pub async fn open_with_key(path: &Path, key: &AuditKey) -> Result<Self> {
-        let pool = Self::connect(Self::file_options(path)?, 4).await?;
-        Self::keyed(pool, key).await
+        let settings = SqliteOptions::default();
+        let pool = Self::connect(Self::file_options(path, &settings)?, 4).await?;
+        Self::keyed(pool, key, settings.action_lease).await
     }
 
     /// A private in-memory store with a random audit key, for tests and benchmarks.
@@ -78,10 +97,10 @@ impl SqliteStore {
             .foreign_keys(true);
         // One connection: every connection to `:memory:` would be a database of its own.
         let pool = Self::connect(options, 1).await?;
-        Self::keyed(pool, key).await
+        Self::keyed(pool, key, ACTION_LEASE).await
     }
 
-    fn file_options(path: &Path) -> Result<SqliteConnectOptions> {
+    fn file_options(path: &Path, settings: &SqliteOptions) -> Result<SqliteConnectOptions> {
         if let Some(parent) = path.parent().filter(|it| !it.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| {
                 StoreError::Unavailable(format!("cannot create {}: {err}", parent.display()))
@@ -92,30 +111,42 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(settings.busy_timeout)
             .foreign_keys(true))
     }
 
     /// Opens the pool and brings the schema up to date.
     async fn connect(options: SqliteConnectOptions, max_connections: u32) -> Result<SqlitePool> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
+        // sqlx logs every statement with its whole text (a 1,000-row INSERT is pages long), and
+        // slow ones at warn: off. `Timed` logs slow store operations by name instead.
+        let options = options.disable_statement_logging();
+        let pool = (|| async {
+            SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(options.clone())
+                .await
+                .map_err(map_err)
+        })
+        .retry(busy_backoff())
+        .when(is_retryable)
+        .await?;
+        // Under the write lock, so processes opening a new file together migrate it once.
+        let mut tx = begin_write(&pool, "migrate").await?;
         MIGRATOR
-            .run(&pool)
+            .run(&mut *tx)
             .await
             .map_err(|err| StoreError::Database(format!("migration failed: {err}")))?;
+        tx.commit().await.map_err(map_err)?;
         Ok(pool)
     }
 
     /// Binds the pool to its audit key (see [`audit::attach_key`]).
-    async fn keyed(pool: SqlitePool, key: &AuditKey) -> Result<Self> {
+    async fn keyed(pool: SqlitePool, key: &AuditKey, lease: TimeDelta) -> Result<Self> {
         let keys = audit::attach_key(&pool, key).await?;
         Ok(Self {
             pool,
             keys: Arc::new(keys),
+            lease,
         })
     }
 
@@ -123,34 +154,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-fn map_err(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::RowNotFound => StoreError::NotFound(err.to_string()),
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            StoreError::Unavailable(err.to_string())
-        }
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // SQLITE_BUSY, SQLITE_LOCKED
-            Some("5") | Some("6") => StoreError::Unavailable(err.to_string()),
-            // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY: e.g. a second open action
-            // on a credential, created by a concurrent caller.
-            Some("2067") | Some("1555") => StoreError::Conflict(err.to_string()),
-            _ => StoreError::Database(err.to_string()),
-        },
-        _ => StoreError::Database(err.to_string()),
-    }
-}
-
-/// When a lease taken at `at` runs out; an error instead of an overflow for a time at the end of
-/// the calendar.
-fn lease_until(at: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    at.checked_add_signed(ACTION_LEASE).ok_or_else(|| {
-        StoreError::Conflict(format!(
-            "a lease taken at {at} would end past the last valid time"
-        ))
-    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -166,8 +169,10 @@ fn opt_time(value: Option<DateTime<Utc>>) -> Option<String> {
 }
 
 /// A credential row as it stood before this scan.
+#[derive(sqlx::FromRow)]
 struct Existing {
     id: i64,
+    external_id: String,
     status: String,
     data: String,
 }
@@ -311,7 +316,8 @@ async fn upsert_identities(
         query.push(
             " ON CONFLICT (source, external_id) DO UPDATE SET kind = excluded.kind, \
              name = excluded.name, owner = excluded.owner, data = excluded.data, \
-             last_seen = excluded.last_seen, gone_at = NULL, last_scan_id = excluded.last_scan_id",
+             last_seen = excluded.last_seen, gone_at = NULL, \
+             last_scan_id = MAX(last_scan_id, excluded.last_scan_id)",
         );
         query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -337,7 +343,7 @@ struct SqliteSourceRecorder {
 impl SourceRecorder for SqliteSourceRecorder {
     async fn batch(&mut self, batch: &Inventory) -> Result<()> {
         let (scan, at, source) = (self.scan, self.at, self.source.as_str());
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "batch").await?;
         self.diff.errors += batch.errors.len() as u64;
         let mut scan_errors: Vec<(String, String, Option<String>)> = batch
             .errors
@@ -402,7 +408,8 @@ impl SourceRecorder for SqliteSourceRecorder {
                     sqlx::query(
                         "UPDATE credentials SET identity_external_id = ?, kind = ?, name = ?, \
                          status = ?, created_at = ?, expires_at = ?, last_used_at = ?, owner = ?, \
-                         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = ? WHERE id = ?",
+                         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = MAX(last_scan_id, ?) \
+                         WHERE id = ?",
                     )
                     .bind(&credential.identity_id)
                     .bind(credential.kind.as_str())
@@ -485,9 +492,9 @@ impl SourceRecorder for SqliteSourceRecorder {
         for chunk in unchanged_ids.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new("UPDATE credentials SET last_seen = ");
             query.push_bind(at);
-            query.push(", last_scan_id = ");
+            query.push(", last_scan_id = MAX(last_scan_id, ");
             query.push_bind(scan.0);
-            query.push(" WHERE id IN (");
+            query.push(") WHERE id IN (");
             let mut ids = query.separated(", ");
             for id in chunk {
                 ids.push_bind(*id);
@@ -520,10 +527,10 @@ impl SourceRecorder for SqliteSourceRecorder {
     async fn finish(self: Box<Self>) -> Result<SourceDiff> {
         let (scan, at, source) = (self.scan, self.at, self.source.as_str());
         let mut diff = self.diff.clone();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "finish").await?;
         // What this scan did not see is gone.
         let gone_identities: Vec<String> = sqlx::query_scalar(
-            "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id != ? AND gone_at IS NULL \
+            "UPDATE identities SET gone_at = ? WHERE source = ? AND last_scan_id < ? AND gone_at IS NULL \
              RETURNING external_id",
         )
         .bind(at)
@@ -539,7 +546,7 @@ impl SourceRecorder for SqliteSourceRecorder {
         append_events(&mut tx, &self.keys, at, identity_events).await?;
         let gone: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT id, external_id, status FROM credentials \
-             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+             WHERE source = ? AND status != 'gone' AND last_scan_id < ?",
         )
         .bind(source)
         .bind(scan.0)
@@ -548,7 +555,7 @@ impl SourceRecorder for SqliteSourceRecorder {
         .map_err(map_err)?;
         sqlx::query(
             "UPDATE credentials SET status = 'gone', gone_at = ? \
-             WHERE source = ? AND status != 'gone' AND last_scan_id != ?",
+             WHERE source = ? AND status != 'gone' AND last_scan_id < ?",
         )
         .bind(at)
         .bind(source)
@@ -629,38 +636,16 @@ async fn existing_credentials(
             ids.push_bind(credential.external_id.clone());
         }
         ids.push_unseparated(")");
-        let rows = query.build().fetch_all(&mut **tx).await.map_err(map_err)?;
+        let rows: Vec<Existing> = query
+            .build_query_as()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)?;
         for row in rows {
-            existing.insert(
-                row.try_get("external_id").map_err(map_err)?,
-                Existing {
-                    id: row.try_get("id").map_err(map_err)?,
-                    status: row.try_get("status").map_err(map_err)?,
-                    data: row.try_get("data").map_err(map_err)?,
-                },
-            );
+            existing.insert(row.external_id.clone(), row);
         }
     }
     Ok(existing)
-}
-
-fn finding_from_row(row: &SqliteRow) -> Result<Finding> {
-    let status: String = row.try_get("status").map_err(map_err)?;
-    Ok(Finding {
-        id: row.try_get("id").map_err(map_err)?,
-        source: row.try_get("source").map_err(map_err)?,
-        credential_external_id: row.try_get("credential_external_id").map_err(map_err)?,
-        policy_id: row.try_get("policy_id").map_err(map_err)?,
-        severity: row.try_get("severity").map_err(map_err)?,
-        status: status.parse()?,
-        reason: row.try_get("reason").map_err(map_err)?,
-        opened_at: row.try_get("opened_at").map_err(map_err)?,
-        last_seen_at: row.try_get("last_seen_at").map_err(map_err)?,
-        resolved_at: row.try_get("resolved_at").map_err(map_err)?,
-        suppressed_until: row.try_get("suppressed_until").map_err(map_err)?,
-        suppressed_by: row.try_get("suppressed_by").map_err(map_err)?,
-        suppress_reason: row.try_get("suppress_reason").map_err(map_err)?,
-    })
 }
 
 fn finding_subject(source: &str, credential: &str, policy: &str) -> String {
@@ -668,13 +653,13 @@ fn finding_subject(source: &str, credential: &str, policy: &str) -> String {
 }
 
 async fn fetch_finding(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Finding> {
-    let row = sqlx::query("SELECT * FROM findings WHERE id = ?")
+    let row: rows::FindingRow = sqlx::query_as("SELECT * FROM findings WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
         .map_err(map_err)?
         .ok_or_else(|| StoreError::NotFound(format!("finding {id}")))?;
-    finding_from_row(&row)
+    row.try_into()
 }
 
 fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
@@ -703,46 +688,14 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
     })
 }
 
-fn action_from_row(row: &SqliteRow) -> Result<ActionRecord> {
-    let status: String = row.try_get("status").map_err(map_err)?;
-    let state: String = row.try_get("state").map_err(map_err)?;
-    let kind: String = row.try_get("kind").map_err(map_err)?;
-    let parent: Option<i64> = row.try_get("parent_id").map_err(map_err)?;
-    let index: Option<i64> = row.try_get("child_index").map_err(map_err)?;
-    let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
-    let corrupt = |err: keywarden_connector::ParseKindError| StoreError::Corrupt(err.to_string());
-    Ok(ActionRecord {
-        id: row.try_get("id").map_err(map_err)?,
-        kind: kind.parse().map_err(corrupt)?,
-        parent: parent.zip(index).map(|(parent, index)| ChildOf {
-            parent,
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-        }),
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        source: row.try_get("source").map_err(map_err)?,
-        credential_external_id: row.try_get("credential_external_id").map_err(map_err)?,
-        identity_external_id: row.try_get("identity_external_id").map_err(map_err)?,
-        origin: row.try_get("origin").map_err(map_err)?,
-        status: status.parse().map_err(corrupt)?,
-        step: row.try_get("step").map_err(map_err)?,
-        state: from_json(&state)?,
-        reason: row.try_get("reason").map_err(map_err)?,
-        next_at: row.try_get("next_at").map_err(map_err)?,
-        lease_owner: row.try_get("lease_owner").map_err(map_err)?,
-        lease_until: row.try_get("lease_until").map_err(map_err)?,
-        created_at: row.try_get("created_at").map_err(map_err)?,
-        updated_at: row.try_get("updated_at").map_err(map_err)?,
-    })
-}
-
 async fn fetch_action(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<ActionRecord> {
-    let row = sqlx::query("SELECT * FROM actions WHERE id = ?")
+    let row: rows::ActionRow = sqlx::query_as("SELECT * FROM actions WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
         .map_err(map_err)?
         .ok_or_else(|| StoreError::NotFound(format!("action {id}")))?;
-    action_from_row(&row)
+    row.try_into()
 }
 
 async fn log_action_step(
@@ -905,7 +858,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_action(&self, action: &NewAction, at: DateTime<Utc>) -> Result<ActionRecord> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "create_action").await?;
         let open: Option<(i64,)> = sqlx::query_as(
             "SELECT id FROM actions WHERE source = ? AND credential_external_id = ? \
              AND exclusive = 1 AND status IN ('running', 'waiting', 'awaiting_approval')",
@@ -923,9 +876,9 @@ impl Store for SqliteStore {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO actions (kind, source, credential_external_id, identity_external_id, \
-             origin, status, step, state, lease_owner, lease_until, created_at, updated_at, \
-             parent_id, child_index, exclusive) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             origin, status, step, state, lease_owner, lease_until, lease_token, created_at, \
+             updated_at, parent_id, child_index, exclusive) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(action.kind.as_str())
         .bind(&action.source)
@@ -936,7 +889,7 @@ impl Store for SqliteStore {
         .bind(&action.step)
         .bind(action.state.to_string())
         .bind(&action.holder)
-        .bind(lease_until(at)?)
+        .bind(leases::lease_end(at, self.lease)?)
         .bind(at)
         .bind(at)
         .bind(action.parent.map(|it| it.parent))
@@ -974,7 +927,7 @@ impl Store for SqliteStore {
         update: &ActionUpdate,
         at: DateTime<Utc>,
     ) -> Result<ActionRecord> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "update_action").await?;
         let before = fetch_action(&mut tx, id).await?;
         if !before.status.is_open() {
             return Err(StoreError::Conflict(format!(
@@ -982,25 +935,15 @@ impl Store for SqliteStore {
                 before.status
             )));
         }
-        if before
-            .lease_owner
-            .as_deref()
-            .is_some_and(|owner| owner != update.holder)
-        {
-            return Err(StoreError::Conflict(format!(
-                "action {id} is driven by {} (lease until {}), not by {}",
-                before.lease_owner.as_deref().unwrap_or_default(),
-                before
-                    .lease_until
-                    .map(|it| it.to_rfc3339())
-                    .unwrap_or_default(),
-                update.holder
-            )));
-        }
-        // Only a running action is driven by someone: a waiting one is free for whoever finds it
-        // due (or must cancel it at once, as a containment does).
-        let (lease_owner, lease_until) = if update.status == ActionStatus::Running {
-            (Some(update.holder.as_str()), Some(lease_until(at)?))
+        leases::check_fence(&before, &update.holder, update.token)?;
+        // The engine releases the lease when its drive stops with the action still open, so a
+        // waiting action is free for whoever finds it due (or must cancel it at once, as a
+        // containment does).
+        let (lease_owner, lease_until) = if update.status.is_open() {
+            (
+                Some(update.holder.as_str()),
+                Some(leases::lease_end(at, self.lease)?),
+            )
         } else {
             (None, None)
         };
@@ -1052,59 +995,34 @@ impl Store for SqliteStore {
         Ok(record)
     }
 
-    async fn claim_action(
+    async fn claim_action(&self, id: i64, holder: &str, at: DateTime<Utc>) -> Result<ActionRecord> {
+        let (mut tx, _timed) = begin_timed(&self.pool, "claim_action").await?;
+        let record = leases::claim(&mut tx, &self.keys, id, holder, at, self.lease).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn renew_lease(
         &self,
         id: i64,
         holder: &str,
-        take_over: Option<&str>,
+        token: i64,
         at: DateTime<Utc>,
-    ) -> Result<ActionRecord> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let before = fetch_action(&mut tx, id).await?;
-        if !before.status.is_open() {
-            return Ok(before);
-        }
-        let free = match before.lease_owner.as_deref() {
-            None => true,
-            Some(owner) => {
-                owner == holder
-                    || take_over == Some(owner)
-                    || before.lease_until.is_none_or(|until| until < at)
-            }
-        };
-        if !free {
-            return Err(StoreError::Conflict(format!(
-                "action {id} is being driven by {} (lease until {})",
-                before.lease_owner.as_deref().unwrap_or_default(),
-                before
-                    .lease_until
-                    .map(|it| it.to_rfc3339())
-                    .unwrap_or_default()
-            )));
-        }
-        sqlx::query("UPDATE actions SET lease_owner = ?, lease_until = ? WHERE id = ?")
-            .bind(holder)
-            .bind(lease_until(at)?)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if before.lease_owner.as_deref().is_some_and(|it| it != holder) {
-            append_events(
-                &mut tx,
-                &self.keys,
-                at,
-                vec![NewEvent::new(
-                    "action.claimed",
-                    format!("{}/{}", before.source, before.credential_external_id),
-                    json!({ "action": id, "holder": holder, "from": before.lease_owner }),
-                )],
-            )
-            .await?;
-        }
-        let record = fetch_action(&mut tx, id).await?;
+    ) -> Result<DateTime<Utc>> {
+        let (mut tx, _timed) = begin_timed(&self.pool, "renew_lease").await?;
+        let until = leases::renew(&mut tx, id, holder, token, at, self.lease).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(record)
+        Ok(until)
+    }
+
+    async fn release_lease(&self, id: i64, holder: &str, token: i64) -> Result<()> {
+        let (mut tx, _timed) = begin_timed(&self.pool, "release_lease").await?;
+        leases::release(&mut tx, id, holder, token).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    fn action_lease(&self) -> TimeDelta {
+        self.lease
     }
 
     async fn action(&self, id: i64) -> Result<ActionRecord> {
@@ -1115,7 +1033,7 @@ impl Store for SqliteStore {
     }
 
     async fn actions(&self, open_only: bool) -> Result<Vec<ActionRecord>> {
-        let rows = sqlx::query(if open_only {
+        let rows: Vec<rows::ActionRow> = sqlx::query_as(if open_only {
             "SELECT * FROM actions WHERE status IN ('running', 'waiting', 'awaiting_approval') \
              ORDER BY id DESC"
         } else {
@@ -1124,7 +1042,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(action_from_row).collect()
+        rows::convert(rows)
     }
 
     async fn credential_actions(
@@ -1132,7 +1050,7 @@ impl Store for SqliteStore {
         source: &str,
         credential_external_id: &str,
     ) -> Result<Vec<ActionRecord>> {
-        let rows = sqlx::query(
+        let rows: Vec<rows::ActionRow> = sqlx::query_as(
             "SELECT * FROM actions WHERE source = ? AND credential_external_id = ? ORDER BY id DESC",
         )
         .bind(source)
@@ -1140,36 +1058,22 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(action_from_row).collect()
+        rows::convert(rows)
     }
 
     async fn action_steps(&self, id: i64) -> Result<Vec<ActionStep>> {
-        let rows = sqlx::query(
+        let rows: Vec<rows::ActionStepRow> = sqlx::query_as(
             "SELECT at, step, status, detail FROM action_steps WHERE action_id = ? ORDER BY seq",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let status: String = row.try_get("status").map_err(map_err)?;
-                Ok(ActionStep {
-                    at: row.try_get("at").map_err(map_err)?,
-                    step: row.try_get("step").map_err(map_err)?,
-                    status: status.parse().map_err(
-                        |err: keywarden_connector::ParseKindError| {
-                            StoreError::Corrupt(err.to_string())
-                        },
-                    )?,
-                    detail: row.try_get("detail").map_err(map_err)?,
-                })
-            })
-            .collect()
+        rows::convert(rows)
     }
 
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "begin_scan").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO scans (started_at, status) VALUES (?, 'running') RETURNING id",
         )
@@ -1230,7 +1134,7 @@ impl Store for SqliteStore {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "record_source_failure").await?;
         sqlx::query(
             "INSERT INTO scan_sources (scan_id, source, status, error) VALUES (?, ?, 'failed', ?)",
         )
@@ -1260,6 +1164,7 @@ impl Store for SqliteStore {
         after: CredentialCursor,
         limit: u32,
     ) -> Result<Vec<(CredentialCursor, LedgerCredential)>> {
+        let _timed = Timed::start("credentials_page");
         let rows = sqlx::query(
             "SELECT c.id, c.source, c.identity_external_id, c.data, c.first_seen, c.last_seen, \
              i.data AS identity_data FROM credentials c \
@@ -1288,7 +1193,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<FindingChanges> {
         let mut changes = FindingChanges::default();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "observe_findings").await?;
         let mut events = Vec::new();
         for chunk in observations.chunks(BATCH / 3) {
             let mut query = QueryBuilder::<Sqlite>::new(
@@ -1305,11 +1210,15 @@ impl Store for SqliteStore {
                     .push_unseparated(")");
             }
             query.push(")");
-            let rows = query.build().fetch_all(&mut *tx).await.map_err(map_err)?;
+            let rows: Vec<rows::FindingRow> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
             let mut existing: HashMap<(String, String, String), Finding> =
                 HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let finding = finding_from_row(row)?;
+            for row in rows {
+                let finding = Finding::try_from(row)?;
                 existing.insert(
                     (
                         finding.source.clone(),
@@ -1378,7 +1287,7 @@ impl Store for SqliteStore {
                 let reopened = finding.status == FindingStatus::Resolved;
                 sqlx::query(
                     "UPDATE findings SET status = ?, severity = ?, reason = ?, last_seen_at = ?, \
-                     last_scan_id = ?, resolved_at = NULL, \
+                     last_scan_id = MAX(COALESCE(last_scan_id, 0), ?), resolved_at = NULL, \
                      opened_at = CASE WHEN ? THEN ? ELSE opened_at END, \
                      suppressed_until = CASE WHEN ? THEN NULL ELSE suppressed_until END, \
                      suppressed_by = CASE WHEN ? THEN NULL ELSE suppressed_by END, \
@@ -1407,9 +1316,9 @@ impl Store for SqliteStore {
             if !seen_ids.is_empty() {
                 let mut query = QueryBuilder::<Sqlite>::new("UPDATE findings SET last_seen_at = ");
                 query.push_bind(at);
-                query.push(", last_scan_id = ");
+                query.push(", last_scan_id = MAX(COALESCE(last_scan_id, 0), ");
                 query.push_bind(scan.0);
-                query.push(" WHERE id IN (");
+                query.push(") WHERE id IN (");
                 let mut ids = query.separated(", ");
                 for id in &seen_ids {
                     ids.push_bind(*id);
@@ -1447,13 +1356,13 @@ impl Store for SqliteStore {
         evaluated_sources: &[String],
         at: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "resolve_unobserved_findings").await?;
         let mut events = Vec::new();
         for source in evaluated_sources {
             let unobserved: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT credential_external_id, policy_id, status FROM findings WHERE source = ? \
                  AND status != 'resolved' AND raised = 0 \
-                 AND (last_scan_id IS NULL OR last_scan_id != ?)",
+                 AND (last_scan_id IS NULL OR last_scan_id < ?)",
             )
             .bind(source)
             .bind(scan.0)
@@ -1463,7 +1372,7 @@ impl Store for SqliteStore {
             sqlx::query(
                 "UPDATE findings SET status = 'resolved', resolved_at = ? WHERE source = ? \
                  AND status != 'resolved' AND raised = 0 \
-                 AND (last_scan_id IS NULL OR last_scan_id != ?)",
+                 AND (last_scan_id IS NULL OR last_scan_id < ?)",
             )
             .bind(at)
             .bind(source)
@@ -1487,7 +1396,7 @@ impl Store for SqliteStore {
 
     async fn finish_scan(&self, scan: ScanId, at: DateTime<Utc>, failed: bool) -> Result<()> {
         let status = if failed { "failed" } else { "completed" };
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "finish_scan").await?;
         sqlx::query("UPDATE scans SET finished_at = ?, status = ? WHERE id = ?")
             .bind(at)
             .bind(status)
@@ -1522,13 +1431,14 @@ impl Store for SqliteStore {
         } else {
             "SELECT * FROM findings WHERE id > ? ORDER BY id LIMIT ?"
         };
-        let rows = sqlx::query(sql)
+        let _timed = Timed::start("findings_page");
+        let rows: Vec<rows::FindingRow> = sqlx::query_as(sql)
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter().map(finding_from_row).collect()
+        rows::convert(rows)
     }
 
     async fn suppress_finding(
@@ -1537,7 +1447,7 @@ impl Store for SqliteStore {
         suppression: &Suppression,
         at: DateTime<Utc>,
     ) -> Result<Finding> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "suppress_finding").await?;
         let finding = fetch_finding(&mut tx, id).await?;
         if finding.status == FindingStatus::Resolved {
             return Err(StoreError::Conflict(format!(
@@ -1586,7 +1496,7 @@ impl Store for SqliteStore {
     }
 
     async fn acknowledge_finding(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<Finding> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "acknowledge_finding").await?;
         let finding = fetch_finding(&mut tx, id).await?;
         if finding.status != FindingStatus::Open {
             return Err(StoreError::Conflict(format!(
@@ -1624,7 +1534,7 @@ impl Store for SqliteStore {
         source: &str,
         external_id: &str,
     ) -> Result<Vec<HistoryEntry>> {
-        let rows = sqlx::query(
+        let rows: Vec<rows::HistoryEntryRow> = sqlx::query_as(
             "SELECT h.scan_id, h.at, h.change, h.old_value, h.new_value FROM credential_history h \
              JOIN credentials c ON c.id = h.credential_id \
              WHERE c.source = ? AND c.external_id = ? ORDER BY h.id",
@@ -1634,17 +1544,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryEntry {
-                    scan_id: ScanId(row.try_get("scan_id").map_err(map_err)?),
-                    at: row.try_get("at").map_err(map_err)?,
-                    change: row.try_get("change").map_err(map_err)?,
-                    old_value: row.try_get("old_value").map_err(map_err)?,
-                    new_value: row.try_get("new_value").map_err(map_err)?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(HistoryEntry::from).collect())
     }
 
     async fn credential_status(&self, source: &str, external_id: &str) -> Result<Option<String>> {
@@ -1727,3 +1627,6 @@ mod control;
 mod suppression_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod concurrency_tests;

@@ -284,6 +284,9 @@ impl Account {
     }
 }
 
+/// The action lease of the crash tests: a crashed holder's actions are free after it.
+pub const SHORT_LEASE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A directory with a keywarden config for one moto account.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -356,6 +359,21 @@ impl Workspace {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Action leases of [`SHORT_LEASE`], so a crashed process's actions are soon taken over.
+    pub fn short_lease(&self) {
+        let file = self.path().join("keywarden.yaml");
+        let config = std::fs::read_to_string(&file).expect("config");
+        let config = config.replacen(
+            "store:\n  path: ledger.db\n",
+            &format!(
+                "store:\n  path: ledger.db\n  action_lease: {}ms\n",
+                SHORT_LEASE.as_millis()
+            ),
+            1,
+        );
+        std::fs::write(&file, config).expect("config");
     }
 
     pub fn delivered_path(&self, user: &str) -> PathBuf {

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{
-    SqliteStore, action_from_row, append_events, fetch_action, fetch_finding, finding_subject,
-    log_action_step, map_err,
+    SqliteStore, append_events, begin_timed, fetch_action, fetch_finding, finding_subject, leases,
+    log_action_step, map_err, rows,
 };
 use crate::audit::NewEvent;
 use crate::store::{
@@ -22,7 +22,7 @@ impl ActionControl for SqliteStore {
         transition: &Transition,
         at: DateTime<Utc>,
     ) -> Result<ActionRecord> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "action_control").await?;
         let before = fetch_action(&mut tx, id).await?;
         if !transition.from.contains(&before.status) {
             return Err(StoreError::Conflict(format!(
@@ -54,7 +54,7 @@ impl ActionControl for SqliteStore {
         let (lease_owner, lease_until) = if transition.to == ActionStatus::Running {
             (
                 Some(transition.holder.clone()),
-                at.checked_add_signed(crate::store::ACTION_LEASE),
+                Some(leases::lease_end(at, self.lease)?),
             )
         } else {
             (None, None)
@@ -116,12 +116,13 @@ impl ActionControl for SqliteStore {
     }
 
     async fn child_actions(&self, parent: i64) -> Result<Vec<ActionRecord>> {
-        let rows = sqlx::query("SELECT * FROM actions WHERE parent_id = ? ORDER BY child_index")
-            .bind(parent)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(action_from_row).collect()
+        let rows: Vec<rows::ActionRow> =
+            sqlx::query_as("SELECT * FROM actions WHERE parent_id = ? ORDER BY child_index")
+                .bind(parent)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows::convert(rows)
     }
 
     async fn open_action(
@@ -129,7 +130,7 @@ impl ActionControl for SqliteStore {
         source: &str,
         credential_external_id: &str,
     ) -> Result<Option<ActionRecord>> {
-        let row = sqlx::query(
+        let row: Option<rows::ActionRow> = sqlx::query_as(
             "SELECT * FROM actions WHERE source = ? AND credential_external_id = ? \
              AND exclusive = 1 AND status IN ('running', 'waiting', 'awaiting_approval')",
         )
@@ -138,12 +139,12 @@ impl ActionControl for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.as_ref().map(action_from_row).transpose()
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn due_actions(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<ActionRecord>> {
         // Two index range scans of `actions_due` (status, next_at); finished actions are not read.
-        let rows = sqlx::query(
+        let rows: Vec<rows::ActionRow> = sqlx::query_as(
             "SELECT * FROM (\
                SELECT * FROM actions WHERE status = 'running' AND parent_id IS NULL \
                UNION ALL \
@@ -156,7 +157,7 @@ impl ActionControl for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter().map(action_from_row).collect()
+        rows::convert(rows)
     }
 
     async fn present_credential_count(&self, source: &str) -> Result<u64> {
@@ -171,7 +172,7 @@ impl ActionControl for SqliteStore {
     }
 
     async fn raise_finding(&self, finding: &RaisedFinding, at: DateTime<Utc>) -> Result<Finding> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "action_control").await?;
         let existing: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, status FROM findings WHERE source = ? AND credential_external_id = ? \
              AND policy_id = ?",
@@ -247,7 +248,7 @@ impl ActionControl for SqliteStore {
         policy_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (mut tx, _timed) = begin_timed(&self.pool, "action_control").await?;
         let done = sqlx::query(
             "UPDATE findings SET status = 'resolved', resolved_at = ? WHERE source = ? \
              AND credential_external_id = ? AND policy_id = ? AND raised = 1 \

@@ -527,6 +527,7 @@ fn update(step: &str, status: ActionStatus) -> ActionUpdate {
         next_at: None,
         detail: None,
         holder: HOLDER.into(),
+        token: 1,
     }
 }
 
@@ -697,6 +698,7 @@ async fn update_action_moves_the_step_logs_it_and_audits_it() {
         next_at: Some(t(8)),
         detail: Some("created AKIANEW".into()),
         holder: HOLDER.into(),
+        token: 1,
     };
     let record = store
         .update_action(created.id, &waiting, t(2))
@@ -720,6 +722,7 @@ async fn update_action_moves_the_step_logs_it_and_audits_it() {
         next_at: None,
         detail: None,
         holder: HOLDER.into(),
+        token: 1,
     };
     let record = store
         .update_action(created.id, &failed, t(3))
@@ -868,47 +871,47 @@ async fn updating_an_unknown_action_is_not_found_and_changes_nothing() {
 #[tokio::test]
 async fn only_the_lease_holder_moves_an_action_until_the_lease_runs_out() {
     let store = SqliteStore::in_memory().await.expect("store");
-    let soon = |minutes: i64| t(1) + chrono::TimeDelta::minutes(minutes);
+    let soon = |seconds: i64| t(1) + chrono::TimeDelta::seconds(seconds);
     let action = store
         .create_action(&new_action("keys", "credential:a"), t(1))
         .await
         .expect("create");
     assert_eq!(action.lease_owner.as_deref(), Some(HOLDER));
+    assert_eq!(action.lease_token, 1);
     let mut other = update("create", ActionStatus::Running);
-    other.holder = "other-host:2".into();
+    other.holder = "other".into();
     let err = store
         .update_action(action.id, &other, soon(1))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     let err = store
-        .claim_action(action.id, "other-host:2", None, soon(1))
+        .claim_action(action.id, "other", soon(1))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    // A holder known to be dead is taken over at once ...
-    let claimed = store
-        .claim_action(action.id, "other-host:2", Some(HOLDER), soon(1))
+    // The holder claims again: granted, under a new token.
+    let again = store
+        .claim_action(action.id, HOLDER, soon(2))
         .await
-        .expect("take over");
-    assert_eq!(claimed.lease_owner.as_deref(), Some("other-host:2"));
-    store
-        .update_action(action.id, &other, soon(2))
-        .await
-        .expect("new holder moves it");
-    // ... and anyone may claim it once the lease ran out.
-    let later = soon(2) + crate::store::ACTION_LEASE + chrono::TimeDelta::seconds(1);
+        .expect("own claim");
+    assert_eq!(again.lease_token, 2);
+    // Anyone may claim it once the lease ran out.
+    let later = soon(2) + crate::store::ACTION_LEASE;
     let claimed = store
-        .claim_action(action.id, HOLDER, None, later)
+        .claim_action(action.id, "other", later)
         .await
         .expect("expired lease");
-    assert_eq!(claimed.lease_owner.as_deref(), Some(HOLDER));
+    assert_eq!(claimed.lease_owner.as_deref(), Some("other"));
+    assert_eq!(claimed.lease_token, 3);
     // Finishing releases it.
+    other.token = 3;
+    other.status = ActionStatus::Done;
     let done = store
-        .update_action(action.id, &update("done", ActionStatus::Done), later)
+        .update_action(action.id, &other, later)
         .await
         .expect("done");
-    assert_eq!(done.lease_owner, None);
+    assert_eq!((done.lease_owner, done.lease_until), (None, None));
 }
 
 #[tokio::test]
