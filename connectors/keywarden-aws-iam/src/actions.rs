@@ -100,12 +100,21 @@ impl KeyActions for AwsKeyActions {
         let keys = list_access_keys(&clients, user)
             .await?
             .iter()
-            .map(|key| HeldKey {
-                id: key.access_key_id().unwrap_or_default().to_owned(),
-                active: key.status() == Some(&StatusType::Active),
-                created_at: key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+            .map(|key| {
+                Ok(HeldKey {
+                    id: key
+                        .access_key_id()
+                        .ok_or_else(|| {
+                            ConnectorError::Permanent(format!(
+                                "iam:ListAccessKeys {user}: a key without an id"
+                            ))
+                        })?
+                        .to_owned(),
+                    active: key.status() == Some(&StatusType::Active),
+                    created_at: key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+                })
             })
-            .collect();
+            .collect::<Result<_, ConnectorError>>()?;
         Ok(KeyHolder {
             identity_id: identity_id.to_owned(),
             name: user.to_owned(),
