@@ -540,6 +540,59 @@ mod tests {
     }
 
     #[test]
+    fn file_destinations_keep_the_user_in_the_file_name_and_name_real_owners() {
+        let config = parse(
+            r#"{"rotation":{"deliver":[
+                {"users":"a","type":"file","path":"/srv/{user}/key.json"},
+                {"users":"b","type":"file","path":"/srv/../etc/{user}"},
+                {"users":"c","type":"file","path":"/srv/{usr}.json"},
+                {"users":"d","type":"file","path":"/srv/keys/{user}.json","owner":" "},
+                {"users":"e","type":"file","path":"/srv/{account_id}/{user}.json","owner":"0","group":"root"}]}}"#,
+        );
+        let errors = config.validate().unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rotation.deliver[0].path",
+                "rotation.deliver[1].path",
+                "rotation.deliver[2].path",
+                "rotation.deliver[3].owner",
+            ]
+        );
+        assert!(
+            errors[0].message.contains("only be in the file name"),
+            "{}",
+            errors[0]
+        );
+
+        let owned = |owner: &str, group: &str| {
+            parse(&format!(
+                r#"{{"rotation":{{"deliver":[{{"users":"*","type":"file","path":"/srv/{{user}}.json","owner":"{owner}","group":"{group}"}}]}}}}"#
+            ))
+            .build("aws")
+        };
+        let built = owned("nobody", "65534").expect("a user by name, a group by id");
+        assert_eq!(
+            built.inner.deliver[0].ownership,
+            Ownership {
+                owner: Some(Uid::from_raw(65534)),
+                group: Some(Gid::from_raw(65534)),
+            }
+        );
+        let err = owned("no-such-user-keywarden", "0").expect_err("unknown user");
+        assert!(
+            matches!(&err, ConnectorError::Config { field, .. } if field == "rotation.deliver[0].owner"),
+            "{err}"
+        );
+        let err = owned("0", "no-such-group-keywarden").expect_err("unknown group");
+        assert!(
+            matches!(&err, ConnectorError::Config { field, .. } if field == "rotation.deliver[0].group"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_destination_kind_is_refused() {
         let err = serde_json::from_str::<AwsIamConfig>(
             r#"{"rotation":{"deliver":[{"users":"*","type":"vault_kv","path":"/x"}]}}"#,
