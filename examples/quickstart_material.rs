@@ -67,6 +67,7 @@ fn expires_soon(dir: &Path, now: DateTime<Utc>) -> bool {
         }],
         exclude: Vec::new(),
         usage_log: None,
+        follow_symlinks: false,
     };
     let Ok(inventory) = config
         .build("quickstart", dir)

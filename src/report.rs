@@ -10,7 +10,7 @@ use keywarden_connector::{CreatedSource, Fingerprint, LastUse};
 use crate::actions::enforce::{Decision, Item, halt_finding_id};
 use crate::ledger::LedgerCredential;
 use crate::policy::Severity;
-use crate::scan::ScanReport;
+use crate::scan::{ScanReport, SkippedSummary};
 use crate::store::{CredentialCursor, Finding, FindingStatus, PAGE, Store, StoreError};
 
 fn severity(finding: &Finding) -> Option<Severity> {
@@ -326,6 +326,7 @@ pub async fn table(
             ));
         }
     }
+    out.push_str(&skipped_text(report));
     Ok(out)
 }
 
@@ -404,6 +405,82 @@ struct SourceOut<'a> {
     errors: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// What the connector left unread (counted by reason, the first few listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<SkippedOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct SkippedOut<'a> {
+    total: u64,
+    by_reason: BTreeMap<&'static str, u64>,
+    /// The first [`crate::scan::SKIPPED_KEPT`].
+    first: Vec<SkippedItem<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct SkippedItem<'a> {
+    subject: &'a str,
+    reason: &'static str,
+    detail: &'a str,
+}
+
+impl<'a> SkippedOut<'a> {
+    fn of(skipped: &'a SkippedSummary) -> Option<Self> {
+        (skipped.total > 0).then(|| Self {
+            total: skipped.total,
+            by_reason: skipped
+                .by_reason
+                .iter()
+                .map(|(reason, n)| (reason.as_str(), *n))
+                .collect(),
+            first: skipped
+                .first
+                .iter()
+                .map(|it| SkippedItem {
+                    subject: &it.subject,
+                    reason: it.reason.as_str(),
+                    detail: &it.detail,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// How many skipped records of a source the table lists.
+const TABLE_SKIPPED: usize = 10;
+
+/// The table's lines on what each source left unread.
+fn skipped_text(report: &ScanReport) -> String {
+    let mut out = String::new();
+    for source in report.sources.iter().filter(|it| it.skipped.total > 0) {
+        let skipped = &source.skipped;
+        let reasons: Vec<String> = skipped
+            .by_reason
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        out.push_str(&format!(
+            "
+{} left unread in source {} ({}):
+",
+            skipped.total,
+            source.name,
+            reasons.join(", ")
+        ));
+        for it in skipped.first.iter().take(TABLE_SKIPPED) {
+            out.push_str(&format!("  {}: {}\n", it.subject, it.detail));
+        }
+        let shown = skipped.first.len().min(TABLE_SKIPPED) as u64;
+        if skipped.total > shown {
+            out.push_str(&format!(
+                "  ... and {} more (--format json lists the first {})\n",
+                skipped.total - shown,
+                crate::scan::SKIPPED_KEPT
+            ));
+        }
+    }
+    out
 }
 
 #[derive(serde::Serialize)]
@@ -509,6 +586,7 @@ pub async fn write_json(
                 gone: Some(diff.gone),
                 errors: Some(diff.errors),
                 error: None,
+                skipped: SkippedOut::of(&source.skipped),
             },
             Err(err) => SourceOut {
                 name: &source.name,
@@ -520,6 +598,7 @@ pub async fn write_json(
                 gone: None,
                 errors: None,
                 error: Some(err),
+                skipped: SkippedOut::of(&source.skipped),
             },
         })
         .collect();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::{
-    Connector, ConnectorError, Inventory, InventorySink, Progress, ScanContext,
+    Connector, ConnectorError, Inventory, InventorySink, Progress, ScanContext, SkipReason, Skipped,
 };
 
 use crate::ledger::{IdentityCounts, LedgerCredential};
@@ -27,6 +27,31 @@ pub struct SourceOutcome {
     pub kind: &'static str,
     /// What the ledger learned, or why the source could not be inventoried.
     pub result: Result<SourceDiff, String>,
+    /// What the connector left unread, and why.
+    pub skipped: SkippedSummary,
+}
+
+/// How many of a source's skipped records are kept, with their reasons, for the report.
+pub const SKIPPED_KEPT: usize = 50;
+
+/// What a source left unread: every one counted by reason, the first [`SKIPPED_KEPT`] kept.
+#[derive(Clone, Debug, Default)]
+pub struct SkippedSummary {
+    pub total: u64,
+    pub by_reason: std::collections::BTreeMap<SkipReason, u64>,
+    pub first: Vec<Skipped>,
+}
+
+impl SkippedSummary {
+    fn add(&mut self, skipped: &[Skipped]) {
+        for it in skipped {
+            self.total += 1;
+            *self.by_reason.entry(it.reason).or_default() += 1;
+            if self.first.len() < SKIPPED_KEPT {
+                self.first.push(it.clone());
+            }
+        }
+    }
 }
 
 /// Everything a scan found and did, for the reports. The credentials themselves stay in the
@@ -84,6 +109,7 @@ struct LedgerSink {
     source: String,
     recorder: Box<dyn SourceRecorder>,
     failure: Option<StoreError>,
+    skipped: SkippedSummary,
 }
 
 #[async_trait]
@@ -92,6 +118,10 @@ impl InventorySink for LedgerSink {
         for error in &batch.errors {
             tracing::warn!(source = %self.source, subject = %error.subject, error = %error.message, "Skipped a record.");
         }
+        for it in &batch.skipped {
+            tracing::info!(source = %self.source, subject = %it.subject, reason = %it.reason, detail = %it.detail, "Left unread.");
+        }
+        self.skipped.add(&batch.skipped);
         self.recorder.batch(&batch).await.map_err(|err| {
             let message = format!("the ledger could not record a batch: {err}");
             self.failure = Some(err);
@@ -152,6 +182,7 @@ pub async fn run(
             name,
             kind,
             result: Err(message),
+            skipped: SkippedSummary::default(),
         });
     }
     let mut scanned = Vec::new();
@@ -166,6 +197,7 @@ pub async fn run(
             source: name.clone(),
             recorder: store.record_source(scan_id, &name, now).await?,
             failure: None,
+            skipped: SkippedSummary::default(),
         };
         let res = connector.inventory(&cx, &mut sink).await;
         if let Some(err) = sink.failure {
@@ -190,6 +222,7 @@ pub async fn run(
             name,
             kind: connector.kind(),
             result,
+            skipped: sink.skipped,
         });
     }
 
@@ -320,6 +353,7 @@ mod tests {
                     identities: vec![it.identity],
                     credentials: vec![it.credential],
                     errors: Vec::new(),
+                    skipped: Vec::new(),
                 })
                 .await?;
                 if idx == 0 && self.fail_after_first_batch {
@@ -413,6 +447,7 @@ mod tests {
                 identities: vec![it.identity],
                 credentials: vec![it.credential],
                 errors: Vec::new(),
+                skipped: Vec::new(),
             })
             .await?;
             sink.save_state(serde_json::json!({ "part": part, "seen_before": seen.is_some() }))

@@ -1244,3 +1244,64 @@ async fn two_resumes_at_once_drive_each_due_action_exactly_once() {
         );
     }
 }
+
+/// A ledger that cannot be read: every `credentials_of` fails. Its state says a full refresh just
+/// happened, so the scan is an incremental one that asks the ledger for each user's keys.
+#[derive(Debug)]
+struct UnreadableLedger;
+
+#[async_trait::async_trait]
+impl keywarden_connector::Known for UnreadableLedger {
+    async fn credentials_of(
+        &self,
+        _identity_id: &str,
+    ) -> Result<Vec<keywarden_connector::Credential>, keywarden_connector::ConnectorError> {
+        Err(keywarden_connector::ConnectorError::Permanent(
+            "the ledger is unreadable".to_owned(),
+        ))
+    }
+
+    async fn state(&self) -> Result<Option<Value>, keywarden_connector::ConnectorError> {
+        Ok(Some(json!({ "full_refresh_at": Utc::now().to_rfc3339() })))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_ledger_read_never_makes_a_user_look_keyless() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("ledgerless", "/", &[]).await;
+    let key = account.key("ledgerless", 100, Some(3)).await;
+    let connector = connector(&account, "{}");
+    let mut cx = keywarden_connector::ScanContext::new(Utc::now());
+    cx.known = std::sync::Arc::new(UnreadableLedger);
+
+    // The ledger cannot say what the user holds: its keys are read live, and found.
+    let found = keywarden_connector::collect(connector.as_ref(), &cx)
+        .await
+        .expect("inventory");
+    assert!(
+        found.credentials.iter().any(|it| it.external_id == key),
+        "{found:?}"
+    );
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+
+    // Neither IAM nor the ledger can say: the account fails as a whole, so the ledger marks
+    // nothing gone and no finding is resolved (scan.rs tests what a failed source changes).
+    account
+        .control(
+            "deny",
+            json!({
+                "access_key_id": account.creds.access_key_id(),
+                "operations": ["ListAccessKeys"],
+            }),
+        )
+        .await;
+    let err = keywarden_connector::collect(connector.as_ref(), &cx)
+        .await
+        .expect_err("nothing can be concluded about the user's keys");
+    let message = err.to_string();
+    assert!(message.contains("ledgerless"), "{message}");
+    assert!(message.contains("the ledger is unreadable"), "{message}");
+}

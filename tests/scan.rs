@@ -104,6 +104,59 @@ fn malformed_pem_is_one_scan_error_and_the_rest_is_inventoried() {
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn the_scan_names_what_it_left_unread_and_why() {
+    let ws = Workspace::new();
+    write_public_key(&ws.key("owned/a.pub"));
+    // A symlinked certificate directory, as /etc/ssl/certs is, and a file too large for a key.
+    let outside = tempfile::tempdir().expect("tempdir");
+    write_code_signing_cert(&outside.path().join("ca.crt"), "ca", -10, 100);
+    std::fs::create_dir_all(ws.key("certs")).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path().join("ca.crt"), ws.key("certs/ca.pem"))
+        .expect("symlink");
+    write(&ws.key("owned/huge.pem"), &"x".repeat(4 * 1024 * 1024 + 1));
+
+    let table = keywarden(ws.path(), &["scan"]);
+    let text = stdout(&table);
+    assert!(
+        text.contains("2 left unread in source release-keys"),
+        "{text}"
+    );
+    assert!(text.contains("keys/certs/ca.pem: links to `"), "{text}");
+    assert!(text.contains("set `follow_symlinks: true`"), "{text}");
+    assert!(
+        text.contains("keys/owned/huge.pem: 4194305 bytes"),
+        "{text}"
+    );
+
+    let report = ws.scan_json(0);
+    let skipped = &report["sources"][0]["skipped"];
+    assert_eq!(skipped["total"], 2, "{report:#}");
+    assert_eq!(skipped["by_reason"]["symlink_outside"], 1, "{report:#}");
+    assert_eq!(skipped["by_reason"]["too_large"], 1, "{report:#}");
+    assert_eq!(
+        skipped["first"][0]["subject"], "keys/certs/ca.pem",
+        "{report:#}"
+    );
+
+    // Opted in, the certificate behind the link is read.
+    let config = std::fs::read_to_string(ws.path().join("keywarden.yaml")).expect("config");
+    write(
+        &ws.path().join("keywarden.yaml"),
+        &config.replace(
+            "    type: files\n",
+            "    type: files\n    follow_symlinks: true\n",
+        ),
+    );
+    let report = ws.scan_json(0);
+    assert!(
+        credential(&report, "keys/certs/ca.pem").is_some(),
+        "{report:#}"
+    );
+    assert_eq!(report["sources"][0]["skipped"]["total"], 1, "{report:#}");
+}
+
 #[test]
 fn fail_on_gates_on_severity() {
     let ws = Workspace::new();

@@ -220,6 +220,7 @@ impl Connector for Source {
                 })
                 .collect(),
             errors: Vec::new(),
+            skipped: Vec::new(),
         })
         .await
     }

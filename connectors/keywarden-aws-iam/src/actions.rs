@@ -5,8 +5,6 @@
 //! with the key being acted on: a leaked key may already be under AWS's quarantine policy. The one
 //! exception is [`KeyActions::verify`], whose point is to use the new key.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,8 +21,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::client::{Clients, map_err, persist};
-use crate::config::{DeliverRule, expand, expand_path};
+use crate::config::{DeliverRule, expand};
 use crate::connector::{Inner, access_key_last_used, arn_user_name, list_access_keys};
+use crate::deliver_file::{self, FileDestination};
 
 /// The name of the inline deny policy quarantine attaches to a user (AWS's console uses
 /// `AWSRevokeOlderSessions` for roles).
@@ -38,7 +37,7 @@ pub struct AwsKeyActions {
 
 /// A resolved destination of one user's keys.
 enum Destination {
-    File(PathBuf),
+    File(FileDestination),
     SecretsManager(String),
 }
 
@@ -71,21 +70,27 @@ impl AwsKeyActions {
 
     fn resolve(&self, identity_id: &str) -> Result<Destination, ConnectorError> {
         let user = user_of(identity_id)?;
-        let account = crate::connector::arn_account(identity_id).unwrap_or_default();
-        let rule = self
+        let account = crate::connector::arn_account(identity_id).ok_or_else(|| {
+            ConnectorError::NotFound(format!("`{identity_id}` is not an IAM user ARN"))
+        })?;
+        let deliver = self
             .inner
             .deliver
             .iter()
-            .find(|(matcher, _)| matcher.is_match(user))
-            .map(|(_, rule)| rule)
+            .find(|it| it.matcher.is_match(user))
             .ok_or_else(|| ConnectorError::Config {
                 field: "rotation.deliver".to_owned(),
                 message: format!(
                     "no delivery rule matches user `{user}`: a new key would have nowhere to go"
                 ),
             })?;
-        Ok(match rule {
-            DeliverRule::File { path, .. } => Destination::File(expand_path(path, user, account)),
+        Ok(match &deliver.rule {
+            DeliverRule::File { path, .. } => Destination::File(FileDestination::resolve(
+                path,
+                user,
+                account,
+                deliver.ownership,
+            )?),
             DeliverRule::SecretsManager { secret_id, .. } => {
                 Destination::SecretsManager(expand(secret_id, user, account))
             }
@@ -109,12 +114,21 @@ impl KeyActions for AwsKeyActions {
         let keys = list_access_keys(&clients, user)
             .await?
             .iter()
-            .map(|key| HeldKey {
-                id: key.access_key_id().unwrap_or_default().to_owned(),
-                active: key.status() == Some(&StatusType::Active),
-                created_at: key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+            .map(|key| {
+                Ok(HeldKey {
+                    id: key
+                        .access_key_id()
+                        .ok_or_else(|| {
+                            ConnectorError::Permanent(format!(
+                                "iam:ListAccessKeys {user}: a key without an id"
+                            ))
+                        })?
+                        .to_owned(),
+                    active: key.status() == Some(&StatusType::Active),
+                    created_at: key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+                })
             })
-            .collect();
+            .collect::<Result<_, ConnectorError>>()?;
         Ok(KeyHolder {
             identity_id: identity_id.to_owned(),
             name: user.to_owned(),
@@ -124,7 +138,7 @@ impl KeyActions for AwsKeyActions {
 
     fn destination(&self, identity_id: &str) -> Result<String, ConnectorError> {
         Ok(match self.resolve(identity_id)? {
-            Destination::File(path) => format!("file {}", path.display()),
+            Destination::File(file) => format!("file {}", file.path().display()),
             Destination::SecretsManager(id) => format!("secrets_manager {id}"),
         })
     }
@@ -196,8 +210,8 @@ impl KeyActions for AwsKeyActions {
             .map_err(|err| ConnectorError::Permanent(format!("encoding the key: {err}")))?,
         );
         match self.resolve(identity_id)? {
-            Destination::File(path) => {
-                tokio::task::spawn_blocking(move || write_private(&path, body.as_bytes()))
+            Destination::File(file) => {
+                tokio::task::spawn_blocking(move || deliver_file::write(&file, body.as_bytes()))
                     .await
                     .map_err(|err| ConnectorError::Permanent(format!("file delivery: {err}")))?
             }
@@ -248,16 +262,11 @@ impl KeyActions for AwsKeyActions {
 
     async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
         let text: Option<Zeroizing<String>> = match self.resolve(identity_id)? {
-            Destination::File(path) => match tokio::fs::read_to_string(&path).await {
-                Ok(text) => Some(Zeroizing::new(text)),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-                Err(err) => {
-                    return Err(ConnectorError::Permanent(format!(
-                        "reading {}: {err}",
-                        path.display()
-                    )));
-                }
-            },
+            Destination::File(file) => {
+                tokio::task::spawn_blocking(move || deliver_file::read(&file))
+                    .await
+                    .map_err(|err| ConnectorError::Permanent(format!("file delivery: {err}")))??
+            }
             Destination::SecretsManager(secret_id) => {
                 let (clients, _) = self.clients(identity_id).await?;
                 clients.permit().await;
@@ -472,32 +481,6 @@ pub fn deny_document(before: DateTime<Utc>) -> String {
     .to_string()
 }
 
-/// Writes `body` to `path` atomically with mode 0600: a private temporary file in the same
-/// directory, synced, then renamed over the destination, then the directory synced.
-fn write_private(path: &Path, body: &[u8]) -> Result<(), ConnectorError> {
-    let fail = |what: &str, err: std::io::Error| {
-        ConnectorError::Permanent(format!("{what} {}: {err}", path.display()))
-    };
-    let dir = path
-        .parent()
-        .filter(|it| !it.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|err| fail("creating the directory of", err))?;
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut file =
-        tempfile::NamedTempFile::new_in(dir).map_err(|err| fail("creating a file next to", err))?;
-    file.write_all(body).map_err(|err| fail("writing", err))?;
-    file.as_file()
-        .sync_all()
-        .map_err(|err| fail("syncing", err))?;
-    file.persist(path)
-        .map_err(|err| fail("renaming into", err.error))?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,19 +498,65 @@ mod tests {
         );
     }
 
-    #[test]
-    fn private_file_is_0600_and_replaced_atomically() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("sub/key.json");
-        write_private(&path, b"one").expect("write");
-        write_private(&path, b"two").expect("write");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "two");
-        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let leftovers = std::fs::read_dir(path.parent().expect("parent"))
+    fn file_actions(path: &str) -> Result<AwsKeyActions, ConnectorError> {
+        let config: crate::AwsIamConfig = serde_json::from_value(serde_json::json!({
+            "rotation": {"deliver": [{"users": "*", "type": "file", "path": path}]}
+        }))
+        .expect("config");
+        let connector = config.build("aws")?;
+        Ok(AwsKeyActions {
+            inner: connector.inner,
+        })
+    }
+
+    fn new_key() -> NewKey {
+        NewKey {
+            id: "AKIANEWKEY".to_owned(),
+            secret: Secret::new("very-secret-value".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_name_never_leads_a_delivery_out_of_its_directory() {
+        let root = tempfile::tempdir().expect("dir");
+        let keys = root.path().join("keys");
+        let actions = file_actions(&format!("{}/{{user}}", keys.display())).expect("build");
+        for user in ["..", "."] {
+            let arn = format!("arn:aws:iam::123456789012:user/{user}");
+            let err = actions
+                .deliver(&arn, &new_key(), "token")
+                .await
+                .expect_err(user);
+            let message = err.to_string();
+            assert!(matches!(err, ConnectorError::Permanent(_)), "{message}");
+            assert!(message.contains(&format!("user `{user}`")), "{message}");
+            assert!(message.contains(&keys.display().to_string()), "{message}");
+            assert!(!message.contains("very-secret-value"), "{message}");
+            assert!(actions.destination(&arn).is_err(), "{user}");
+            assert!(actions.delivered(&arn).await.is_err(), "{user}");
+        }
+        // Nothing was written beside the directory.
+        let beside: Vec<_> = std::fs::read_dir(root.path())
             .expect("ls")
-            .count();
-        assert_eq!(leftovers, 1, "no temporary file is left behind");
+            .map(|it| it.expect("entry").file_name())
+            .filter(|it| it != "keys")
+            .collect();
+        assert!(beside.is_empty(), "{beside:?}");
+        // `...` is a plain file name: delivered inside.
+        let arn = "arn:aws:iam::123456789012:user/...";
+        actions
+            .deliver(arn, &new_key(), "token")
+            .await
+            .expect("deliver");
+        assert!(keys.join("...").is_file());
+        let back = actions.delivered(arn).await.expect("read").expect("there");
+        assert_eq!(back.id, "AKIANEWKEY");
+        // `{user}` in the directory part is refused with the configuration.
+        let err = file_actions(&format!("{}/{{user}}/key.json", keys.display()))
+            .expect_err("{user} in a directory");
+        assert!(
+            matches!(&err, ConnectorError::Config { field, .. } if field == "rotation.deliver[0].path"),
+            "{err}"
+        );
     }
 }

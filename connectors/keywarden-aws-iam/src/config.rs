@@ -1,14 +1,16 @@
 //! The configuration of an `aws_iam` source: which accounts, how to reach them, how hard to push,
 //! where rotated keys go.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
 use keywarden_connector::{ConnectorError, FieldError};
+use nix::unistd::{Gid, Group, Uid, User};
 use serde::Deserialize;
 
 use crate::connector::AwsIamConnector;
+use crate::deliver_file::Ownership;
 
 /// An `aws_iam` source: the IAM users of one AWS account, or of several reached by assuming a role
 /// in each.
@@ -153,8 +155,20 @@ impl Default for RotationConfig {
 pub enum DeliverRule {
     /// A file written atomically with mode 0600, in the JSON shape of AWS's `credential_process`
     /// (`{"Version":1,"AccessKeyId":..,"SecretAccessKey":..}`), so a consumer can use
-    /// `credential_process = cat <path>`.
-    File { users: String, path: PathBuf },
+    /// `credential_process = cat <path>`. `path` is absolute; `{user}` may only be in its file
+    /// name (the directory is fixed, `{account_id}` aside), and a user name that would lead the
+    /// file out of the directory (`..`) is refused. Missing directories are created 0700.
+    File {
+        users: String,
+        path: PathBuf,
+        /// The owner (a user name or numeric id) given to the file and the directories
+        /// keywarden creates; default: keywarden's own.
+        #[serde(default)]
+        owner: Option<String>,
+        /// The group (a name or numeric id), likewise.
+        #[serde(default)]
+        group: Option<String>,
+    },
     /// An AWS Secrets Manager secret (created if missing) holding the same JSON.
     SecretsManager { users: String, secret_id: String },
 }
@@ -306,15 +320,22 @@ impl AwsIamConfig {
                 ));
             }
             match rule {
-                DeliverRule::File { path, .. } => {
-                    if !path.is_absolute() {
+                DeliverRule::File {
+                    path, owner, group, ..
+                } => {
+                    if let Err(message) = check_file_template(path) {
                         errors.push(FieldError::new(
                             format!("rotation.deliver[{idx}].path"),
-                            format!(
-                                "`{}` must be an absolute path (new keys never land relative to where keywarden happens to run)",
-                                path.display()
-                            ),
+                            message,
                         ));
+                    }
+                    for (name, value) in [("owner", owner), ("group", group)] {
+                        if value.as_deref().is_some_and(|it| it.trim().is_empty()) {
+                            errors.push(FieldError::new(
+                                format!("rotation.deliver[{idx}].{name}"),
+                                "must not be empty; leave it out for keywarden's own",
+                            ));
+                        }
                     }
                 }
                 DeliverRule::SecretsManager { secret_id, .. } => {
@@ -371,7 +392,24 @@ impl AwsIamConfig {
                     )
                 })?
                 .compile_matcher();
-            rules.push((matcher, rule.clone()));
+            let ownership = match rule {
+                DeliverRule::File { owner, group, .. } => Ownership {
+                    owner: owner
+                        .as_deref()
+                        .map(|it| lookup_user(it, &format!("rotation.deliver[{idx}].owner")))
+                        .transpose()?,
+                    group: group
+                        .as_deref()
+                        .map(|it| lookup_group(it, &format!("rotation.deliver[{idx}].group")))
+                        .transpose()?,
+                },
+                DeliverRule::SecretsManager { .. } => Ownership::default(),
+            };
+            rules.push(Deliver {
+                matcher,
+                rule: rule.clone(),
+                ownership,
+            });
         }
         Ok(AwsIamConnector::new(
             source,
@@ -382,19 +420,88 @@ impl AwsIamConfig {
     }
 }
 
+/// One compiled delivery rule.
+#[derive(Debug)]
+pub(crate) struct Deliver {
+    pub matcher: GlobMatcher,
+    pub rule: DeliverRule,
+    /// The owner and group of a `file` destination, looked up when the connector is built.
+    pub ownership: Ownership,
+}
+
 /// The compiled delivery rules.
-pub(crate) type DeliverRules = Vec<(GlobMatcher, DeliverRule)>;
+pub(crate) type DeliverRules = Vec<Deliver>;
+
+/// Why a `file` destination's path template is unusable, if it is.
+fn check_file_template(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Err(format!(
+            "`{shown}` must be an absolute path (new keys never land relative to where keywarden happens to run)"
+        ));
+    }
+    let text = path.to_string_lossy();
+    let rest = text.replace("{user}", "").replace("{account_id}", "");
+    if rest.contains(['{', '}']) {
+        return Err(format!(
+            "`{shown}` has a placeholder other than {{user}} and {{account_id}}"
+        ));
+    }
+    let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
+        return Err(format!("`{shown}` names no file"));
+    };
+    if dir.components().any(|it| it == Component::ParentDir) {
+        return Err(format!("`{shown}` must not contain `..`"));
+    }
+    if dir.to_string_lossy().contains("{user}") {
+        return Err(format!(
+            "`{shown}`: {{user}} may only be in the file name, so every key stays in one fixed directory"
+        ));
+    }
+    Ok(())
+}
+
+/// A user given by name or numeric id.
+fn lookup_user(value: &str, field: &str) -> Result<Uid, FieldError> {
+    if let Ok(id) = value.parse::<u32>() {
+        return Ok(Uid::from_raw(id));
+    }
+    match User::from_name(value) {
+        Ok(Some(user)) => Ok(user.uid),
+        Ok(None) => Err(FieldError::new(
+            field,
+            format!("no user `{value}` on this host"),
+        )),
+        Err(err) => Err(FieldError::new(
+            field,
+            format!("cannot look up user `{value}`: {err}"),
+        )),
+    }
+}
+
+/// A group given by name or numeric id.
+fn lookup_group(value: &str, field: &str) -> Result<Gid, FieldError> {
+    if let Ok(id) = value.parse::<u32>() {
+        return Ok(Gid::from_raw(id));
+    }
+    match Group::from_name(value) {
+        Ok(Some(group)) => Ok(group.gid),
+        Ok(None) => Err(FieldError::new(
+            field,
+            format!("no group `{value}` on this host"),
+        )),
+        Err(err) => Err(FieldError::new(
+            field,
+            format!("cannot look up group `{value}`: {err}"),
+        )),
+    }
+}
 
 /// Replaces `{user}` and `{account_id}` in a destination template.
 pub(crate) fn expand(template: &str, user: &str, account_id: &str) -> String {
     template
         .replace("{user}", user)
         .replace("{account_id}", account_id)
-}
-
-/// Expands a file destination's path template.
-pub(crate) fn expand_path(template: &Path, user: &str, account_id: &str) -> PathBuf {
-    PathBuf::from(expand(&template.to_string_lossy(), user, account_id))
 }
 
 #[cfg(test)]
@@ -490,6 +597,59 @@ mod tests {
         assert_eq!(
             expand("ci/{account_id}/{user}", "deploy", "123456789012"),
             "ci/123456789012/deploy"
+        );
+    }
+
+    #[test]
+    fn file_destinations_keep_the_user_in_the_file_name_and_name_real_owners() {
+        let config = parse(
+            r#"{"rotation":{"deliver":[
+                {"users":"a","type":"file","path":"/srv/{user}/key.json"},
+                {"users":"b","type":"file","path":"/srv/../etc/{user}"},
+                {"users":"c","type":"file","path":"/srv/{usr}.json"},
+                {"users":"d","type":"file","path":"/srv/keys/{user}.json","owner":" "},
+                {"users":"e","type":"file","path":"/srv/{account_id}/{user}.json","owner":"0","group":"root"}]}}"#,
+        );
+        let errors = config.validate().unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rotation.deliver[0].path",
+                "rotation.deliver[1].path",
+                "rotation.deliver[2].path",
+                "rotation.deliver[3].owner",
+            ]
+        );
+        assert!(
+            errors[0].message.contains("only be in the file name"),
+            "{}",
+            errors[0]
+        );
+
+        let owned = |owner: &str, group: &str| {
+            parse(&format!(
+                r#"{{"rotation":{{"deliver":[{{"users":"*","type":"file","path":"/srv/{{user}}.json","owner":"{owner}","group":"{group}"}}]}}}}"#
+            ))
+            .build("aws")
+        };
+        let built = owned("nobody", "65534").expect("a user by name, a group by id");
+        assert_eq!(
+            built.inner.deliver[0].ownership,
+            Ownership {
+                owner: Some(Uid::from_raw(65534)),
+                group: Some(Gid::from_raw(65534)),
+            }
+        );
+        let err = owned("no-such-user-keywarden", "0").expect_err("unknown user");
+        assert!(
+            matches!(&err, ConnectorError::Config { field, .. } if field == "rotation.deliver[0].owner"),
+            "{err}"
+        );
+        let err = owned("0", "no-such-group-keywarden").expect_err("unknown group");
+        assert!(
+            matches!(&err, ConnectorError::Config { field, .. } if field == "rotation.deliver[0].group"),
+            "{err}"
         );
     }
 }

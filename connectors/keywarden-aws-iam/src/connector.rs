@@ -115,7 +115,15 @@ impl Inner {
                         .map_err(|err| map_err("sts:GetCallerIdentity", err))
                 })
                 .await?;
-                let account = me.account().unwrap_or_default().to_owned();
+                let account = me
+                    .account()
+                    .filter(|it| crate::config::is_account_id(it))
+                    .ok_or_else(|| {
+                        ConnectorError::Permanent(
+                            "sts:GetCallerIdentity named no 12-digit account".to_owned(),
+                        )
+                    })?
+                    .to_owned();
                 Ok((clients, account))
             })
             .await
@@ -232,12 +240,14 @@ impl Connector for AwsIamConnector {
     ) -> Result<(), ConnectorError> {
         let inner = &self.inner;
         let (clients, account_id) = inner.clients_for(cx.partition.as_deref()).await?;
-        let previous: State = cx
-            .known
-            .state()
-            .await?
-            .and_then(|it| serde_json::from_value(it).ok())
-            .unwrap_or_default();
+        // A saved state that no longer reads means a full refresh: more calls, never fewer.
+        let previous: State = match cx.known.state().await? {
+            Some(saved) => serde_json::from_value(saved).unwrap_or_else(|err| {
+                tracing::warn!(source = %inner.source, error = %err, "Unreadable connector state; this scan lists everything.");
+                State::default()
+            }),
+            None => State::default(),
+        };
         let refresh = keywarden_connector::duration::time_delta(inner.config.full_refresh)
             .map_err(|err| FieldError::new("full_refresh", err.to_string()))?;
         let full = previous
@@ -302,6 +312,9 @@ impl Connector for AwsIamConnector {
                 .collect()
                 .await;
             for found in found {
+                if let Some(err) = found.fatal {
+                    return Err(err);
+                }
                 batch.identities.extend(found.identity);
                 batch.credentials.extend(found.credentials);
                 batch.errors.extend(found.error);
@@ -363,7 +376,9 @@ async fn credential_report(clients: &Clients) -> Result<Report, ConnectorError> 
     })
     .await?;
     let generated_at = got.generated_time().and_then(|it| it.to_chrono_utc().ok());
-    let content = got.content().map(|it| it.as_ref()).unwrap_or_default();
+    let content = got.content().map(|it| it.as_ref()).ok_or_else(|| {
+        ConnectorError::Permanent("iam:GetCredentialReport returned no content".to_owned())
+    })?;
     report::parse(content, generated_at).map_err(|err| ConnectorError::Permanent(err.to_string()))
 }
 
@@ -373,6 +388,8 @@ struct UserFound {
     identity: Option<Identity>,
     credentials: Vec<Credential>,
     error: Option<ScanError>,
+    /// Nothing can be concluded about the user's credentials: the inventory must fail.
+    fatal: Option<ConnectorError>,
 }
 
 /// Everything the per-user inventory needs.
@@ -387,8 +404,16 @@ struct UserScan<'a> {
 
 impl UserScan<'_> {
     async fn user(&self, user: &UserDetail) -> UserFound {
-        let name = user.user_name().unwrap_or_default();
-        let arn = user.arn().unwrap_or_default();
+        let (Some(name), Some(arn)) = (user.user_name(), user.arn()) else {
+            // Which ledger entries are this user's cannot be told: conclude nothing.
+            return UserFound {
+                fatal: Some(ConnectorError::Permanent(
+                    "iam:GetAccountAuthorizationDetails listed a user without a name or ARN"
+                        .to_owned(),
+                )),
+                ..UserFound::default()
+            };
+        };
         let identity = self.identity(user);
         let row = self.report.and_then(|it| it.rows.get(name));
         match self
@@ -399,17 +424,17 @@ impl UserScan<'_> {
                 identity: Some(identity),
                 credentials,
                 error: None,
+                fatal: None,
             },
             // Deleted since the user list was read: the next scan no longer lists it.
             Err(ConnectorError::NotFound(message)) => {
                 tracing::debug!(user = %name, %message, "User vanished during the scan.");
                 UserFound::default()
             }
-            Err(err) => {
-                // Keep what the ledger knew of this user, so nothing is marked gone on the
-                // strength of a call that failed.
-                let credentials = self.known.credentials_of(arn).await.unwrap_or_default();
-                UserFound {
+            // Keep what the ledger knew of this user, so nothing is marked gone on the strength
+            // of a call that failed.
+            Err(err) => match self.known.credentials_of(arn).await {
+                Ok(credentials) => UserFound {
                     identity: Some(identity),
                     credentials,
                     error: Some(ScanError {
@@ -417,8 +442,18 @@ impl UserScan<'_> {
                         message: err.to_string(),
                         identity: Some(arn.to_string()),
                     }),
-                }
-            }
+                    fatal: None,
+                },
+                // Neither IAM nor the ledger can say what the user holds: handing over no keys
+                // would mark them gone, so the account's inventory fails as a whole (the ledger
+                // then marks nothing gone and resolves nothing).
+                Err(ledger) => UserFound {
+                    fatal: Some(ConnectorError::Permanent(format!(
+                        "user {name} ({arn}): its keys could not be listed ({err}) and the ledger's view of them could not be read ({ledger}); nothing is concluded about this account"
+                    ))),
+                    ..UserFound::default()
+                },
+            },
         }
     }
 
@@ -446,10 +481,18 @@ impl UserScan<'_> {
         path: &str,
         row: Option<&Row>,
     ) -> Result<Vec<Credential>, ConnectorError> {
-        let prior = if self.full {
-            Vec::new()
+        // A failed ledger read makes this user's listing a full one: read live, never assumed
+        // empty (which would mark its keys gone).
+        let (full, prior) = if self.full {
+            (true, Vec::new())
         } else {
-            self.known.credentials_of(arn).await?
+            match self.known.credentials_of(arn).await {
+                Ok(prior) => (false, prior),
+                Err(err) => {
+                    tracing::warn!(user = %name, error = %err, "The ledger's view of a user could not be read; listing its credentials live.");
+                    (true, Vec::new())
+                }
+            }
         };
         let of_kind = |kind: CredentialKind| -> Vec<Credential> {
             prior.iter().filter(|it| it.kind == kind).cloned().collect()
@@ -484,7 +527,7 @@ impl UserScan<'_> {
         // Access keys: reuse the ledger's when the report's slots show they are unchanged.
         let known_keys = of_kind(CredentialKind::AccessKey);
         let unchanged =
-            !self.full && row.is_some_and(|row| row.key_signature() == key_signature(&known_keys));
+            !full && row.is_some_and(|row| row.key_signature() == key_signature(&known_keys));
         let mut out = Vec::new();
         if unchanged {
             for mut key in known_keys {
@@ -501,7 +544,14 @@ impl UserScan<'_> {
             }
         } else {
             for key in list_access_keys(self.clients, name).await? {
-                let id = key.access_key_id().unwrap_or_default().to_owned();
+                let id = key
+                    .access_key_id()
+                    .ok_or_else(|| {
+                        ConnectorError::Permanent(format!(
+                            "iam:ListAccessKeys {name}: a key without an id"
+                        ))
+                    })?
+                    .to_owned();
                 let created_at = key.create_date().and_then(|it| it.to_chrono_utc().ok());
                 let mut credential = credential(
                     CredentialKind::AccessKey,
@@ -522,7 +572,7 @@ impl UserScan<'_> {
 
         // Signing certificates: listed only where the report shows one (or has no row).
         let known_certs = of_kind(CredentialKind::Certificate);
-        let certs_unchanged = !self.full
+        let certs_unchanged = !full
             && row.is_some_and(|row| {
                 row.certificate_count() == known_certs.len()
                     && row.certs.iter().filter(|it| it.active).count()
@@ -560,7 +610,7 @@ impl UserScan<'_> {
         // SSH public keys, if asked for: nothing lists them in bulk, so they are listed on full
         // refreshes and taken from the ledger in between.
         let ssh = self.inner.config.ssh_public_keys;
-        if ssh && self.full {
+        if ssh && full {
             let listed = persist(self.clients, || async {
                 self.clients
                     .iam

@@ -9,6 +9,7 @@ mod actions;
 mod client;
 mod config;
 pub mod connector;
+mod deliver_file;
 mod report;
 
 pub use crate::actions::{AwsKeyActions, DENY_POLICY, deny_document};

@@ -143,7 +143,12 @@ pub(crate) fn parse(
         if user == "<root_account>" {
             continue;
         }
-        let get = |col: Option<usize>| col.and_then(|it| record.get(it)).unwrap_or("N/A");
+        // A column the report lacks tells nothing: `no_information`, never AWS's `N/A` (which
+        // next to a rotation date means "never used").
+        let get = |col: Option<usize>| {
+            col.and_then(|it| record.get(it))
+                .unwrap_or("no_information")
+        };
         let slot = |cols: &SlotColumns| -> Result<Slot, ReportError> {
             let last_rotated = time(get(cols.last_rotated), line)?;
             let last_used = match get(cols.last_used) {
@@ -239,6 +244,20 @@ mod tests {
         assert_eq!(idle.key_signature().len(), 1);
         let created = "2025-06-01T10:00:00Z".parse().expect("time");
         assert!(idle.key_slot(created).is_some());
+    }
+
+    #[test]
+    fn a_column_the_report_lacks_tells_nothing_not_never_used() {
+        // No `access_key_1_last_used_date` column: the held key's use is unknown, never "never
+        // used" (which would open an unused-key finding on a key in daily use).
+        let header = HEADER.replace("access_key_1_last_used_date,", "");
+        let csv = format!(
+            "{header}\nci,arn:aws:iam::123456789012:user/ci,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-06-01T10:00:00+00:00,eu-west-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        );
+        let report = parse(csv.as_bytes(), None).expect("report");
+        let ci = &report.rows["ci"];
+        assert!(ci.keys[0].last_rotated.is_some());
+        assert_eq!(ci.keys[0].last_used, SlotUse::Unknown);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 pub use crate::actions::{Capability, HeldKey, KeyActions, KeyHolder, NewKey, RotationTiming};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
-    IdentityKind, Inventory, LastUse, ParseKindError, ScanError,
+    IdentityKind, Inventory, LastUse, ParseKindError, ScanError, SkipReason, Skipped,
 };
 pub use crate::secret::Secret;
 
@@ -87,6 +87,7 @@ impl InventorySink for Inventory {
         self.identities.extend(batch.identities);
         self.credentials.extend(batch.credentials);
         self.errors.extend(batch.errors);
+        self.skipped.extend(batch.skipped);
         Ok(())
     }
 }

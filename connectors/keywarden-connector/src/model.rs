@@ -217,12 +217,43 @@ pub struct ScanError {
     pub identity: Option<String>,
 }
 
+named_enum! {
+    /// Why a connector left something it came across unread.
+    SkipReason, "skip reason" {
+        /// A symlink whose target is outside the scanned tree (and the source does not follow).
+        SymlinkOutside = "symlink_outside",
+        /// A symlink to a directory (and the source does not follow).
+        SymlinkedDirectory = "symlinked_directory",
+        /// A symlink whose target does not exist.
+        BrokenSymlink = "broken_symlink",
+        /// A FIFO, socket or device: never opened.
+        SpecialFile = "special_file",
+        /// Larger than the connector's limit for what it reads.
+        TooLarge = "too_large",
+        /// A directory already walked (a symlink loop, or a second way into it).
+        Loop = "loop",
+    }
+}
+
+/// Something a connector came across and left unread, and why. Not an error: the inventory is
+/// complete without it; the scan's output says what was skipped so nothing goes silently missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// What was skipped: a file path.
+    pub subject: String,
+    pub reason: SkipReason,
+    /// The reason in words, e.g. the target of a symlink (never a secret value).
+    pub detail: String,
+}
+
 /// Everything one scan of one source found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inventory {
     pub identities: Vec<Identity>,
     pub credentials: Vec<Credential>,
     pub errors: Vec<ScanError>,
+    /// What was left unread and why (see [`Skipped`]).
+    pub skipped: Vec<Skipped>,
 }
 
 #[cfg(test)]

@@ -32,6 +32,12 @@ pub struct FilesConfig {
     /// When it is set, a key that does not appear in it is reported as never used.
     #[serde(default)]
     pub usage_log: Option<PathBuf>,
+    /// Also read symlinks whose target is outside the tree (the config directory or the rule's
+    /// root) and walk symlinked directories, e.g. `/etc/ssl/certs`. Off by default: such links
+    /// are reported as skipped. Special files (FIFOs, sockets, devices) are never opened, and a
+    /// directory reached twice (a symlink loop) is walked once.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 /// One set of files and what keywarden should know about the credentials in them.
@@ -153,6 +159,7 @@ impl FilesConfig {
             rules,
             exclude,
             usage_log: self.usage_log.as_ref().map(|it| base_dir.join(it)),
+            follow_symlinks: self.follow_symlinks,
         })
     }
 }
@@ -218,6 +225,7 @@ mod tests {
             paths: vec![rule("keys/**"), rule("keys/[oops"), rule("../elsewhere/*")],
             exclude: vec!["ok/**".to_owned(), "{unclosed".to_owned()],
             usage_log: Some(PathBuf::new()),
+            follow_symlinks: false,
         };
         let errors = config.validate().expect_err("the config is invalid");
         let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
@@ -238,6 +246,7 @@ mod tests {
             paths: Vec::new(),
             exclude: Vec::new(),
             usage_log: None,
+            follow_symlinks: false,
         };
         assert_eq!(
             config.validate().expect_err("no path rule"),
@@ -281,6 +290,7 @@ mod tests {
             paths: vec![rule("keys/**")],
             exclude: Vec::new(),
             usage_log: None,
+            follow_symlinks: false,
         };
         let err = config
             .build("release-keys", Path::new("/nonexistent/keywarden"))

@@ -28,6 +28,7 @@ mod key;
 mod parse;
 mod scan;
 mod usage;
+mod walk;
 
 #[cfg(test)]
 mod tests;

@@ -8,15 +8,15 @@ use async_trait::async_trait;
 use globset::GlobMatcher;
 use keywarden_connector::{
     Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
-    IdentityKind, Inventory, InventorySink, LastUse, ScanContext, ScanError,
+    IdentityKind, Inventory, InventorySink, LastUse, ScanContext, ScanError, SkipReason, Skipped,
 };
 use tracing::{debug, trace};
-use walkdir::WalkDir;
 use zeroize::Zeroizing;
 
 use crate::key::KeyFacts;
 use crate::parse::{CertFacts, Item, KeyItem, parse_file};
 use crate::usage::UsageLog;
+use crate::walk::{Walk, special_kind};
 
 /// Files larger than this are not key material and are not read.
 const MAX_FILE_SIZE: u64 = 4 * 1024 * 1024;
@@ -33,6 +33,8 @@ pub struct FilesConnector {
     pub(crate) rules: Vec<Rule>,
     pub(crate) exclude: Vec<Matcher>,
     pub(crate) usage_log: Option<PathBuf>,
+    /// Read symlinks that leave the tree and walk symlinked directories.
+    pub(crate) follow_symlinks: bool,
 }
 
 /// A compiled [`crate::PathRule`].
@@ -57,14 +59,16 @@ pub(crate) struct Matcher {
 
 /// A file selected for the scan.
 #[derive(Debug)]
-struct FoundFile {
+pub(crate) struct FoundFile {
     /// The path to read.
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The path relative to the base directory with `/` separators, or the absolute path for
     /// files outside it; used in ids, names and error subjects.
-    display: String,
+    pub(crate) display: String,
     /// The index of the first rule that matches the file.
-    rule: usize,
+    pub(crate) rule: usize,
+    /// The path is a symlink the walk chose to follow.
+    pub(crate) through_link: bool,
 }
 
 /// Key material found in one file.
@@ -132,13 +136,14 @@ impl FilesConnector {
             });
         }
         let mut errors = Vec::new();
-        let files = self.collect_files(&mut errors);
+        let mut skipped = Vec::new();
+        let files = self.collect_files(&mut errors, &mut skipped);
         cx.progress.add_total(files.len() as u64);
 
         let mut keys = Vec::new();
         let mut certs = Vec::new();
         for (idx, file) in files.iter().enumerate() {
-            for item in self.read_file(file, &mut errors) {
+            for item in self.read_file(file, &mut errors, &mut skipped) {
                 match item {
                     Item::Key(item) => keys.push(Found { file: idx, item }),
                     Item::Certificate(item) => certs.push(Found {
@@ -178,23 +183,30 @@ impl FilesConnector {
             n_files = files.len(),
             n_credentials = credentials.len(),
             n_errors = errors.len(),
+            n_skipped = skipped.len(),
             "Scanned files."
         );
         Ok(Inventory {
             identities: identities.into_values().collect(),
             credentials,
             errors,
+            skipped,
         })
     }
 
-    /// Every file matched by a rule and not excluded, sorted by display path.
-    fn collect_files(&self, errors: &mut Vec<ScanError>) -> Vec<FoundFile> {
+    /// Every file matched by a rule and not excluded, sorted by display path; what was passed
+    /// over goes to `skipped`.
+    fn collect_files(
+        &self,
+        errors: &mut Vec<ScanError>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Vec<FoundFile> {
         let canonical_base = fs::canonicalize(&self.base_dir).ok();
-        let mut files = BTreeMap::new();
+        let mut walk = Walk::new(self);
         let mut walked: Vec<&Path> = Vec::new();
         for rule in &self.rules {
             if fs::symlink_metadata(&rule.root).is_err() {
-                errors.push(ScanError {
+                walk.errors.push(ScanError {
                     subject: rule.field.clone(),
                     message: format!("`{}` does not exist", self.display(&rule.root)),
                     identity: None,
@@ -205,92 +217,82 @@ impl FilesConnector {
                 continue;
             }
             walked.push(&rule.root);
-            let canonical_root = fs::canonicalize(&rule.root).ok();
-            let inside = [canonical_base.as_deref(), canonical_root.as_deref()];
-            for entry in WalkDir::new(&rule.root).follow_links(false) {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(error) => {
-                        let subject = error
-                            .path()
-                            .map_or_else(|| rule.field.clone(), |it| self.display(it));
-                        let reason = error.io_error().map_or_else(
-                            || "filesystem loop".to_owned(),
-                            |it| it.kind().to_string(),
-                        );
-                        errors.push(ScanError {
-                            subject,
-                            message: format!("cannot read: {reason}"),
-                            identity: None,
-                        });
-                        continue;
-                    }
-                };
-                let file_type = entry.file_type();
-                if file_type.is_symlink() && !link_stays_inside(entry.path(), &inside) {
-                    debug!(path = %entry.path().display(), "Skipped symlink that leaves the tree.");
-                    continue;
-                }
-                if !file_type.is_file() && !file_type.is_symlink() {
-                    continue;
-                }
-                let shown = self.display(entry.path());
-                if files.contains_key(&shown) {
-                    continue;
-                }
-                if self
-                    .exclude
-                    .iter()
-                    .any(|it| it.is_match(entry.path(), &shown))
-                {
-                    trace!(path = %shown, "Skipped excluded file.");
-                    continue;
-                }
-                let Some(rule) = self
-                    .rules
-                    .iter()
-                    .position(|it| it.matcher.is_match(entry.path(), &shown))
-                else {
-                    continue;
-                };
-                files.insert(
-                    shown.clone(),
-                    FoundFile {
-                        path: entry.into_path(),
-                        display: shown,
-                        rule,
-                    },
-                );
-            }
+            let inside = [canonical_base.clone(), fs::canonicalize(&rule.root).ok()];
+            walk.root(&rule.root, &rule.field, &inside);
         }
-        files.into_values().collect()
+        errors.append(&mut walk.errors);
+        skipped.append(&mut walk.skipped);
+        walk.files.into_values().collect()
     }
 
-    /// Reads and decodes one file; problems become scan errors.
-    fn read_file(&self, file: &FoundFile, errors: &mut Vec<ScanError>) -> Vec<Item> {
+    /// Reads and decodes one file; problems become scan errors, a file that is too large or
+    /// not a regular file (any more) is skipped. A FIFO is never waited on: the file is opened
+    /// non-blocking and checked before anything is read, and without following a symlink unless
+    /// the walk chose to follow it.
+    fn read_file(
+        &self,
+        file: &FoundFile,
+        errors: &mut Vec<ScanError>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Vec<Item> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+
         let scan_error = |message: String| ScanError {
             subject: file.display.clone(),
             message,
             identity: None,
         };
-        match fs::metadata(&file.path) {
-            Ok(meta) if meta.len() > MAX_FILE_SIZE => {
-                debug!(path = %file.display, size = meta.len(), "Skipped file too large to be key material.");
-                return Vec::new();
-            }
-            Ok(_) => {}
-            Err(error) => {
-                errors.push(scan_error(format!("cannot read file: {}", error.kind())));
-                return Vec::new();
-            }
+        let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+        if !file.through_link {
+            flags |= libc::O_NOFOLLOW;
         }
-        let bytes = match fs::read(&file.path) {
-            Ok(bytes) => Zeroizing::new(bytes),
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&file.path)
+            .and_then(|it| it.metadata().map(|meta| (it, meta)));
+        let (handle, meta) = match opened {
+            Ok(it) => it,
             Err(error) => {
                 errors.push(scan_error(format!("cannot read file: {}", error.kind())));
                 return Vec::new();
             }
         };
+        let skip = |skipped: &mut Vec<Skipped>, reason: SkipReason, detail: String| {
+            debug!(path = %file.display, %reason, %detail, "Skipped file.");
+            skipped.push(Skipped {
+                subject: file.display.clone(),
+                reason,
+                detail,
+            });
+        };
+        if !meta.is_file() {
+            let kind = special_kind(meta.file_type()).unwrap_or("not a regular file");
+            skip(
+                skipped,
+                SkipReason::SpecialFile,
+                format!("{kind}: never read"),
+            );
+            return Vec::new();
+        }
+        let too_large = |size: u64| {
+            format!("{size} bytes, over the {MAX_FILE_SIZE}-byte limit for key material")
+        };
+        if meta.len() > MAX_FILE_SIZE {
+            skip(skipped, SkipReason::TooLarge, too_large(meta.len()));
+            return Vec::new();
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        if let Err(error) = handle.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes) {
+            errors.push(scan_error(format!("cannot read file: {}", error.kind())));
+            return Vec::new();
+        }
+        // It may have grown since it was measured.
+        if bytes.len() as u64 > MAX_FILE_SIZE {
+            skip(skipped, SkipReason::TooLarge, too_large(bytes.len() as u64));
+            return Vec::new();
+        }
         let file_name = file.display.rsplit('/').next().unwrap_or_default();
         let Some(parsed) = parse_file(file_name, &bytes) else {
             trace!(path = %file.display, "Skipped file that is not key material.");
@@ -304,7 +306,7 @@ impl FilesConnector {
     }
 
     /// The display form of `path`: relative to the base directory with `/`, else absolute.
-    fn display(&self, path: &Path) -> String {
+    pub(crate) fn display(&self, path: &Path) -> String {
         match path.strip_prefix(&self.base_dir) {
             Ok(relative) => slash_path(relative),
             Err(_) => slash_path(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())),
@@ -313,7 +315,7 @@ impl FilesConnector {
 }
 
 impl Matcher {
-    fn is_match(&self, path: &Path, display: &str) -> bool {
+    pub(crate) fn is_match(&self, path: &Path, display: &str) -> bool {
         if self.absolute {
             std::path::absolute(path).is_ok_and(|it| self.matcher.is_match(it))
         } else {
@@ -332,14 +334,6 @@ fn slash_path(path: &Path) -> String {
         .map(|it| it.as_os_str().to_string_lossy())
         .collect();
     parts.join("/")
-}
-
-/// Whether the symlink at `path` points at a file inside one of `roots`.
-fn link_stays_inside(path: &Path, roots: &[Option<&Path>]) -> bool {
-    let Ok(target) = fs::canonicalize(path) else {
-        return false;
-    };
-    target.is_file() && roots.iter().flatten().any(|root| target.starts_with(root))
 }
 
 /// Gives an encrypted key without a public half (a cosign `.key`, an encrypted PKCS#8 key) the

@@ -13,6 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use keywarden_connector::{
     Connector, Credential, CredentialKind, IdentityKind, Inventory, LastUse, Progress, ScanContext,
+    SkipReason,
 };
 use sha2::{Digest, Sha256};
 
@@ -92,6 +93,7 @@ fn config(rules: Vec<PathRule>) -> FilesConfig {
         paths: rules,
         exclude: Vec::new(),
         usage_log: None,
+        follow_symlinks: false,
     }
 }
 
@@ -936,10 +938,154 @@ fn symlinks_are_followed_only_inside_the_tree() {
     )
     .expect("a symlink");
     std::os::unix::fs::symlink(outside.path(), tree.path().join("keys/outdir")).expect("a symlink");
+    std::os::unix::fs::symlink(
+        tree.path().join("nowhere"),
+        tree.path().join("keys/broken.pem"),
+    )
+    .expect("a symlink");
     let inventory = scan_all(tree.path());
     assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
     let it = only(&inventory);
     assert_eq!(attribute(it, "paths"), Some("keys/a.pem,keys/link.pem"));
+    // What was not read is said, with why.
+    let skipped: Vec<(&str, SkipReason)> = inventory
+        .skipped
+        .iter()
+        .map(|it| (it.subject.as_str(), it.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("keys/broken.pem", SkipReason::BrokenSymlink),
+            ("keys/out.pem", SkipReason::SymlinkOutside),
+            ("keys/outdir", SkipReason::SymlinkedDirectory),
+        ]
+    );
+    let out = &inventory.skipped[1].detail;
+    assert!(
+        out.contains("secret.pem") && out.contains("follow_symlinks"),
+        "{out}"
+    );
+
+    // Opted in: the link out of the tree and the linked directory are read (one key, two paths).
+    let mut followed = config(vec![rule("**", None)]);
+    followed.follow_symlinks = true;
+    let inventory = scan_with(&followed, tree.path());
+    assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+    let rsa = inventory
+        .credentials
+        .iter()
+        .find(|it| fingerprint(it, "sha256_spki") == Some(RSA_SPKI))
+        .expect("the key behind the link is read");
+    assert_eq!(
+        attribute(rsa, "paths"),
+        Some("keys/out.pem,keys/outdir/secret.pem")
+    );
+    assert_eq!(inventory.credentials.len(), 2);
+    assert_eq!(inventory.skipped.len(), 1, "{:?}", inventory.skipped);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_is_walked_once() {
+    let tree = Tree::new();
+    tree.write("keys/sub/a.pem", P256_PKCS8);
+    std::os::unix::fs::symlink(tree.path().join("keys"), tree.path().join("keys/sub/up"))
+        .expect("a symlink");
+    std::os::unix::fs::symlink(
+        tree.path().join("keys/sub"),
+        tree.path().join("keys/sub/self"),
+    )
+    .expect("a symlink");
+    let mut followed = config(vec![rule("**", None)]);
+    followed.follow_symlinks = true;
+    let inventory = scan_within_a_timeout(followed, tree.path());
+    assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+    assert_eq!(attribute(only(&inventory), "path"), Some("keys/sub/a.pem"));
+    let loops: Vec<&str> = inventory
+        .skipped
+        .iter()
+        .filter(|it| it.reason == SkipReason::Loop)
+        .map(|it| it.subject.as_str())
+        .collect();
+    assert_eq!(loops, ["keys/sub/self", "keys/sub/up"]);
+}
+
+/// Runs the scan on another thread and fails (instead of hanging) if it takes over 20 s.
+fn scan_within_a_timeout(config: FilesConfig, dir: &Path) -> Inventory {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(scan_with(&config, &dir));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the scan finishes: no FIFO opened, no loop walked forever")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_never_opened_even_when_following_symlinks() {
+    let outside = Tree::new();
+    let tree = Tree::new();
+    tree.write("keys/a.pem", P256_PKCS8);
+    for fifo in [
+        tree.path().join("keys/pipe.pem"),
+        outside.path().join("far.pem"),
+    ] {
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+    }
+    std::os::unix::fs::symlink(
+        tree.path().join("keys/pipe.pem"),
+        tree.path().join("keys/in.pem"),
+    )
+    .expect("a symlink");
+    std::os::unix::fs::symlink(
+        outside.path().join("far.pem"),
+        tree.path().join("keys/far.pem"),
+    )
+    .expect("a symlink");
+    for follow in [false, true] {
+        let mut it = config(vec![rule("**", None)]);
+        it.follow_symlinks = follow;
+        let inventory = scan_within_a_timeout(it, tree.path());
+        assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+        assert_eq!(attribute(only(&inventory), "path"), Some("keys/a.pem"));
+        let mut special: Vec<&str> = inventory
+            .skipped
+            .iter()
+            .filter(|it| it.reason == SkipReason::SpecialFile)
+            .map(|it| it.subject.as_str())
+            .collect();
+        special.sort_unstable();
+        assert_eq!(
+            special,
+            ["keys/far.pem", "keys/in.pem", "keys/pipe.pem"],
+            "follow: {follow}"
+        );
+    }
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_reported() {
+    let tree = Tree::new();
+    tree.write("keys/a.pem", P256_PKCS8);
+    let mut big = P256_PKCS8.as_bytes().to_vec();
+    big.resize(4 * 1024 * 1024 + 1, b'\n');
+    tree.write("keys/huge.pem", &big);
+    let inventory = scan_all(tree.path());
+    assert!(inventory.errors.is_empty(), "{:?}", inventory.errors);
+    assert_eq!(attribute(only(&inventory), "path"), Some("keys/a.pem"));
+    assert_eq!(inventory.skipped.len(), 1, "{:?}", inventory.skipped);
+    let it = &inventory.skipped[0];
+    assert_eq!(
+        (it.subject.as_str(), it.reason),
+        ("keys/huge.pem", SkipReason::TooLarge)
+    );
+    assert!(it.detail.contains("4194305 bytes"), "{}", it.detail);
 }
 
 #[test]

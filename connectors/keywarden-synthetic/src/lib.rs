@@ -198,6 +198,7 @@ impl Connector for SyntheticConnector {
                     .collect(),
                 credentials: (start..end).map(|it| self.credential(it, cx.now)).collect(),
                 errors: Vec::new(),
+                skipped: Vec::new(),
             };
             sink.batch(batch).await?;
             cx.progress.advance(end - start);

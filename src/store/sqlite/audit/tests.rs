@@ -65,6 +65,7 @@ async fn ledger_with_every_change(store: &SqliteStore) {
         identities: inv.identities[..2].to_vec(),
         credentials: inv.credentials[..2].to_vec(),
         errors: Vec::new(),
+        ..Inventory::default()
     };
     scan(store, t(3), &without_c).await;
     scan(store, t(4), &inv).await;
