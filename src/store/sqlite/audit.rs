@@ -113,15 +113,16 @@ pub(super) async fn resolve_key(pool: &SqlitePool, source: &KeySource) -> Result
 /// the key's id at first use, and closes a legacy prefix with the keyed marker.
 pub(super) async fn attach_key(pool: &SqlitePool, key: &AuditKey) -> Result<ChainKeys> {
     let keys = ChainKeys::derive(key);
+    // Usually there is nothing to write: check without taking the write lock first.
+    let (legacy_through, key_id) = meta(pool).await?;
+    check_key_id(key_id.as_deref(), &keys)?;
+    if key_id.is_some() && (legacy_through == 0 || max_seq(pool).await? != Some(legacy_through)) {
+        return Ok(keys);
+    }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
     let (legacy_through, key_id) = meta(&mut *tx).await?;
+    check_key_id(key_id.as_deref(), &keys)?;
     match key_id {
-        Some(id) if id != keys.key_id() => {
-            return Err(StoreError::AuditKey(format!(
-                "the audit log is keyed with key id {id}, not with the given key (id {})",
-                keys.key_id()
-            )));
-        }
         Some(_) => {}
         None => {
             sqlx::query("UPDATE audit_meta SET key_id = ? WHERE id = 1")
@@ -133,11 +134,7 @@ pub(super) async fn attach_key(pool: &SqlitePool, key: &AuditKey) -> Result<Chai
     }
     // Only a log that still ends at its legacy prefix gets the marker; anything else is left for
     // `audit verify` to report.
-    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    if legacy_through > 0 && last == Some(legacy_through) {
+    if legacy_through > 0 && max_seq(&mut *tx).await? == Some(legacy_through) {
         let (at, hash): (String, String) =
             sqlx::query_as("SELECT at, hash FROM events WHERE seq = ?")
                 .bind(legacy_through)
@@ -265,6 +262,26 @@ pub(super) async fn identity_changes(
         }
     }
     Ok(events)
+}
+
+fn check_key_id(recorded: Option<&str>, keys: &ChainKeys) -> Result<()> {
+    match recorded {
+        Some(id) if id != keys.key_id() => Err(StoreError::AuditKey(format!(
+            "the audit log is keyed with key id {id}, not with the given key (id {})",
+            keys.key_id()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn max_seq<'c, E>(executor: E) -> Result<Option<i64>>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    sqlx::query_scalar("SELECT MAX(seq) FROM events")
+        .fetch_one(executor)
+        .await
+        .map_err(map_err)
 }
 
 fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
