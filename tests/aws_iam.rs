@@ -1630,6 +1630,18 @@ async fn keys_made_in_the_same_second_are_told_apart_without_reading_each_one() 
     // slot; none for the rest (each of these six keys used to cost one).
     let calls = account.calls().await;
     assert_eq!(calls.get("GetAccessKeyLastUsed"), Some(&1), "{calls:?}");
+
+    // The next (incremental) scan: the ledger's uses name the slots, so no call at all.
+    account.reset_calls().await;
+    let again = ws.scan(&account);
+    for id in [&ambiguous[0], &ambiguous[1]] {
+        assert_eq!(
+            by_id(&again, id)["last_used"]["at"],
+            by_id(&report, id)["last_used"]["at"]
+        );
+    }
+    let calls = account.calls().await;
+    assert_eq!(calls.get("GetAccessKeyLastUsed"), None, "{calls:?}");
 }
 
 /// A user with two keys created at `made` (to the second), last used as given.

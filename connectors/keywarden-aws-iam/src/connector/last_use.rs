@@ -37,14 +37,25 @@ impl UserScan<'_> {
                     Some(self.last_use_from_slot(id, &row.keys[slot], *known).await?)
                 }
                 (Some(row), KeySlot::Ambiguous { other }) => {
-                    let got = self.last_used_api(id).await?;
+                    // The ledger's use of this key names its slot if it still holds (an
+                    // incremental scan); else the API's answer does.
+                    let (got, slot) = match known.and_then(|it| slot_of_known(row, it)) {
+                        Some(slot) => (
+                            self.last_use_from_slot(id, &row.keys[slot], *known).await?,
+                            Some(slot),
+                        ),
+                        None => {
+                            let got = self.last_used_api(id).await?;
+                            let slot = slot_use(&got.0).and_then(|used| {
+                                row.slot_with_use(&used, got.1.as_deref(), got.2.as_deref())
+                            });
+                            (got, slot)
+                        }
+                    };
                     if let Some((other_id, other_known)) = keys.get(other)
                         && out[other].is_none()
                     {
-                        let other_slot = slot_use(&got.0).and_then(|used| {
-                            row.slot_with_use(&used, got.1.as_deref(), got.2.as_deref())
-                        });
-                        out[other] = Some(match other_slot {
+                        out[other] = Some(match slot {
                             Some(slot) => {
                                 self.last_use_from_slot(other_id, &row.keys[1 - slot], *other_known)
                                     .await?
@@ -158,6 +169,17 @@ fn last_used_of(
 
 /// A key's last use with its region and service.
 type KeyUse = (LastUse, Option<String>, Option<String>);
+
+/// The one slot whose use is the one the ledger holds for `known`.
+fn slot_of_known(row: &Row, known: &Credential) -> Option<usize> {
+    let used = slot_use(&known.last_used)?;
+    let attribute = |name: &str| known.attributes.get(name).map(String::as_str);
+    row.slot_with_use(
+        &used,
+        attribute("last_used_region"),
+        attribute("last_used_service"),
+    )
+}
 
 /// An API answer as a report slot would give it; `None` when there is nothing to match.
 fn slot_use(used: &LastUse) -> Option<SlotUse> {
