@@ -21,6 +21,10 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
                                  (with "user_name": "ci": only requests naming that user)
        those operations, signed with that key, get HTTP 403 AccessDenied ([] lifts it)
        -> 200 {"access_key_id", "operations"}
+  POST /_keywarden/report        {"account_id": "123456789012", "region_and_service": true}
+       that account's credential report carries each key's last-use region and service as
+       AWS's does (moto's says `not_supported`; false goes back to that)
+       -> 200 {"account_id", "region_and_service"}
   GET  /_keywarden/stats?access_key_id=AKIA...
        -> 200 {"calls": {"ListAccessKeys": 12, ...}, "throttled": 4,
                "created_secrets": {"AKIA...new": "<secret>"}}
@@ -30,9 +34,17 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
   POST /_keywarden/stats/reset   {"access_key_id": "AKIA..."}  (absent or null: every key)
        -> 200 {"reset": "AKIA..." | null}
   POST /_keywarden/seed          {"account_id": "123456789012", "users": 5000, "keys": 7500,
-                                  "path": "/bench/", "tags": true, "prefix": "bench-user-"}
+                                  "path": "/bench/", "tags": true, "prefix": "bench-user-",
+                                  "last_used": true, "same_second": false}
+       users with owner/purpose tags ("tags"), their keys with ages spread over 400 days;
+       "last_used": 4 keys in 5 get a last use (date after creation, service, region), the
+       rest none, and the account's credential report carries each key's last-use region and
+       service as AWS's does (moto's says `not_supported`); "same_second": a user's two keys
+       are created in the same second, and every third such user's second key is Inactive
+       (so the report's slots can only be told apart by status or use)
        -> 200 {"users": n, "keys": m, "keys_older_than_90_days": k,
-               "users_with_key_older_than_90_days": u}
+               "users_with_key_older_than_90_days": u, "keys_used": k, "same_second_pairs": p}
+       (the counts "older than 90 days" are of active keys)
 
 `calls` counts every request the key signed, throttled ones included, by operation: the `Action`
 form/query parameter of query-protocol services (IAM, STS, Organizations, ...), the part after
@@ -63,7 +75,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from moto.iam.models import AccessKey, AccessKeyLastUsed, iam_backends
+from moto.iam.models import AccessKey, AccessKeyLastUsed, User, iam_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
@@ -176,6 +188,31 @@ def key_state(account: str, key: AccessKey) -> dict[str, Any]:
             "region": getattr(last_used, "region", None),
         },
     }
+
+
+# --- the credential report as AWS writes it ------------------------------------------------
+
+# Accounts whose credential report carries each key's last-use region and service (AWS's
+# does; moto writes `not_supported`). Set by /_keywarden/report and the seed's "last_used".
+REPORT_USE_ACCOUNTS: set[str] = set()
+_moto_to_csv = User.to_csv
+
+
+def _to_csv_with_use(self: User) -> str:
+    line = _moto_to_csv(self)
+    if self.account_id not in REPORT_USE_ACCOUNTS:
+        return line
+    # The 20 fields after `user,arn` (a user name may hold a comma; what follows never does).
+    head, *fields = line.rstrip("\n").rsplit(",", 20)
+    # access_key_N_last_used_region / _service, counted from user_creation_time.
+    for key, (region, service) in zip(self.access_keys[:2], ((9, 10), (14, 15))):
+        used = key.last_used
+        if isinstance(used, AccessKeyLastUsed) and used.service and used.region:
+            fields[region], fields[service] = used.region, used.service
+    return ",".join([head, *fields]) + "\n"
+
+
+User.to_csv = _to_csv_with_use  # type: ignore[method-assign]
 
 
 # --- the middleware ------------------------------------------------------------------------
@@ -332,6 +369,7 @@ class KeywardenMiddleware:
             ("GET", "stats"): self.stats,
             ("POST", "stats/reset"): self.stats_reset,
             ("POST", "seed"): self.seed,
+            ("POST", "report"): self.report,
         }
         try:
             # Read the whole body first: the connection is kept alive for the next request.
@@ -458,6 +496,15 @@ class KeywardenMiddleware:
                 self.throttled.pop(access_key_id, None)
         return {"reset": access_key_id}
 
+    def report(self, body: dict[str, Any]) -> dict[str, Any]:
+        account = account_of(body)
+        on = body.get("region_and_service")
+        if not isinstance(on, bool):
+            raise HttpError(400, "`region_and_service` must be true or false")
+        with self.lock:
+            (REPORT_USE_ACCOUNTS.add if on else REPORT_USE_ACCOUNTS.discard)(account)
+        return {"account_id": account, "region_and_service": on}
+
     def seed(self, body: dict[str, Any]) -> dict[str, Any]:
         """Creates users and keys straight in the backend: thousands per second, no HTTP."""
         account = account_of(body)
@@ -472,14 +519,18 @@ class KeywardenMiddleware:
         if not isinstance(prefix, str) or not prefix:
             raise HttpError(400, "`prefix` must be a non-empty string")
         tags = bool(body.get("tags", False))
+        last_used = bool(body.get("last_used", False))
+        same_second = bool(body.get("same_second", False))
         now = utcnow()
-        made_keys = older = users_older = 0
+        made_keys = older = users_older = used = pairs = 0
         with self.lock:
             backend = iam_backends[account][PARTITION]
             names = [f"{prefix}{i:05d}" for i in range(users)]
             taken = [name for name in names if name in backend.users]
             if taken:
                 raise HttpError(409, f"user {taken[0]} already exists in account {account}")
+            if last_used:
+                REPORT_USE_ACCOUNTS.add(account)
             for i, name in enumerate(names):
                 user_tags = (
                     [
@@ -500,15 +551,28 @@ class KeywardenMiddleware:
                     count = 1 if i < keys else 0
                 oldest = now
                 any_older = False
+                pairs += same_second and count == 2
                 for slot in range(count):
                     key = backend.create_access_key(name)
                     n = made_keys + slot
                     # Deterministic ages spread over the past 400 days (7 is coprime to 400, so
                     # every age 0..399 occurs equally often), plus a time of day.
-                    age = dt.timedelta(days=(n * 7) % 400, seconds=(n * 7919) % 86400)
+                    m = made_keys if same_second else n
+                    age = dt.timedelta(days=(m * 7) % 400, seconds=(m * 7919) % 86400)
                     key.create_date = now - age
+                    if same_second and slot == 1 and i % 3 == 0:
+                        key.status = "Inactive"
+                    if last_used and n % 5 != 0:
+                        # Used some time after creation: 0..age days ago, never in the future.
+                        ago = dt.timedelta(days=(n * 3) % (age.days + 1), seconds=n % 3600)
+                        key.last_used = AccessKeyLastUsed(
+                            timestamp=max(key.create_date, now - ago),
+                            service=("s3", "ec2", "sts", "iam", "lambda")[n % 5],
+                            region=("us-east-1", "eu-west-1", "us-west-2")[n % 3],
+                        )
+                        used += 1
                     oldest = min(oldest, key.create_date)
-                    if age > dt.timedelta(days=90):
+                    if age > dt.timedelta(days=90) and key.status == "Active":
                         older += 1
                         any_older = True
                 made_keys += count
@@ -520,6 +584,8 @@ class KeywardenMiddleware:
             "keys": made_keys,
             "keys_older_than_90_days": older,
             "users_with_key_older_than_90_days": users_older,
+            "keys_used": used,
+            "same_second_pairs": pairs,
         }
 
 

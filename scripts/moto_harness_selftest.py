@@ -238,6 +238,36 @@ def run(url: str) -> None:
     check(old == body["keys_older_than_90_days"] and max(ages) < dt.timedelta(days=401),
           f"seeded key ages within 400 days, {old} older than 90 days")
 
+    print("seed with last use, keys made in the same second")
+    status, body = control(url, "POST", "seed", {"account_id": "333333333333", "users": 6, "keys": 10,
+                                                 "prefix": "twin-", "last_used": True,
+                                                 "same_second": True})
+    check(status == 200 and body["keys_used"] == 8 and body["same_second_pairs"] == 4,
+          f"seed with last use: {body}")
+    creds = client(url, "sts").assume_role(
+        RoleArn="arn:aws:iam::333333333333:role/x", RoleSessionName="seed")["Credentials"]
+    twins = client(url, "iam", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"],
+                   token=creds["SessionToken"])
+    keys = twins.list_access_keys(UserName="twin-00000")["AccessKeyMetadata"]
+    check(len({k["CreateDate"].replace(microsecond=0) for k in keys}) == 1
+          and [k["Status"] for k in keys] == ["Active", "Inactive"],
+          f"a pair made in the same second, the second key of every third inactive: {keys}")
+    rows = credential_report(twins)
+    row = rows["twin-00001"]
+    used = twins.get_access_key_last_used(
+        AccessKeyId=twins.list_access_keys(UserName="twin-00001")["AccessKeyMetadata"][0]["AccessKeyId"]
+    )["AccessKeyLastUsed"]
+    check(row["access_key_1_last_used_service"] == used["ServiceName"]
+          and row["access_key_1_last_used_region"] == used["Region"],
+          f"the report carries last-use region and service as AWS's does: {row} / {used}")
+    check(credential_report(seeded)["bench-user-00001"]["access_key_1_last_used_region"]
+          == "not_supported", "other accounts' reports are moto's own")
+    check(control(url, "POST", "report", {"account_id": "333333333333", "region_and_service": False})[0]
+          == 200 and credential_report(twins)["twin-00001"]["access_key_1_last_used_service"]
+          == "not_supported", "report: region and service switched off again")
+    check(control(url, "POST", "report", {"region_and_service": "yes"})[0] == 400,
+          "report: a flag that is not a boolean: 400")
+
 
 def main() -> int:
     port = free_port()

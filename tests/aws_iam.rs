@@ -1305,3 +1305,83 @@ async fn a_failed_ledger_read_never_makes_a_user_look_keyless() {
     assert!(message.contains("ledgerless"), "{message}");
     assert!(message.contains("the ledger is unreadable"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_made_in_the_same_second_are_told_apart_without_reading_each_one() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    // Two keys per user, created in the same second (the report's only link to a key).
+    let made = (Utc::now() - Duration::days(200))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    // Neither used: the slots look alike, so it does not matter which is whose.
+    let alike = twins(&account, "alike", &made, [None, None]).await;
+    // One inactive and used, one active and unused: told apart by status.
+    let by_status = twins(&account, "by-status", &made, [Some(5), None]).await;
+    account
+        .set_status("by-status", &by_status[0], StatusType::Inactive)
+        .await;
+    // Both active, used on different days: the report cannot tell them apart.
+    let ambiguous = twins(&account, "ambiguous", &made, [Some(5), Some(9)]).await;
+    // The report gives each use with its region and service, as AWS's does.
+    account
+        .control(
+            "report",
+            json!({"account_id": account.id, "region_and_service": true}),
+        )
+        .await;
+
+    let ws = Workspace::new(&account, "");
+    account.reset_calls().await;
+    let report = ws.scan(&account);
+    let last_used = |id: &str| {
+        let used = &by_id(&report, id)["last_used"];
+        match used["state"].as_str() {
+            Some("at") => Some(days_ago(&used["at"])),
+            _ => None,
+        }
+    };
+    assert_eq!(last_used(&alike[0]), None);
+    assert_eq!(last_used(&alike[1]), None);
+    assert_eq!(last_used(&by_status[0]), Some(5));
+    assert_eq!(last_used(&by_status[1]), None);
+    assert_eq!(last_used(&ambiguous[0]), Some(5));
+    assert_eq!(last_used(&ambiguous[1]), Some(9));
+    for id in [&by_status[0], &ambiguous[0], &ambiguous[1]] {
+        assert_eq!(by_id(&report, id)["attributes"]["last_used_service"], "s3");
+    }
+    // One call for the pair that nothing else tells apart, whose answer names the other key's
+    // slot; none for the rest (each of these six keys used to cost one).
+    let calls = account.calls().await;
+    assert_eq!(calls.get("GetAccessKeyLastUsed"), Some(&1), "{calls:?}");
+
+    // The next (incremental) scan: the ledger's uses name the slots, so no call at all.
+    account.reset_calls().await;
+    let again = ws.scan(&account);
+    for id in [&ambiguous[0], &ambiguous[1]] {
+        assert_eq!(
+            by_id(&again, id)["last_used"]["at"],
+            by_id(&report, id)["last_used"]["at"]
+        );
+    }
+    let calls = account.calls().await;
+    assert_eq!(calls.get("GetAccessKeyLastUsed"), None, "{calls:?}");
+}
+
+/// A user with two keys created at `made` (to the second), last used as given.
+async fn twins(account: &Account, user: &str, made: &str, used: [Option<i64>; 2]) -> [String; 2] {
+    account.user(user, "/", &[("owner", "team")]).await;
+    let mut ids = Vec::new();
+    for used in used {
+        let id = account.key(user, 200, used).await;
+        account
+            .control(
+                "backdate",
+                json!({"account_id": account.id, "access_key_id": id, "created": made}),
+            )
+            .await;
+        ids.push(id);
+    }
+    [ids[0].clone(), ids[1].clone()]
+}

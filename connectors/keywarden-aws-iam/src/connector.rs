@@ -28,7 +28,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, UserDetail};
 use aws_smithy_types_convert::date_time::DateTimeExt;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use governor::DefaultDirectRateLimiter;
 use keywarden_connector::{
     Connector, ConnectorError, Credential, CredentialKind, CredentialStatus, FieldError, Identity,
@@ -38,7 +38,12 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::client::{self, Clients, map_err, persist};
 use crate::config::{AwsIamConfig, DeliverRules};
-use crate::report::{self, Report, Row, SlotUse};
+use crate::report::{self, Report, Row};
+
+mod last_use;
+
+pub(crate) use last_use::access_key_last_used;
+use last_use::set_use_attributes;
 
 /// How many identities go into one batch to the ledger.
 const BATCH: usize = 500;
@@ -279,55 +284,7 @@ impl Connector for AwsIamConnector {
             full,
             known: cx.known.as_ref(),
         };
-        let mut batch = Inventory::default();
-        let mut marker: Option<String> = None;
-        loop {
-            // Paged by hand so each page gets the scan-level retry on throttling too.
-            let page = persist(&clients, || async {
-                clients
-                    .iam
-                    .get_account_authorization_details()
-                    .filter(EntityType::User)
-                    .max_items(1000)
-                    .set_marker(marker.clone())
-                    .send()
-                    .await
-                    .map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))
-            })
-            .await?;
-            let users = page.user_detail_list();
-            cx.progress.add_total(users.len() as u64);
-            // Boxed so the stream's future is `Send` (a plain closure over `&UserDetail` trips
-            // the compiler's higher-ranked lifetime inference).
-            let work: Vec<futures::future::BoxFuture<'_, UserFound>> = users
-                .iter()
-                .map(|user| Box::pin(scan.user(user)) as _)
-                .collect();
-            // The whole page is gathered before any of it goes to the sink: the sink writes to
-            // the ledger, and it must not wait for a connection that a suspended per-user
-            // future holds (a page is at most 1000 users).
-            let found: Vec<UserFound> = futures::stream::iter(work)
-                .buffer_unordered(inner.config.concurrency)
-                .inspect(|_| cx.progress.advance(1))
-                .collect()
-                .await;
-            for found in found {
-                if let Some(err) = found.fatal {
-                    return Err(err);
-                }
-                batch.identities.extend(found.identity);
-                batch.credentials.extend(found.credentials);
-                batch.errors.extend(found.error);
-                if batch.identities.len() >= BATCH {
-                    sink.batch(std::mem::take(&mut batch)).await?;
-                }
-            }
-            marker = page.marker().map(str::to_owned);
-            if !page.is_truncated() || marker.is_none() {
-                break;
-            }
-        }
-        sink.batch(batch).await?;
+        scan.pipeline(cx, sink).await?;
         let state = State {
             full_refresh_at: if full {
                 Some(cx.now)
@@ -403,6 +360,97 @@ struct UserScan<'a> {
 }
 
 impl UserScan<'_> {
+    /// Inventories every user of the account, as three stages run together so that the
+    /// configured number of per-user calls stays in flight from the first user to the last:
+    /// the pages of `GetAccountAuthorizationDetails` (the next one fetched while the last is
+    /// worked on), the users (`concurrency` at once, each refilled as soon as one ends, across
+    /// pages), and the batches to the ledger (written while the next users are inventoried).
+    ///
+    /// Users found wait for the ledger in an unbounded queue: a bounded one would stop polling
+    /// per-user futures that may hold a ledger connection the writer needs. The queue holds
+    /// at most the account's users (IAM allows 5,000) and drains as fast as the ledger writes.
+    async fn pipeline(
+        &self,
+        cx: &ScanContext,
+        sink: &mut dyn InventorySink,
+    ) -> Result<(), ConnectorError> {
+        let (mut pages_tx, pages_rx) = futures::channel::mpsc::channel::<Vec<UserDetail>>(1);
+        let (found_tx, mut found_rx) = tokio::sync::mpsc::unbounded_channel::<UserFound>();
+        let pages = async move {
+            let mut marker: Option<String> = None;
+            loop {
+                // Paged by hand so each page gets the scan-level retry on throttling too.
+                let page = persist(self.clients, || async {
+                    self.clients
+                        .iam
+                        .get_account_authorization_details()
+                        .filter(EntityType::User)
+                        .max_items(1000)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))
+                })
+                .await?;
+                cx.progress.add_total(page.user_detail_list().len() as u64);
+                marker = page.marker().map(str::to_owned);
+                let last = !page.is_truncated() || marker.is_none();
+                if pages_tx
+                    .send(page.user_detail_list().to_vec())
+                    .await
+                    .is_err()
+                    || last
+                {
+                    // Sent the last page, or the other stages stopped (the ledger failed).
+                    return Ok::<(), ConnectorError>(());
+                }
+            }
+        };
+        let users = async move {
+            // Boxed, like the futures below, to keep the compiler's `Send` inference simple.
+            let users: futures::stream::BoxStream<'_, UserDetail> =
+                Box::pin(pages_rx.flat_map(futures::stream::iter));
+            // Boxed so the stream's future is `Send` (a plain closure over the user trips the
+            // compiler's higher-ranked lifetime inference).
+            let mut found = std::pin::pin!(
+                users
+                    .map(|user| -> futures::future::BoxFuture<'_, UserFound> {
+                        Box::pin(async move { self.user(&user).await })
+                    })
+                    .buffer_unordered(self.inner.config.concurrency)
+            );
+            while let Some(one) = found.next().await {
+                cx.progress.advance(1);
+                if found_tx.send(one).is_err() {
+                    break; // the ledger failed: stop making calls
+                }
+            }
+        };
+        let writer = &mut *sink;
+        let record = async move {
+            let mut batch = Inventory::default();
+            while let Some(found) = found_rx.recv().await {
+                if let Some(err) = found.fatal {
+                    // Nothing can be concluded about this user's keys: the account fails
+                    // rather than marking them gone.
+                    return Err(err);
+                }
+                batch.identities.extend(found.identity);
+                batch.credentials.extend(found.credentials);
+                batch.errors.extend(found.error);
+                if batch.identities.len() >= BATCH {
+                    writer.batch(std::mem::take(&mut batch)).await?;
+                }
+            }
+            Ok::<Inventory, ConnectorError>(batch)
+        };
+        let (paged, (), recorded) = tokio::join!(pages, users, record);
+        let rest = recorded?;
+        // A failed page leaves the account incomplete: its error wins, the rest is not sent.
+        paged?;
+        sink.batch(rest).await
+    }
+
     async fn user(&self, user: &UserDetail) -> UserFound {
         let (Some(name), Some(arn)) = (user.user_name(), user.arn()) else {
             // Which ledger entries are this user's cannot be told: conclude nothing.
@@ -530,40 +578,56 @@ impl UserScan<'_> {
             !full && row.is_some_and(|row| row.key_signature() == key_signature(&known_keys));
         let mut out = Vec::new();
         if unchanged {
-            for mut key in known_keys {
-                if let Some(slot) =
-                    row.and_then(|row| key.created_at.and_then(|at| row.key_slot(at)))
-                {
-                    let (used, region, service) = self
-                        .last_use_from_slot(&key.external_id, slot, Some(&key))
-                        .await?;
+            let facts: Vec<(bool, Option<DateTime<Utc>>)> = known_keys
+                .iter()
+                .map(|it| (it.status == CredentialStatus::Active, it.created_at))
+                .collect();
+            let keys: Vec<(&str, Option<&Credential>)> = known_keys
+                .iter()
+                .map(|it| (it.external_id.as_str(), Some(it)))
+                .collect();
+            let uses = self.key_uses(row, &keys, &facts, false).await?;
+            for (mut key, used) in known_keys.into_iter().zip(uses) {
+                if let Some((used, region, service)) = used {
                     key.last_used = used;
                     set_use_attributes(&mut key, region.as_deref(), service.as_deref());
                 }
                 out.push(key);
             }
         } else {
-            for key in list_access_keys(self.clients, name).await? {
-                let id = key
-                    .access_key_id()
-                    .ok_or_else(|| {
+            let listed = list_access_keys(self.clients, name).await?;
+            let ids: Vec<&str> = listed
+                .iter()
+                .map(|key| {
+                    key.access_key_id().ok_or_else(|| {
                         ConnectorError::Permanent(format!(
                             "iam:ListAccessKeys {name}: a key without an id"
                         ))
-                    })?
-                    .to_owned();
-                let created_at = key.create_date().and_then(|it| it.to_chrono_utc().ok());
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let facts: Vec<(bool, Option<DateTime<Utc>>)> = listed
+                .iter()
+                .map(|key| {
+                    (
+                        status(key.status()) == CredentialStatus::Active,
+                        key.create_date().and_then(|it| it.to_chrono_utc().ok()),
+                    )
+                })
+                .collect();
+            let keys: Vec<(&str, Option<&Credential>)> = ids.iter().map(|id| (*id, None)).collect();
+            let uses = self.key_uses(row, &keys, &facts, true).await?;
+            for (((key, id), (_, created_at)), used) in
+                listed.iter().zip(&ids).zip(&facts).zip(uses)
+            {
+                let id = *id;
                 let mut credential = credential(
                     CredentialKind::AccessKey,
-                    &id,
+                    id,
                     status(key.status()),
-                    created_at,
+                    *created_at,
                 );
-                let slot = row.and_then(|row| created_at.and_then(|at| row.key_slot(at)));
-                let (used, region, service) = match slot {
-                    Some(slot) => self.last_use_from_slot(&id, slot, None).await?,
-                    None => self.last_used_api(&id).await?,
-                };
+                let (used, region, service) = used.unwrap_or((LastUse::Unknown, None, None));
                 credential.last_used = used;
                 set_use_attributes(&mut credential, region.as_deref(), service.as_deref());
                 out.push(credential);
@@ -635,61 +699,6 @@ impl UserScan<'_> {
         }
         Ok(out)
     }
-
-    /// The last use a report slot gives, completed by `GetAccessKeyLastUsed` when the report
-    /// does not know it or has a date without region and service (which an earlier scan may
-    /// already have fetched: `known` is the ledger's view of the key).
-    /// Returns (last use, region, service).
-    async fn last_use_from_slot(
-        &self,
-        key_id: &str,
-        slot: &report::Slot,
-        known: Option<&Credential>,
-    ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
-        // The ledger's use of the key, with the region and service it had.
-        let from_ledger = |it: &Credential| {
-            (
-                it.last_used.clone(),
-                it.attributes.get("last_used_region").cloned(),
-                it.attributes.get("last_used_service").cloned(),
-            )
-        };
-        match &slot.last_used {
-            // The report may be hours old: a use the ledger read key by key since wins.
-            SlotUse::Never if let Some(known) = known.filter(|it| it.last_used.at().is_some()) => {
-                Ok(from_ledger(known))
-            }
-            SlotUse::Never => Ok((LastUse::Never, None, None)),
-            SlotUse::At(at) if slot.service.is_some() => Ok((
-                LastUse::At {
-                    at: *at,
-                    source: FROM_REPORT.to_owned(),
-                },
-                slot.region.clone(),
-                slot.service.clone(),
-            )),
-            // The ledger already has this use (or a later one, read key by key), with the
-            // region and service it had.
-            SlotUse::At(at)
-                if let Some(known) = known.filter(|it| it.last_used.at() >= Some(*at)) =>
-            {
-                Ok(from_ledger(known))
-            }
-            SlotUse::At(_) | SlotUse::Unknown => self.last_used_api(key_id).await,
-        }
-    }
-
-    /// `GetAccessKeyLastUsed` for one key: (last use, region, service). A key deleted since it
-    /// was listed has an unknown last use (the next scan no longer lists it).
-    async fn last_used_api(
-        &self,
-        key_id: &str,
-    ) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
-        match access_key_last_used(self.clients, key_id).await {
-            Err(ConnectorError::NotFound(_)) => Ok((LastUse::Unknown, None, None)),
-            other => other,
-        }
-    }
 }
 
 /// `ListAccessKeys` of one user (at most two keys: one page).
@@ -708,45 +717,6 @@ pub(crate) async fn list_access_keys(
     })
     .await?;
     Ok(listed.access_key_metadata().to_vec())
-}
-
-/// `GetAccessKeyLastUsed` of one key: (last use, region, service).
-pub(crate) async fn access_key_last_used(
-    clients: &Clients,
-    key_id: &str,
-) -> Result<(LastUse, Option<String>, Option<String>), ConnectorError> {
-    let got = persist(clients, || async {
-        clients
-            .iam
-            .get_access_key_last_used()
-            .access_key_id(key_id)
-            .send()
-            .await
-            .map_err(|err| map_err(&format!("iam:GetAccessKeyLastUsed {key_id}"), err))
-    })
-    .await?;
-    Ok(last_used_of(got.access_key_last_used()))
-}
-
-/// Reads `GetAccessKeyLastUsed`'s answer: no date means never used since AWS began tracking.
-fn last_used_of(
-    used: Option<&aws_sdk_iam::types::AccessKeyLastUsed>,
-) -> (LastUse, Option<String>, Option<String>) {
-    let Some(used) = used else {
-        return (LastUse::Unknown, None, None);
-    };
-    let known = |it: &str| (!matches!(it, "" | "N/A")).then(|| it.to_owned());
-    match used.last_used_date().and_then(|it| it.to_chrono_utc().ok()) {
-        Some(at) => (
-            LastUse::At {
-                at,
-                source: FROM_API.to_owned(),
-            },
-            known(used.region()),
-            known(used.service_name()),
-        ),
-        None => (LastUse::Never, None, None),
-    }
 }
 
 /// Adds what the certificate body tells: validity, subject, issuer and the SHA-256 of its DER
@@ -775,25 +745,6 @@ fn add_certificate_facts(credential: &mut Credential, body: &str) {
     credential
         .attributes
         .insert("issuer".to_owned(), cert.issuer().to_string());
-}
-
-/// Records region and service of the last use as attributes (dropping stale ones).
-fn set_use_attributes(credential: &mut Credential, region: Option<&str>, service: Option<&str>) {
-    if credential.last_used.at().is_none() {
-        credential.attributes.remove("last_used_region");
-        credential.attributes.remove("last_used_service");
-        return;
-    }
-    if let Some(region) = region {
-        credential
-            .attributes
-            .insert("last_used_region".to_owned(), region.to_owned());
-    }
-    if let Some(service) = service {
-        credential
-            .attributes
-            .insert("last_used_service".to_owned(), service.to_owned());
-    }
 }
 
 /// The (active, created second) signature of the ledger's access keys of one user.

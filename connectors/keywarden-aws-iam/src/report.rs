@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 /// One access key slot (`access_key_1_*` or `access_key_2_*`) or signing certificate slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,16 +60,104 @@ impl Row {
         self.certificate_count() > 0
     }
 
-    /// The key slot created at `created` (to the second), if exactly one is.
-    pub fn key_slot(&self, created: DateTime<Utc>) -> Option<&Slot> {
-        let mut found = self
-            .keys
-            .iter()
-            .filter(|it| it.last_rotated.map(|at| at.timestamp()) == Some(created.timestamp()));
+    /// Which slot holds each of the user's listed keys, given as (active, created), in the
+    /// order listed. The report has no key ids: a slot is a key's when it was created in the
+    /// same second. When both keys share their creation second (keys made together), slots and
+    /// keys are told apart by what else differs:
+    /// - slots that give the same last use (date, region and service) cannot be confused: each
+    ///   key gets one;
+    /// - else one active and one inactive key, with one active and one inactive slot, match
+    ///   by status;
+    /// - else the pair is [`KeySlot::Ambiguous`]: one key's use is read with the API, and the
+    ///   slot it matches tells which is the other key's ([`Row::slot_with_use`]).
+    ///
+    /// Neither the report nor `ListAccessKeys` documents an order, so order alone is never
+    /// taken as a match.
+    pub fn match_keys(&self, keys: &[(bool, Option<DateTime<Utc>>)]) -> Vec<KeySlot> {
+        let second = |at: Option<DateTime<Utc>>| at.map(|it| it.timestamp());
+        let mut out = vec![KeySlot::Missing; keys.len()];
+        let mut done = vec![false; keys.len()];
+        for i in 0..keys.len() {
+            let Some(at) = second(keys[i].1).filter(|_| !done[i]) else {
+                continue;
+            };
+            let group: Vec<usize> = (0..keys.len())
+                .filter(|j| second(keys[*j].1) == Some(at))
+                .collect();
+            let slots: Vec<usize> = (0..self.keys.len())
+                .filter(|j| second(self.keys[*j].last_rotated) == Some(at))
+                .collect();
+            for j in &group {
+                done[*j] = true;
+            }
+            let [first, other] = &self.keys;
+            match (group.as_slice(), slots.as_slice()) {
+                ([key], [slot]) => out[*key] = KeySlot::Slot(*slot),
+                // A key gone since the report was made in the same second as this one.
+                ([key], [_, _]) if first.same_use(other) => out[*key] = KeySlot::Slot(0),
+                ([a, b], [_, _]) if first.same_use(other) => {
+                    (out[*a], out[*b]) = (KeySlot::Slot(0), KeySlot::Slot(1));
+                }
+                ([a, b], [_, _]) if keys[*a].0 != keys[*b].0 && first.active != other.active => {
+                    let slot_of_a = usize::from(first.active != keys[*a].0);
+                    out[*a] = KeySlot::Slot(slot_of_a);
+                    out[*b] = KeySlot::Slot(1 - slot_of_a);
+                }
+                ([a, b], [_, _]) => {
+                    out[*a] = KeySlot::Ambiguous { other: *b };
+                    out[*b] = KeySlot::Ambiguous { other: *a };
+                }
+                // No slot of that second (a key newer than the report), or more keys than
+                // slots: the report cannot say.
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The one key slot whose last use is `used` (date to the second, region, service): which
+    /// slot an [`KeySlot::Ambiguous`] key is in, once its use has been read with the API.
+    pub fn slot_with_use(
+        &self,
+        used: &SlotUse,
+        region: Option<&str>,
+        service: Option<&str>,
+    ) -> Option<usize> {
+        let second = |it: &SlotUse| match it {
+            SlotUse::At(at) => SlotUse::At(at.with_nanosecond(0).unwrap_or(*at)),
+            other => other.clone(),
+        };
+        let mut found = (0..self.keys.len()).filter(|j| {
+            let slot = &self.keys[*j];
+            slot.last_rotated.is_some()
+                && second(&slot.last_used) == second(used)
+                && slot.region.as_deref() == region
+                && slot.service.as_deref() == service
+        });
         match (found.next(), found.next()) {
             (Some(slot), None) => Some(slot),
             _ => None,
         }
+    }
+}
+
+/// Where a listed key's last use is in the report (see [`Row::match_keys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeySlot {
+    /// Key slot 0 (`access_key_1_*`) or 1 (`access_key_2_*`).
+    Slot(usize),
+    /// This key and the one at index `other` were created in the same second and the report
+    /// cannot tell their slots apart.
+    Ambiguous { other: usize },
+    /// No slot holds the key (it is newer than the report).
+    Missing,
+}
+
+impl Slot {
+    /// Whether two slots give the same last use.
+    fn same_use(&self, other: &Slot) -> bool {
+        (&self.last_used, &self.region, &self.service)
+            == (&other.last_used, &other.region, &other.service)
     }
 }
 
@@ -243,7 +331,119 @@ mod tests {
         assert_eq!(idle.keys[1], Slot::default(), "an empty slot");
         assert_eq!(idle.key_signature().len(), 1);
         let created = "2025-06-01T10:00:00Z".parse().expect("time");
-        assert!(idle.key_slot(created).is_some());
+        assert_eq!(
+            idle.match_keys(&[(true, Some(created))]),
+            vec![KeySlot::Slot(0)]
+        );
+    }
+
+    fn slot(active: bool, rotated: &str, used: SlotUse, service: Option<&str>) -> Slot {
+        Slot {
+            active,
+            last_rotated: Some(rotated.parse().expect("time")),
+            last_used: used,
+            region: service.map(|_| "us-east-1".to_owned()),
+            service: service.map(str::to_owned),
+        }
+    }
+
+    fn at(value: &str) -> DateTime<Utc> {
+        value.parse().expect("time")
+    }
+
+    #[test]
+    fn key_slots_are_matched_by_creation_second_then_use_then_status() {
+        let made = "2025-06-01T10:00:00Z";
+        let used = SlotUse::At(at("2026-11-01T09:30:00Z"));
+        // Listed keys carry sub-second creation times; the report has seconds.
+        let key = |active: bool| (active, Some(at("2025-06-01T10:00:00.250Z")));
+        let row = |keys: [Slot; 2]| Row {
+            keys,
+            ..Row::default()
+        };
+
+        // Different seconds: each key its own slot, whatever the order listed.
+        let apart = row([
+            slot(true, "2025-01-01T00:00:00Z", used.clone(), Some("s3")),
+            slot(true, made, SlotUse::Never, None),
+        ]);
+        assert_eq!(
+            apart.match_keys(&[key(true), (true, Some(at("2025-01-01T00:00:00.9Z")))]),
+            vec![KeySlot::Slot(1), KeySlot::Slot(0)]
+        );
+
+        // The same second and the same use: either slot is right, each key gets one.
+        let alike = row([
+            slot(true, made, SlotUse::Never, None),
+            slot(true, made, SlotUse::Never, None),
+        ]);
+        assert_eq!(
+            alike.match_keys(&[key(true), key(true)]),
+            vec![KeySlot::Slot(0), KeySlot::Slot(1)]
+        );
+
+        // The same second, different uses, different status: by status, in either order.
+        let by_status = row([
+            slot(false, made, SlotUse::Never, None),
+            slot(true, made, used.clone(), Some("s3")),
+        ]);
+        assert_eq!(
+            by_status.match_keys(&[key(true), key(false)]),
+            vec![KeySlot::Slot(1), KeySlot::Slot(0)]
+        );
+        assert_eq!(
+            by_status.match_keys(&[key(false), key(true)]),
+            vec![KeySlot::Slot(0), KeySlot::Slot(1)]
+        );
+
+        // The same second and status, different uses: the report cannot tell.
+        let ambiguous = row([
+            slot(true, made, SlotUse::Never, None),
+            slot(true, made, used.clone(), Some("s3")),
+        ]);
+        assert_eq!(
+            ambiguous.match_keys(&[key(true), key(true)]),
+            vec![
+                KeySlot::Ambiguous { other: 1 },
+                KeySlot::Ambiguous { other: 0 }
+            ]
+        );
+        // Both keys active but the report says one is not (it is hours old): not by status.
+        assert_eq!(
+            by_status.match_keys(&[key(true), key(true)]),
+            vec![
+                KeySlot::Ambiguous { other: 1 },
+                KeySlot::Ambiguous { other: 0 }
+            ]
+        );
+        // One key's answer from the API names its slot, so the other key has the other one.
+        assert_eq!(
+            ambiguous.slot_with_use(
+                &SlotUse::At(at("2026-11-01T09:30:00.700Z")),
+                Some("us-east-1"),
+                Some("s3")
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            ambiguous.slot_with_use(&SlotUse::Never, None, None),
+            Some(0)
+        );
+        // A use the report does not show (newer than the report): no slot.
+        assert_eq!(
+            ambiguous.slot_with_use(
+                &SlotUse::At(at("2026-11-02T00:00:00Z")),
+                Some("us-east-1"),
+                Some("s3")
+            ),
+            None
+        );
+
+        // A key newer than the report: in no slot.
+        assert_eq!(
+            apart.match_keys(&[(true, Some(at("2026-12-01T00:00:00Z")))]),
+            vec![KeySlot::Missing]
+        );
     }
 
     #[test]
