@@ -64,6 +64,7 @@ fn seed(runtime: &tokio::runtime::Runtime, store: &SqliteStore) {
                 next_at,
                 detail: None,
                 holder: "bench".to_owned(),
+                token: record.lease_token,
             };
             store
                 .update_action(record.id, &update, now)

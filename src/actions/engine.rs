@@ -58,7 +58,7 @@ fn initial_state(
     match kind {
         ActionKind::Rotate => of(Rotate::Check),
         ActionKind::Disable => of(Disable::Disable),
-        ActionKind::Delete => of(Delete::Delete {
+        ActionKind::Delete => of(Delete::Begin {
             hold_seconds: delete_hold.num_seconds(),
         }),
         ActionKind::Quarantine => of(Quarantine::Deactivate),

@@ -51,7 +51,8 @@ impl Machine for Disable {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub(crate) enum Delete {
     /// Re-check; deactivate an active key and hold it, or go on to `remove` an inactive one.
-    Delete {
+    #[serde(rename = "delete")]
+    Begin {
         /// How long an active key stays deactivated before it is deleted, in seconds.
         #[serde(default)]
         hold_seconds: i64,
@@ -67,7 +68,7 @@ pub(crate) enum Delete {
 impl Machine for Delete {
     fn step_name(&self) -> &'static str {
         match self {
-            Self::Delete { .. } => "delete",
+            Self::Begin { .. } => "delete",
             Self::Hold { .. } => "hold",
             Self::Remove => "remove",
         }
@@ -77,7 +78,7 @@ impl Machine for Delete {
         let (key, identity) = (cx.key(), cx.identity());
         let actions = cx.keys()?;
         Ok(match self {
-            Self::Delete { hold_seconds } => {
+            Self::Begin { hold_seconds } => {
                 let live = match guard::live_key(cx).await? {
                     Live::Held(live) => live,
                     Live::Gone => return Ok(Next::Done(format!("{key} was already gone"))),
@@ -122,7 +123,7 @@ impl Machine for Delete {
 
     async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError> {
         Ok(match self {
-            Self::Delete { .. } => format!("stopped before {} was changed", cx.key()),
+            Self::Begin { .. } => format!("stopped before {} was changed", cx.key()),
             Self::Hold { .. } | Self::Remove => {
                 format!("{} is deactivated and kept (not deleted)", cx.key())
             }

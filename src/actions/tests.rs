@@ -464,8 +464,7 @@ async fn a_source_without_a_capability_is_refused_naming_it() {
         ActionKind::Rotate,
         CredentialKind::AccessKey,
     )
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     let message = err.to_string();
     assert!(
         message.contains("create_key") && message.contains("deliver_key"),

@@ -598,36 +598,36 @@ impl Decoder<'_> {
         let before = self.diagnostics.len();
         let fields = self.fields(node, "`enforce`", ENFORCE_FIELDS)?;
         let mut out = Enforcement::default();
-        if let Some(node) = fields.get("approval") {
-            if let Some(text) = self.string(node, "approval") {
-                out.approval = self.name::<Approval>(&text).unwrap_or_default();
-            }
+        if let Some(node) = fields.get("approval")
+            && let Some(text) = self.string(node, "approval")
+        {
+            out.approval = self.name::<Approval>(&text).unwrap_or_default();
         }
-        if let Some(node) = fields.get("max_actions_per_run") {
-            if let Some(n) = self.whole_number(node, "max_actions_per_run", 1, 100_000) {
-                out.max_actions_per_run = n;
-            }
+        if let Some(node) = fields.get("max_actions_per_run")
+            && let Some(n) = self.whole_number(node, "max_actions_per_run", 1, 100_000)
+        {
+            out.max_actions_per_run = n;
         }
         if let Some(node) = fields.get("halt_share") {
             out.halt_share = self.share(node, "halt_share");
         }
-        if let Some(node) = fields.get("delete_hold") {
-            if let Some(hold) = self.threshold(node, "delete_hold") {
-                out.delete_hold = hold.duration;
-            }
+        if let Some(node) = fields.get("delete_hold")
+            && let Some(hold) = self.threshold(node, "delete_hold")
+        {
+            out.delete_hold = hold.duration;
         }
-        if let Some(node) = fields.get("retry") {
-            if let Some(retry) = self.fields(node, "`retry`", RETRY_FIELDS) {
-                if let Some(node) = retry.get("attempts") {
-                    if let Some(n) = self.whole_number(node, "attempts", 0, 100) {
-                        out.retry.attempts = n;
-                    }
-                }
-                if let Some(node) = retry.get("backoff") {
-                    if let Some(backoff) = self.threshold(node, "backoff") {
-                        out.retry.backoff = backoff.duration;
-                    }
-                }
+        if let Some(node) = fields.get("retry")
+            && let Some(retry) = self.fields(node, "`retry`", RETRY_FIELDS)
+        {
+            if let Some(node) = retry.get("attempts")
+                && let Some(n) = self.whole_number(node, "attempts", 0, 100)
+            {
+                out.retry.attempts = n;
+            }
+            if let Some(node) = retry.get("backoff")
+                && let Some(backoff) = self.threshold(node, "backoff")
+            {
+                out.retry.backoff = backoff.duration;
             }
         }
         (self.diagnostics.len() == before).then_some(out)
