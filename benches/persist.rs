@@ -59,18 +59,9 @@ async fn first_scan(
         after = *last;
         let credentials: Vec<LedgerCredential> = page.into_iter().map(|(_, it)| it).collect();
         // As the scan does: identity counts from the store when a policy needs them.
-        let counts = if policies.needs_identity_counts() {
-            let keys: std::collections::BTreeSet<(String, String)> = credentials
-                .iter()
-                .map(|it| (it.source.clone(), it.credential.identity_id.clone()))
-                .collect();
-            store
-                .identity_counts(&keys.into_iter().collect::<Vec<_>>())
-                .await
-                .expect("counts")
-        } else {
-            keywarden::ledger::IdentityCounts::default()
-        };
+        let counts = keywarden::scan::identity_counts(store, policies, &credentials)
+            .await
+            .expect("counts");
         let observations: Vec<Observation> = policy::evaluate(policies, &credentials, &counts, now)
             .into_iter()
             .map(|violation| {

@@ -135,6 +135,25 @@ impl InventorySink for LedgerSink {
     }
 }
 
+/// The counts of the identities of a page of credentials, for conditions over an identity's
+/// credentials (they may span pages, so the store counts them); empty when no policy needs them.
+pub async fn identity_counts(
+    store: &dyn Store,
+    policies: &PolicySet,
+    credentials: &[LedgerCredential],
+) -> Result<IdentityCounts, StoreError> {
+    if !policies.needs_identity_counts() {
+        return Ok(IdentityCounts::default());
+    }
+    let keys: BTreeSet<(String, String)> = credentials
+        .iter()
+        .map(|it| (it.source.clone(), it.credential.identity_id.clone()))
+        .collect();
+    store
+        .identity_counts(&keys.into_iter().collect::<Vec<_>>())
+        .await
+}
+
 /// Runs one scan over `connectors` at `now`.
 pub async fn run(
     store: &dyn Store,
@@ -241,19 +260,7 @@ pub async fn run(
             .map(|(_, it)| it)
             .filter(|it| scanned.contains(&it.source))
             .collect();
-        // Conditions over an identity's credentials count them in the store: an identity's
-        // credentials may span pages.
-        let identities = if policies.needs_identity_counts() {
-            let keys: BTreeSet<(String, String)> = credentials
-                .iter()
-                .map(|it| (it.source.clone(), it.credential.identity_id.clone()))
-                .collect();
-            store
-                .identity_counts(&keys.into_iter().collect::<Vec<_>>())
-                .await?
-        } else {
-            IdentityCounts::default()
-        };
+        let identities = identity_counts(store, policies, &credentials).await?;
         let observations: Vec<Observation> =
             policy::evaluate(policies, &credentials, &identities, now)
                 .into_iter()

@@ -102,14 +102,7 @@ async fn enforcement_acts_on_nobody_of_a_user_whose_inventory_failed() {
     );
 
     account
-        .control(
-            "deny",
-            json!({
-                "access_key_id": account.creds.access_key_id(),
-                "user_name": "broken",
-                "operations": ["ListAccessKeys", "GetAccessKeyLastUsed"],
-            }),
-        )
+        .deny(Some("broken"), &["ListAccessKeys", "GetAccessKeyLastUsed"])
         .await;
     let report = ws.scan(&account);
     let errors = report["errors"].as_array().expect("errors");
@@ -134,16 +127,7 @@ async fn enforcement_acts_on_nobody_of_a_user_whose_inventory_failed() {
         "{planned:#?} {errors:#?}"
     );
     // (The test reads keys with keywarden's credentials too: lift the denial first.)
-    account
-        .control(
-            "deny",
-            json!({
-                "access_key_id": account.creds.access_key_id(),
-                "user_name": "broken",
-                "operations": [],
-            }),
-        )
-        .await;
+    account.deny(Some("broken"), &[]).await;
     assert_eq!(
         account.keys("broken").await,
         BTreeMap::from([(broken, true)])
@@ -391,16 +375,9 @@ async fn a_quarantine_pre_empts_a_rotation_in_its_overlap() {
         BTreeMap::from([(old.clone(), false), (new.clone(), true)]),
         "the old key is off, the delivered new key is kept, and there is no third key"
     );
-    let denials = account
-        .iam
-        .list_user_policies()
-        .user_name("ci")
-        .send()
-        .await
-        .expect("policies");
     assert_eq!(
-        denials.policy_names(),
-        ["KeywardenRevokeOlderSessions".to_owned()]
+        account.inline_policies("ci").await,
+        ["KeywardenRevokeOlderSessions"]
     );
     let rotation = ws.json(
         &account,
@@ -559,16 +536,9 @@ async fn the_containment_playbook_runs_its_children_and_resumes_after_a_crash() 
             .as_str()
             .is_some_and(|it| it.contains("found in a public repo"))
     );
-    let denials = account
-        .iam
-        .list_user_policies()
-        .user_name("ci")
-        .send()
-        .await
-        .expect("policies");
     assert_eq!(
-        denials.policy_names(),
-        ["KeywardenRevokeOlderSessions".to_owned()]
+        account.inline_policies("ci").await,
+        ["KeywardenRevokeOlderSessions"]
     );
     // The next scan does not resolve keywarden's own finding.
     ws.scan(&account);
@@ -591,15 +561,7 @@ async fn a_failed_policy_action_is_retried_after_its_back_off_then_stays_failed(
     let key = account.key("ci", 200, Some(100)).await;
     let policy = disable_unused("    enforce:\n      retry: { attempts: 1, backoff: 0s }\n");
     let ws = Workspace::with_policies(&account, "", "", &policy);
-    account
-        .control(
-            "deny",
-            json!({
-                "access_key_id": account.creds.access_key_id(),
-                "operations": ["UpdateAccessKey"],
-            }),
-        )
-        .await;
+    account.deny(None, &["UpdateAccessKey"]).await;
     let first = planned(&ws.scan(&account));
     assert_eq!(first[0]["decision"], "started");
     assert_eq!(first[0]["action_status"], "failed", "{first:#?}");
@@ -620,12 +582,7 @@ async fn a_failed_policy_action_is_retried_after_its_back_off_then_stays_failed(
     );
 
     // Once the cause is gone, a person retries it.
-    account
-        .control(
-            "deny",
-            json!({ "access_key_id": account.creds.access_key_id(), "operations": [] }),
-        )
-        .await;
+    account.deny(None, &[]).await;
     let id = first[0]["action_id"].to_string();
     let retried = ws.json(&account, &["actions", "retry", &id, "--format", "json"]);
     assert_eq!(retried[0]["status"], "done", "{retried:#}");

@@ -550,53 +550,32 @@ async fn cancel_as<M: Machine>(cx: &StepCx<'_>) -> Result<String, StepError> {
     state.cancel(cx).await
 }
 
-/// Approves an action awaiting approval and drives it.
-pub async fn approve(
-    engine: Engine<'_>,
-    id: i64,
-    by: &str,
-    reason: Option<&str>,
-) -> Result<ActionRecord, ActionError> {
-    let record = engine
-        .store
-        .transition_action(
-            id,
-            &Transition {
-                from: &[ActionStatus::AwaitingApproval],
-                to: ActionStatus::Running,
-                reason: reason.map(str::to_owned),
-                by: Some(by.to_owned()),
-                event: "approved",
-                retry: false,
-                next_at: None,
-                state: None,
-                holder: this_process(),
-            },
-            engine.now(),
-        )
-        .await
-        .map_err(not_now)?;
-    drive_record(engine, record).await
+/// A person's decision on an action: one guarded status change (see [`Transition`]).
+struct Decision<'a> {
+    from: &'static [ActionStatus],
+    to: ActionStatus,
+    event: &'static str,
+    by: &'a str,
+    reason: Option<&'a str>,
+    counted: bool,
 }
 
-/// Rejects an action awaiting approval: it ends, having changed nothing.
-pub async fn reject(
+async fn decide(
     engine: Engine<'_>,
     id: i64,
-    by: &str,
-    reason: Option<&str>,
+    decision: Decision<'_>,
 ) -> Result<ActionRecord, ActionError> {
     engine
         .store
         .transition_action(
             id,
             &Transition {
-                from: &[ActionStatus::AwaitingApproval],
-                to: ActionStatus::Rejected,
-                reason: reason.map(str::to_owned),
-                by: Some(by.to_owned()),
-                event: "rejected",
-                retry: false,
+                from: decision.from,
+                to: decision.to,
+                reason: decision.reason.map(str::to_owned),
+                by: Some(decision.by.to_owned()),
+                event: decision.event,
+                retry: decision.counted,
                 next_at: None,
                 state: None,
                 holder: this_process(),
@@ -607,32 +586,60 @@ pub async fn reject(
         .map_err(not_now)
 }
 
-/// Runs a failed or refused action again from the state it stopped in.
+/// Approves an action awaiting approval and drives it.
+pub async fn approve(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<ActionRecord, ActionError> {
+    let decision = Decision {
+        from: &[ActionStatus::AwaitingApproval],
+        to: ActionStatus::Running,
+        event: "approved",
+        by,
+        reason,
+        counted: false,
+    };
+    let record = decide(engine, id, decision).await?;
+    drive_record(engine, record).await
+}
+
+/// Rejects an action awaiting approval: it ends, having changed nothing.
+pub async fn reject(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<ActionRecord, ActionError> {
+    let decision = Decision {
+        from: &[ActionStatus::AwaitingApproval],
+        to: ActionStatus::Rejected,
+        event: "rejected",
+        by,
+        reason,
+        counted: false,
+    };
+    decide(engine, id, decision).await
+}
+
+/// Runs a failed or refused action again from the state it stopped in; `counted` makes it an
+/// attempt (a policy's retries are limited).
 pub async fn retry(
     engine: Engine<'_>,
     id: i64,
     by: &str,
     counted: bool,
 ) -> Result<ActionRecord, ActionError> {
-    let record = engine
-        .store
-        .transition_action(
-            id,
-            &Transition {
-                from: &[ActionStatus::Failed, ActionStatus::Refused],
-                to: ActionStatus::Running,
-                reason: None,
-                by: Some(by.to_owned()),
-                event: "retried",
-                retry: counted,
-                next_at: None,
-                state: None,
-                holder: this_process(),
-            },
-            engine.now(),
-        )
-        .await
-        .map_err(not_now)?;
+    let decision = Decision {
+        from: &[ActionStatus::Failed, ActionStatus::Refused],
+        to: ActionStatus::Running,
+        event: "retried",
+        by,
+        reason: None,
+        counted,
+    };
+    let record = decide(engine, id, decision).await?;
     drive_record(engine, record).await
 }
 

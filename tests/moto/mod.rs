@@ -223,6 +223,31 @@ impl Account {
         serde_json::from_value(stats["calls"].clone()).unwrap_or_default()
     }
 
+    /// Answers `operations` signed with keywarden's key with AccessDenied (only for requests
+    /// naming `user`, if given); no operations lifts the denial.
+    pub async fn deny(&self, user: Option<&str>, operations: &[&str]) {
+        let mut body = json!({
+            "access_key_id": self.creds.access_key_id(),
+            "operations": operations,
+        });
+        if let Some(user) = user {
+            body["user_name"] = json!(user);
+        }
+        self.control("deny", body).await;
+    }
+
+    /// The names of a user's inline policies.
+    pub async fn inline_policies(&self, user: &str) -> Vec<String> {
+        self.iam
+            .list_user_policies()
+            .user_name(user)
+            .send()
+            .await
+            .expect("policies")
+            .policy_names()
+            .to_vec()
+    }
+
     /// Sets a key's last use to an exact time.
     pub async fn used_at(&self, key: &str, at: DateTime<Utc>) {
         self.control(
