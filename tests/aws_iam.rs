@@ -376,6 +376,8 @@ async fn rotation_end_to_end_delivers_verifies_and_retires_the_old_key() {
         [
             "check",
             "create",
+            // The attempt to create a key is recorded before `CreateAccessKey` is called.
+            "create",
             "deliver",
             "verify",
             "overlap",

@@ -402,6 +402,45 @@ async fn a_quarantine_pre_empts_a_rotation_in_its_overlap() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_enforcing_quarantine_policy_pre_empts_a_rotation_in_its_overlap() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("ci", "/", &[]).await;
+    let old = account.key("ci", 120, Some(1)).await;
+    let ws = Workspace::with_file_delivery_timing(&account, "1h", "1h");
+    ws.scan(&account);
+    let rotated = ws.json(&account, &["rotate", &old, "--enforce", "--format", "json"]);
+    assert_eq!(rotated[0]["step"], "overlap", "{rotated:#}");
+    ws.use_policies(&format!(
+        "policies:\n  - id: quarantine-leaked\n    severity: critical\n    mode: enforce\n    select:\n      names: [\"{old}\"]\n    when:\n      status: [active]\n    actions: [quarantine]\n"
+    ));
+    let planned = planned(&ws.scan(&account));
+    let item = decision_of(&planned, &old);
+    assert_eq!(item["decision"], "started", "{planned:#?}");
+    assert_eq!(item["action_status"], "done", "{planned:#?}");
+    let new = ws.delivered("ci")["AccessKeyId"]
+        .as_str()
+        .expect("delivered key")
+        .to_owned();
+    assert_eq!(
+        account.keys("ci").await,
+        BTreeMap::from([(old, false), (new, true)])
+    );
+    let rotation = ws.json(
+        &account,
+        &[
+            "actions",
+            "show",
+            &rotated[0]["id"].to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rotation["action"]["status"], "cancelled", "{rotation:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_rotation_before_delivery_leaves_no_orphan_key() {
     let Some(account) = Account::new().await else {
         return;

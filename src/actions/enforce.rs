@@ -282,8 +282,14 @@ async fn decide(
         .open_action(&finding.source, &finding.credential_external_id)
         .await?
     {
-        set_action(item, Decision::InProgress, &open);
-        return Ok(None);
+        // A containment acting at once pre-empts a rotation or delete in flight (`start` cancels
+        // it at a safe point); anything else waits for the open action.
+        let contains_now = policy.enforce.approval != Approval::Required
+            && super::engine::pre_empts(kind, open.kind);
+        if !contains_now {
+            set_action(item, Decision::InProgress, &open);
+            return Ok(None);
+        }
     }
     let origin = format!("policy:{}", policy.id);
     let previous = store

@@ -133,6 +133,17 @@ pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRec
     drive_record(engine, record).await
 }
 
+/// Whether a containment of `kind` cancels an open action of kind `open` to act at once.
+pub(crate) fn pre_empts(kind: ActionKind, open: ActionKind) -> bool {
+    is_containment(kind)
+        && match open {
+            ActionKind::Rotate | ActionKind::Delete => true,
+            // A quarantine does more than a disable: it takes over.
+            ActionKind::Disable => kind != ActionKind::Disable,
+            _ => false,
+        }
+}
+
 /// Cancels the open rotation or delete of a credential a containment is about to act on.
 async fn preempt(
     engine: Engine<'_>,
@@ -147,13 +158,7 @@ async fn preempt(
     else {
         return Ok(());
     };
-    let pre_empts = match open.kind {
-        ActionKind::Rotate | ActionKind::Delete => true,
-        // A quarantine does more than a disable: it takes over.
-        ActionKind::Disable => kind != ActionKind::Disable,
-        _ => false,
-    };
-    if !pre_empts {
+    if !pre_empts(kind, open.kind) {
         return Err(ActionError::Busy(format!(
             "{} already has open action {} ({} {})",
             target.credential.external_id, open.id, open.kind, open.status

@@ -31,8 +31,14 @@ pub(crate) enum Rotate {
     /// Delete the user's other, inactive key to make room.
     RetireInactive { retire: String },
     /// Create and deliver the new key. `existing`: the key ids the user held when this state was
-    /// entered; any other key found later was created by an interrupted attempt.
-    Create { existing: Vec<String> },
+    /// entered. `attempted`: written just before `CreateAccessKey` is called (and cleared when
+    /// the source said no), so a key not in `existing` is taken for an interrupted attempt's
+    /// orphan only when an attempt may have made it; otherwise it is someone else's.
+    Create {
+        existing: Vec<String>,
+        #[serde(default)]
+        attempted: bool,
+    },
     /// The new key was created and may or may not have been delivered.
     Deliver {
         #[serde(default)]
@@ -141,7 +147,10 @@ impl Machine for Rotate {
                 crash_point("retire_inactive");
                 enter_create(actions, identity).await?
             }
-            Self::Create { existing } => create(cx, actions, existing).await?,
+            Self::Create {
+                existing,
+                attempted,
+            } => create(cx, actions, existing, attempted).await?,
             Self::Deliver {
                 existing,
                 new_key,
@@ -160,7 +169,10 @@ impl Machine for Rotate {
                 } else {
                     actions.delete_key(identity, &new_key).await?;
                     Next::Step(
-                        Self::Create { existing },
+                        Self::Create {
+                            existing,
+                            attempted: false,
+                        },
                         Some(format!(
                             "{new_key} was never delivered; deleted it to create another"
                         )),
@@ -244,10 +256,16 @@ impl Machine for Rotate {
             Self::Check | Self::RetireInactive { .. } => {
                 format!("stopped before a new key was created; {key} is as it was")
             }
-            Self::Create { existing } => match orphans(actions, identity, &existing).await? {
+            Self::Create {
+                existing,
+                attempted,
+            } => match orphans(actions, identity, &existing).await? {
                 Orphans::None => {
                     format!("stopped before a new key was created; {key} is as it was")
                 }
+                Orphans::One(orphan) if !attempted => format!(
+                    "{orphan} appeared, but keywarden had not tried to create a key: left alone"
+                ),
                 Orphans::One(orphan) => {
                     actions.delete_key(identity, &orphan).await?;
                     format!(
@@ -310,7 +328,13 @@ async fn orphans(
 async fn enter_create(actions: &dyn KeyActions, identity: &str) -> Result<Next<Rotate>, StepError> {
     let holder = actions.keys(identity).await?;
     let existing = holder.keys.iter().map(|it| it.id.clone()).collect();
-    Ok(Next::Step(Rotate::Create { existing }, None))
+    Ok(Next::Step(
+        Rotate::Create {
+            existing,
+            attempted: false,
+        },
+        None,
+    ))
 }
 
 /// Creates the new key and delivers it at once.
@@ -318,17 +342,25 @@ async fn create(
     cx: &StepCx<'_>,
     actions: &dyn KeyActions,
     existing: Vec<String>,
+    attempted: bool,
 ) -> Result<Next<Rotate>, StepError> {
     let identity = cx.identity();
-    // A key that was not there when this state was entered is the one an interrupted attempt
-    // created (each attempt creates one key, after deleting the one before): its secret is lost,
-    // so it goes. Told by key ids, so the host's clock does not matter. More than one such key
-    // means someone else is creating keys for this user: a person decides.
+    // A key that was not there when this state was entered, found after an attempt to create
+    // one was recorded, is that attempt's (each attempt creates one key, after deleting the one
+    // before): its secret is lost, so it goes. Told by key ids, so the host's clock does not
+    // matter. A key that appeared with no attempt recorded, or more than one, is someone else's:
+    // a person decides.
     match orphans(actions, identity, &existing).await? {
         Orphans::None => {}
-        Orphans::One(orphan) => {
+        Orphans::One(orphan) if attempted => {
             tracing::warn!(action = cx.record.id, key = %orphan, "Deleting a key left by an interrupted rotation.");
             actions.delete_key(identity, &orphan).await?;
+        }
+        Orphans::One(orphan) => {
+            return Ok(Next::Refused(format!(
+                "key {orphan} appeared since the rotation began, and keywarden had not tried to \
+                 create one: someone else is managing this user's keys; left alone"
+            )));
         }
         Orphans::Several(ids) => {
             return Ok(Next::Refused(format!(
@@ -338,11 +370,27 @@ async fn create(
             )));
         }
     }
+    let marked = |attempted| Rotate::Create {
+        existing: existing.clone(),
+        attempted,
+    };
+    cx.persist(&marked(true), "creating a new key".to_owned())
+        .await?;
     let new = match actions.create_key(identity).await {
         Ok(new) => new,
         // E.g. LimitExceeded: the user holds two keys after all. Not a retry loop.
-        Err(ConnectorError::Refused(reason)) => return Ok(Next::Refused(reason)),
-        Err(err) => return Err(err.into()),
+        Err(ConnectorError::Refused(reason)) => {
+            cx.persist(&marked(false), format!("not created: {reason}"))
+                .await?;
+            return Ok(Next::Refused(reason));
+        }
+        // A passing failure may have created the key: the attempt stays recorded.
+        Err(err) if err.is_retryable() => return Err(err.into()),
+        Err(err) => {
+            cx.persist(&marked(false), format!("not created: {err}"))
+                .await?;
+            return Err(err.into());
+        }
     };
     crash_point("create");
     let token = format!("keywarden-action-{}-{}", cx.record.id, new.id);

@@ -405,14 +405,72 @@ async fn keys_that_appear_mid_rotation_are_told_by_id_not_by_the_clock() {
     );
     assert_eq!(world.fake.ids().len(), 3, "nothing deleted");
 
-    // One such key is the one the interrupted attempt created: it goes, however old AWS says it
-    // is (the host's clock plays no part).
+    // One such key, with no attempt to create one recorded, is a person's: left alone.
     world.fake.lock().keys.retain(|it| it.id != "STRAY2");
-    super::retry(world.engine(&clock), record.id, "test", true)
+    let refused = super::retry(world.engine(&clock), record.id, "test", true)
         .await
         .expect("retry");
+    assert_eq!(refused.status, ActionStatus::Refused, "{refused:?}");
+    assert_eq!(world.fake.ids().len(), 2, "the person's key is kept");
+}
+
+#[tokio::test]
+async fn after_an_attempt_to_create_one_unknown_key_is_the_orphan_and_goes() {
+    let world = World::new(Capability::ALL).await;
+    let clock = world.at(0);
+    // Interrupted right after `CreateAccessKey` (the attempt recorded, the key id not).
+    let record = world
+        .store
+        .create_action(
+            &crate::store::NewAction {
+                kind: ActionKind::Rotate,
+                source: "fake".to_owned(),
+                credential_external_id: "OLD".to_owned(),
+                identity_external_id: USER.to_owned(),
+                origin: "test".to_owned(),
+                step: "create".to_owned(),
+                state: serde_json::json!({ "step": "create", "existing": ["OLD"], "attempted": true }),
+                holder: super::engine::this_process(),
+                status: ActionStatus::Running,
+                parent: None,
+                exclusive: true,
+            },
+            clock(),
+        )
+        .await
+        .expect("create");
+    world.fake.add("LOST", true);
+    super::drive(world.engine(&clock), record.id)
+        .await
+        .expect("drive");
     let ids: Vec<String> = world.fake.ids().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ids, ["OLD", "NEW1"]);
+    assert_eq!(
+        ids,
+        ["OLD", "NEW1"],
+        "the orphan is deleted and one new key made"
+    );
+}
+
+#[tokio::test]
+async fn a_key_a_person_makes_after_a_refused_create_is_never_deleted() {
+    let world = World::new(Capability::ALL).await;
+    world.fake.lock().refuse_create = Some("LimitExceeded".to_owned());
+    let started = world.rotate().await;
+    assert_eq!(started.status, ActionStatus::Refused);
+    // The person rotates by hand meanwhile; the source takes keys again.
+    world.fake.add("BYHAND", true);
+    world.fake.lock().refuse_create = None;
+    let clock = world.at(60);
+    let again = super::retry(world.engine(&clock), started.id, "policy:x", true)
+        .await
+        .expect("retry");
+    assert_eq!(again.status, ActionStatus::Refused, "{again:?}");
+    let ids: Vec<String> = world.fake.ids().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        ["OLD", "BYHAND"],
+        "the person's key is kept and nothing created"
+    );
 }
 
 #[test]
