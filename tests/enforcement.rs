@@ -412,9 +412,10 @@ async fn an_enforcing_quarantine_policy_pre_empts_a_rotation_in_its_overlap() {
     ws.scan(&account);
     let rotated = ws.json(&account, &["rotate", &old, "--enforce", "--format", "json"]);
     assert_eq!(rotated[0]["step"], "overlap", "{rotated:#}");
-    ws.use_policies(&format!(
-        "policies:\n  - id: quarantine-leaked\n    severity: critical\n    mode: enforce\n    select:\n      names: [\"{old}\"]\n    when:\n      status: [active]\n    actions: [quarantine]\n"
-    ));
+    // Only the old key is older than 90 days; the new one is minutes old.
+    ws.use_policies(
+        "policies:\n  - id: quarantine-old\n    severity: critical\n    mode: enforce\n    select:\n      kinds: [access_key]\n    when:\n      status: [active]\n      age_over: 90d\n    actions: [quarantine]\n",
+    );
     let planned = planned(&ws.scan(&account));
     let item = decision_of(&planned, &old);
     assert_eq!(item["decision"], "started", "{planned:#?}");
