@@ -2,10 +2,12 @@
 //!
 //! check → (retire_inactive) → create → deliver → verify → overlap (waits) → deactivate →
 //! grace (waits) → delete.
-//! - `create` first deletes the key an interrupted attempt created (one the user holds that was
-//!   not there when `create` was entered: found by key ids, not by the host's clock), then creates
-//!   the new key, records its id (state `deliver`) and delivers it at once: the secret is only ever
-//!   in memory between creation and delivery.
+//! - `create` records its attempt before calling `CreateAccessKey`; entered again, it deletes the
+//!   key that attempt made (the one key the user holds that was not there when `create` was
+//!   entered: found by key ids, not by the host's clock) — but only if an attempt was recorded; a
+//!   key that appeared otherwise is someone else's and the rotation is refused. It then creates
+//!   the new key, records its id (state `deliver`) and delivers it at once: the secret is only
+//!   ever in memory between creation and delivery.
 //! - `deliver`, entered again after a crash, looks at the destination: if it holds the new key the
 //!   delivery happened; if not, the unrecoverable new key is deleted and `create` runs again. So
 //!   the consumer gets exactly one new key, once.
