@@ -236,16 +236,23 @@ async fn drive_as<M: Machine>(
         return Ok(record); // Finished meanwhile: nothing to drive.
     };
     let mut result = drive_held::<M>(engine, record, &held).await;
-    if let Ok(record) = &mut result
-        && record.lease_owner.as_deref() == Some(held.owner.as_str())
-    {
-        // Stopped while still running (a passing failure): free it for whoever resumes it.
+    let still_ours = match &result {
+        Ok(record) => record.lease_owner.as_deref() == Some(held.owner.as_str()),
+        // Stopped on an error (a refused pre-emption, a credential gone from the ledger): the
+        // action is as it was; free it rather than keep it until the lease runs out.
+        Err(_) => true,
+    };
+    if still_ours {
         match engine
             .store
             .release_lease(held.action, &held.owner, held.token)
             .await
         {
-            Ok(()) => (record.lease_owner, record.lease_until) = (None, None),
+            Ok(()) => {
+                if let Ok(record) = &mut result {
+                    (record.lease_owner, record.lease_until) = (None, None);
+                }
+            }
             Err(err) => {
                 tracing::warn!(action = held.action, error = %err, "Cannot release the lease; it runs out by itself.");
             }
