@@ -136,6 +136,38 @@ async fn enforcement_acts_on_nobody_of_a_user_whose_inventory_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_active_key_per_user_enforced_disables_one_key_and_keeps_the_other() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("two", "/", &[]).await;
+    let first = account.key("two", 200, Some(1)).await;
+    let second = account.key("two", 100, Some(1)).await;
+    // CIS 1.13 enforced: both keys have the finding; once one is off, the other's live re-check
+    // counts one active key and is skipped, so the user keeps a working key.
+    let policy = "policies:\n  - id: one-active-key\n    severity: medium\n    mode: enforce\n    select:\n      kinds: [access_key]\n    when:\n      status: [active]\n      identity_credentials: { kinds: [access_key], status: [active], more_than: 1 }\n    actions: [disable]\n";
+    let ws = Workspace::with_policies(&account, "", "", policy);
+    let planned = planned(&ws.scan(&account));
+    let statuses: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|key| {
+            decision_of(&planned, key)["action_status"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["done", "skipped"], "{planned:#?}");
+    let keys = account.keys("two").await;
+    assert_eq!(
+        keys.values().filter(|active| **active).count(),
+        1,
+        "exactly one key stays active: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn approval_required_changes_nothing_before_approve_and_reject_ends_it() {
     let Some(account) = Account::new().await else {
         return;

@@ -1,9 +1,10 @@
 //! The live re-check before a destructive step: re-read the key's state from its source and
 //! evaluate the policy that started the action on it, as it is now.
 
-use keywarden_connector::{CredentialStatus, HeldKey};
+use keywarden_connector::{CredentialKind, CredentialStatus, HeldKey};
 
 use super::machine::{StepCx, StepError};
+use crate::ledger::IdentityCounts;
 use crate::policy::{self, PolicySet};
 
 /// What the source holds now for the key acted on.
@@ -22,6 +23,36 @@ pub(crate) async fn live_key(cx: &StepCx<'_>) -> Result<Live, StepError> {
         .into_iter()
         .find(|it| it.id == cx.key())
         .map_or(Live::Gone, Live::Held))
+}
+
+/// The identity's credential counts for conditions over them, as they are now: its access keys
+/// from the source (an action earlier in the run may have switched one off), its other
+/// credentials from the ledger.
+async fn live_counts(
+    cx: &StepCx<'_>,
+    credential: &crate::ledger::LedgerCredential,
+) -> Result<IdentityCounts, StepError> {
+    let (source, identity) = (&credential.source, &credential.identity.external_id);
+    let mut counts = IdentityCounts::default();
+    for it in cx
+        .engine
+        .store
+        .identity_credentials(source, identity)
+        .await?
+        .into_iter()
+        .filter(|it| it.kind != CredentialKind::AccessKey && it.status != CredentialStatus::Gone)
+    {
+        counts.add(source, identity, it.kind, it.status, 1);
+    }
+    for key in cx.keys()?.keys(cx.identity()).await?.keys {
+        let status = if key.active {
+            CredentialStatus::Active
+        } else {
+            CredentialStatus::Inactive
+        };
+        counts.add(source, identity, CredentialKind::AccessKey, status, 1);
+    }
+    Ok(counts)
 }
 
 /// For an action a policy started (origin `policy:<id>`): why the policy's condition no longer
@@ -61,15 +92,7 @@ pub(crate) async fn condition_lapsed(
     let one = PolicySet {
         policies: vec![policy.clone()],
     };
-    // Counts over the identity's other credentials come from the ledger (this run's scan).
-    let counts = cx
-        .engine
-        .store
-        .identity_counts(&[(
-            credential.source.clone(),
-            credential.identity.external_id.clone(),
-        )])
-        .await?;
+    let counts = live_counts(cx, &credential).await?;
     let holds =
         !policy::evaluate(&one, std::slice::from_ref(&credential), &counts, cx.now()).is_empty();
     Ok((!holds).then(|| {
