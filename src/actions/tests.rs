@@ -292,6 +292,30 @@ impl World {
         }
     }
 
+    /// A rotation of OLD stored as an interrupted process left it, in this state.
+    async fn interrupted_rotation(&self, state: serde_json::Value) -> crate::store::ActionRecord {
+        let step = state["step"].as_str().unwrap_or_default().to_owned();
+        self.store
+            .create_action(
+                &crate::store::NewAction {
+                    kind: ActionKind::Rotate,
+                    source: "fake".to_owned(),
+                    credential_external_id: "OLD".to_owned(),
+                    identity_external_id: USER.to_owned(),
+                    origin: "test".to_owned(),
+                    step,
+                    state,
+                    holder: super::engine::this_process(),
+                    status: ActionStatus::Running,
+                    parent: None,
+                    exclusive: true,
+                },
+                t0(),
+            )
+            .await
+            .expect("create")
+    }
+
     async fn resume_at(&self, seconds: i64, id: i64) -> crate::store::ActionRecord {
         let clock = self.at(seconds);
         resume(self.engine(&clock)).await.expect("resume");
@@ -367,29 +391,10 @@ async fn a_create_the_source_refuses_is_a_refusal_not_a_retry() {
 async fn keys_that_appear_mid_rotation_are_told_by_id_not_by_the_clock() {
     let world = World::new(Capability::ALL).await;
     let clock = world.at(0);
-    let target = target(&world.store, "OLD", None).await.expect("target");
     // An action interrupted in `create`, recorded when only OLD existed.
     let record = world
-        .store
-        .create_action(
-            &crate::store::NewAction {
-                kind: ActionKind::Rotate,
-                source: "fake".to_owned(),
-                credential_external_id: "OLD".to_owned(),
-                identity_external_id: USER.to_owned(),
-                origin: "test".to_owned(),
-                step: "create".to_owned(),
-                state: serde_json::json!({ "step": "create", "existing": ["OLD"] }),
-                holder: super::engine::this_process(),
-                status: ActionStatus::Running,
-                parent: None,
-                exclusive: true,
-            },
-            clock(),
-        )
-        .await
-        .expect("create");
-    let _ = target;
+        .interrupted_rotation(serde_json::json!({ "step": "create", "existing": ["OLD"] }))
+        .await;
     // Two keys nobody recorded: someone else is creating keys; refuse.
     world.fake.add("STRAY1", true);
     world.fake.add("STRAY2", true);
@@ -420,25 +425,10 @@ async fn after_an_attempt_to_create_one_unknown_key_is_the_orphan_and_goes() {
     let clock = world.at(0);
     // Interrupted right after `CreateAccessKey` (the attempt recorded, the key id not).
     let record = world
-        .store
-        .create_action(
-            &crate::store::NewAction {
-                kind: ActionKind::Rotate,
-                source: "fake".to_owned(),
-                credential_external_id: "OLD".to_owned(),
-                identity_external_id: USER.to_owned(),
-                origin: "test".to_owned(),
-                step: "create".to_owned(),
-                state: serde_json::json!({ "step": "create", "existing": ["OLD"], "attempted": true }),
-                holder: super::engine::this_process(),
-                status: ActionStatus::Running,
-                parent: None,
-                exclusive: true,
-            },
-            clock(),
+        .interrupted_rotation(
+            serde_json::json!({ "step": "create", "existing": ["OLD"], "attempted": true }),
         )
-        .await
-        .expect("create");
+        .await;
     world.fake.add("LOST", true);
     super::drive(world.engine(&clock), record.id)
         .await
