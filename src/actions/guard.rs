@@ -9,28 +9,28 @@ use crate::policy::{self, PolicySet};
 
 /// What the source holds now for the key acted on.
 pub(crate) enum Live {
-    /// The key, as the source reports it now.
-    Held(HeldKey),
+    /// The key, as the source reports it now, with every key the identity holds.
+    Held { key: HeldKey, all: Vec<HeldKey> },
     /// The identity no longer holds the key.
     Gone,
 }
 
 /// Reads the key's live state.
 pub(crate) async fn live_key(cx: &StepCx<'_>) -> Result<Live, StepError> {
-    let holder = cx.keys()?.keys(cx.identity()).await?;
-    Ok(holder
-        .keys
-        .into_iter()
-        .find(|it| it.id == cx.key())
-        .map_or(Live::Gone, Live::Held))
+    let all = cx.keys()?.keys(cx.identity()).await?.keys;
+    Ok(match all.iter().find(|it| it.id == cx.key()).cloned() {
+        Some(key) => Live::Held { key, all },
+        None => Live::Gone,
+    })
 }
 
 /// The identity's credential counts for conditions over them, as they are now: its access keys
-/// from the source (an action earlier in the run may have switched one off), its other
-/// credentials from the ledger.
+/// (`all`, as the source reports them: an action earlier in the run may have switched one off),
+/// its other credentials from the ledger.
 async fn live_counts(
     cx: &StepCx<'_>,
     credential: &crate::ledger::LedgerCredential,
+    all: &[HeldKey],
 ) -> Result<IdentityCounts, StepError> {
     let (source, identity) = (&credential.source, &credential.identity.external_id);
     let mut counts = IdentityCounts::default();
@@ -44,7 +44,7 @@ async fn live_counts(
     {
         counts.add(source, identity, it.kind, it.status, 1);
     }
-    for key in cx.keys()?.keys(cx.identity()).await?.keys {
+    for key in all {
         let status = if key.active {
             CredentialStatus::Active
         } else {
@@ -58,9 +58,11 @@ async fn live_counts(
 /// For an action a policy started (origin `policy:<id>`): why the policy's condition no longer
 /// holds on the live state of the key, if it does not. Actions started by hand have no condition
 /// to re-check (`None`). A policy that is no longer loaded, or a key that is gone, does not hold.
+/// `live` is the key as the source reports it now, `all` every key its identity holds now.
 pub(crate) async fn condition_lapsed(
     cx: &StepCx<'_>,
     live: &HeldKey,
+    all: &[HeldKey],
 ) -> Result<Option<String>, StepError> {
     let Some(policy_id) = cx.record.origin.strip_prefix("policy:") else {
         return Ok(None);
@@ -92,7 +94,7 @@ pub(crate) async fn condition_lapsed(
     let one = PolicySet {
         policies: vec![policy.clone()],
     };
-    let counts = live_counts(cx, &credential).await?;
+    let counts = live_counts(cx, &credential, all).await?;
     let holds =
         !policy::evaluate(&one, std::slice::from_ref(&credential), &counts, cx.now()).is_empty();
     Ok((!holds).then(|| {

@@ -28,11 +28,11 @@ impl Machine for Disable {
 
     async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
         let key = cx.key();
-        let live = match guard::live_key(cx).await? {
-            Live::Held(live) => live,
+        let (live, all) = match guard::live_key(cx).await? {
+            Live::Held { key, all } => (key, all),
             Live::Gone => return Ok(Next::Skipped(format!("{key} no longer exists"))),
         };
-        if let Some(reason) = guard::condition_lapsed(cx, &live).await? {
+        if let Some(reason) = guard::condition_lapsed(cx, &live, &all).await? {
             return Ok(Next::Skipped(reason));
         }
         if !live.active {
@@ -79,11 +79,11 @@ impl Machine for Delete {
         let actions = cx.keys()?;
         Ok(match self {
             Self::Begin { hold_seconds } => {
-                let live = match guard::live_key(cx).await? {
-                    Live::Held(live) => live,
+                let (live, all) = match guard::live_key(cx).await? {
+                    Live::Held { key, all } => (key, all),
                     Live::Gone => return Ok(Next::Done(format!("{key} was already gone"))),
                 };
-                if let Some(reason) = guard::condition_lapsed(cx, &live).await? {
+                if let Some(reason) = guard::condition_lapsed(cx, &live, &all).await? {
                     return Ok(Next::Skipped(reason));
                 }
                 if !live.active {
@@ -108,12 +108,12 @@ impl Machine for Delete {
                 // Someone may have switched it back on during the hold: it is in use, leave it.
                 match guard::live_key(cx).await? {
                     Live::Gone => return Ok(Next::Done(format!("{key} was already gone"))),
-                    Live::Held(live) if live.active => {
+                    Live::Held { key: live, .. } if live.active => {
                         return Ok(Next::Failed(format!(
                             "{key} was switched back on during the hold; left alone"
                         )));
                     }
-                    Live::Held(_) => {}
+                    Live::Held { .. } => {}
                 }
                 actions.delete_key(identity, key).await?;
                 Next::Done(format!("{key} deleted"))
@@ -152,8 +152,8 @@ impl Machine for Quarantine {
         let actions = cx.keys()?;
         Ok(match self {
             Self::Deactivate => {
-                if let Live::Held(live) = guard::live_key(cx).await? {
-                    if let Some(reason) = guard::condition_lapsed(cx, &live).await? {
+                if let Live::Held { key: live, all } = guard::live_key(cx).await? {
+                    if let Some(reason) = guard::condition_lapsed(cx, &live, &all).await? {
                         return Ok(Next::Skipped(reason));
                     }
                     if live.active {

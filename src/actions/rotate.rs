@@ -122,7 +122,7 @@ impl Machine for Rotate {
                     return Ok(Next::Refused(err.to_string()));
                 }
                 if let Some(live) = holder.keys.iter().find(|it| it.id == key)
-                    && let Some(reason) = guard::condition_lapsed(cx, live).await?
+                    && let Some(reason) = guard::condition_lapsed(cx, live, &holder.keys).await?
                 {
                     return Ok(Next::Skipped(reason));
                 }
