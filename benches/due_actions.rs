@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keywarden::store::{
-    ActionControl, ActionKind, ActionStatus, ActionUpdate, NewAction, SqliteStore, Store,
+    ActionControl, ActionKind, ActionStatus, ActionUpdate, Actions, NewAction, SqliteStore,
 };
 
 const TOTAL: u32 = 100_000;

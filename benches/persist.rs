@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keywarden::ledger::LedgerCredential;
 use keywarden::policy::{self, PolicySet};
-use keywarden::store::{CredentialCursor, Observation, PAGE, SqliteStore, Store};
+use keywarden::store::{CredentialCursor, Findings, Ledger, Observation, PAGE, Scans, SqliteStore};
 use keywarden_connector::{Connector, ConnectorError, Inventory, InventorySink, ScanContext};
 use keywarden_synthetic::SyntheticConfig;
 

@@ -19,7 +19,7 @@ use crate::config::{self, Config};
 use crate::diagnostic::Diagnostics;
 use crate::policy::{self, PolicySet, Severity};
 use crate::report;
-use crate::store::{SqliteStore, Store, Suppression};
+use crate::store::{Findings, SqliteStore, Suppression};
 
 mod actions;
 mod audit;

@@ -68,7 +68,7 @@ type Tally = (CredentialKind, CredentialStatus, u64);
 /// an identity's credentials (`identity_credentials` in a policy) count.
 ///
 /// A scan reads the ledger page by page and one identity's credentials may span pages, so the
-/// counts come from the store for the identities of a page ([`crate::store::Store::identity_counts`]);
+/// counts come from the store for the identities of a page ([`crate::store::Ledger::identity_counts`]);
 /// [`Self::of`] counts within credentials that hold every credential of their identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdentityCounts {

@@ -55,7 +55,7 @@ impl SkippedSummary {
 }
 
 /// Everything a scan found and did, for the reports. The credentials themselves stay in the
-/// ledger: reports read them page by page ([`Store::credentials_page`]) within [`Self::scope`].
+/// ledger: reports read them page by page ([`crate::store::Ledger::credentials_page`]) within [`Self::scope`].
 #[derive(Debug)]
 pub struct ScanReport {
     pub scan_id: ScanId,
@@ -316,6 +316,7 @@ mod tests {
     use crate::ledger::fixtures;
     use crate::report;
     use crate::store::SqliteStore;
+    use crate::store::{Ledger, Scans};
 
     fn shipped_policies() -> PolicySet {
         policy::load(&[PathBuf::from(concat!(

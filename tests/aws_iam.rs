@@ -17,7 +17,7 @@ use aws_credential_types::Credentials;
 
 use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Duration, Utc};
-use keywarden::store::{ActionStatus, Store};
+use keywarden::store::{ActionStatus, Actions};
 use serde_json::{Value, json};
 
 use common::{repo, stderr, stdout};

@@ -1,6 +1,7 @@
 //! The engine against an in-memory key source: rules that need a clock moved or a source that
 //! answers what moto cannot be made to (a refused create, keys appearing mid-rotation).
 
+use crate::store::Actions;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use super::machine::from_record;
 use super::rotate::Rotate;
 use super::{ActionKind, Engine, Request, key_actions, resume, start, target};
 use crate::policy::PolicySet;
-use crate::store::{ActionStatus, SqliteStore, Store};
+use crate::store::{ActionStatus, SqliteStore};
 
 const USER: &str = "user:ci";
 

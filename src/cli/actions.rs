@@ -11,7 +11,7 @@ use super::{ConfigArg, Failure, Format, load_all, open_store, store_input_error,
 use crate::actions::{self, ActionError, ActionKind, Engine, Request};
 use crate::config;
 use crate::policy::PolicySet;
-use crate::store::{ActionRecord, ActionStatus, SqliteStore, Store};
+use crate::store::{ActionRecord, ActionStatus, Actions, SqliteStore};
 
 /// One credential to act on.
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use clap::Subcommand;
 use super::{ConfigArg, Failure, open_store};
 use crate::audit::{Checkpoint, Event};
 use crate::config;
-use crate::store::{SqliteStore, Store};
+use crate::store::{AuditLog, SqliteStore};
 
 /// Events per page of `audit export`.
 const EXPORT_PAGE: u32 = 2000;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use keywarden::store::Actions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,7 +16,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_iam::types::{StatusType, Tag};
 use chrono::{DateTime, Duration, Utc};
 use keywarden::actions::{self, ActionKind};
-use keywarden::store::{SqliteStore, Store};
+use keywarden::store::SqliteStore;
 use keywarden_connector::Connector;
 use serde_json::{Value, json};
 

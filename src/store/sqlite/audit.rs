@@ -10,11 +10,15 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{BATCH, map_err};
+use async_trait::async_trait;
+
+use super::SqliteStore;
 use crate::audit::{
-    self, AuditKey, BrokenLink, ChainKeys, Event, KEYED_MARKER, NewEvent, Verified, Verifier,
+    self, AuditFailure, AuditKey, BrokenLink, ChainKeys, Checkpoint, Event, Head, KEYED_MARKER,
+    NewEvent, Verified, Verifier,
 };
 use crate::store::audit_key::{KEY_ENV, KeySource};
-use crate::store::{Result, ScanId, StoreError};
+use crate::store::{AuditLog, Result, ScanId, StoreError};
 
 /// Events per page when the log is read in order (verification, export): about 3 MB of rows.
 pub(super) const EVENT_PAGE: u32 = 10_000;
@@ -340,6 +344,40 @@ pub(super) async fn verify(
     }
     tx.rollback().await.map_err(map_err)?;
     Ok(verifier.finish())
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn events_page(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        events_page(&self.pool, after, limit).await
+    }
+
+    async fn verify_audit(&self) -> Result<std::result::Result<u64, BrokenLink>> {
+        let legacy_through = legacy_through(&self.pool).await?;
+        let verified = verify(&self.pool, Verifier::new(&self.keys, legacy_through)).await?;
+        Ok(verified.map(|it| it.events))
+    }
+
+    async fn verify_audit_with(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<std::result::Result<Verified, AuditFailure>> {
+        let legacy_through = legacy_through(&self.pool).await?;
+        let mut verifier = Verifier::new(&self.keys, legacy_through);
+        if let Some(checkpoint) = checkpoint {
+            verifier = match verifier.with_checkpoint(checkpoint) {
+                Ok(it) => it,
+                Err(err) => return Ok(Err(AuditFailure::Checkpoint(err))),
+            };
+        }
+        Ok(verify(&self.pool, verifier)
+            .await?
+            .map_err(AuditFailure::Broken))
+    }
+
+    fn audit_checkpoint(&self, head: &Head, at: DateTime<Utc>) -> Checkpoint {
+        self.keys.checkpoint(head, at)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Several processes on one store: leases with fencing, heartbeats, busy and locked databases.
 //! A second `SqliteStore` on the same file stands for a second process.
 
+use crate::store::{
+    ActionStatus, ActionUpdate, Actions, AuditLog, Findings, NewAction, Observation, Scans,
+};
 use std::sync::Arc;
 use std::time::Duration;
 

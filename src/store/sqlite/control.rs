@@ -4,10 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{
-    SqliteStore, append_events, begin_timed, fetch_action, fetch_finding, finding_subject, leases,
-    log_action_step, map_err, rows,
-};
+use super::actions::{fetch_action, log_action_step};
+use super::findings::{fetch_finding, finding_subject};
+use super::{SqliteStore, append_events, begin_timed, leases, map_err, rows};
 use crate::audit::NewEvent;
 use crate::store::{
     ActionControl, ActionRecord, ActionStatus, Finding, RaisedFinding, Result, StoreError,

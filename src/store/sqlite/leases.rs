@@ -11,7 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sqlx::{Sqlite, Transaction};
 
-use super::{append_events, fetch_action, map_err};
+use super::actions::fetch_action;
+use super::{append_events, map_err};
 use crate::audit::ChainKeys;
 use crate::audit::NewEvent;
 use crate::store::{ActionRecord, Result, StoreError};

@@ -1,6 +1,10 @@
 //! Suppressions across a finding's lifecycle (resolve, reopen, expiry), and lease times at the end
 //! of the calendar.
 
+use crate::store::{
+    Actions, AuditLog, Finding, FindingChanges, FindingStatus, Findings, NewAction, Observation,
+    ScanId, Suppression,
+};
 use chrono::{TimeZone, Utc};
 
 use super::*;

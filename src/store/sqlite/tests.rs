@@ -1,8 +1,14 @@
 //! The store's behaviour on SQLite. Tests that tamper with rows live here because only the store
 //! speaks SQL.
 
+use crate::store::{
+    ActionRecord, ActionStatus, ActionStep, ActionUpdate, Actions, AuditLog, FindingStatus,
+    Findings, Ledger, NewAction, Observation, ScanId, Scans, SourceDiff, Suppression,
+};
 use chrono::{Duration, TimeZone, Utc};
-use keywarden_connector::{CredentialKind, CredentialStatus, Inventory, LastUse, ScanError};
+use keywarden_connector::{
+    Credential, CredentialKind, CredentialStatus, Identity, Inventory, LastUse, ScanError,
+};
 
 use super::*;
 use crate::ledger::fixtures;

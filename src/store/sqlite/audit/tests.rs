@@ -1,6 +1,7 @@
 //! The audit log on SQLite: every ledger change is an event in the same transaction, the keyed
 //! chain detects tampering and re-chaining, checkpoints detect a cut-off tail, the legacy upgrade.
 
+use crate::store::Scans;
 use chrono::{TimeZone, Utc};
 use keywarden_connector::{CredentialKind, CredentialStatus, Inventory, LastUse};
 
@@ -8,8 +9,8 @@ use super::super::SqliteStore;
 use super::*;
 use crate::audit::{AuditFailure, BrokenReason, CheckpointError, legacy_event_hash};
 use crate::ledger::fixtures;
+use crate::store::SourceDiff;
 use crate::store::audit_key::default_key_file;
-use crate::store::{SourceDiff, Store};
 
 fn t(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0)
