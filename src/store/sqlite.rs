@@ -164,3 +164,5 @@ mod tests;
 
 #[cfg(test)]
 mod concurrency_tests;
+#[cfg(test)]
+mod plan_tests;

@@ -13,6 +13,15 @@ use crate::store::{
     Transition,
 };
 
+/// The due actions: two range scans of the `actions_due` (status, next_at) index; finished actions
+/// are never read.
+pub(super) const DUE_ACTIONS: &str = "SELECT * FROM (\
+       SELECT * FROM actions WHERE status = 'running' AND parent_id IS NULL \
+       UNION ALL \
+       SELECT * FROM actions WHERE status = 'waiting' AND parent_id IS NULL \
+         AND (next_at IS NULL OR next_at <= ?)\
+     ) ORDER BY id LIMIT ?";
+
 #[async_trait]
 impl ActionControl for SqliteStore {
     async fn transition_action(
@@ -142,20 +151,12 @@ impl ActionControl for SqliteStore {
     }
 
     async fn due_actions(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<ActionRecord>> {
-        // Two index range scans of `actions_due` (status, next_at); finished actions are not read.
-        let rows: Vec<rows::ActionRow> = sqlx::query_as(
-            "SELECT * FROM (\
-               SELECT * FROM actions WHERE status = 'running' AND parent_id IS NULL \
-               UNION ALL \
-               SELECT * FROM actions WHERE status = 'waiting' AND parent_id IS NULL \
-                 AND (next_at IS NULL OR next_at <= ?)\
-             ) ORDER BY id LIMIT ?",
-        )
-        .bind(at)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let rows: Vec<rows::ActionRow> = sqlx::query_as(DUE_ACTIONS)
+            .bind(at)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         rows::convert(rows)
     }
 

@@ -258,20 +258,7 @@ async fn stored_findings(
     tx: &mut Transaction<'_, Sqlite>,
     chunk: &[Observation],
 ) -> Result<HashMap<(String, String, String), Finding>> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT * FROM findings WHERE (source, credential_external_id, policy_id) IN (VALUES ",
-    );
-    let mut keys = query.separated(", ");
-    for obs in chunk {
-        keys.push("(")
-            .push_bind_unseparated(obs.source.clone())
-            .push_unseparated(", ")
-            .push_bind_unseparated(obs.credential_external_id.clone())
-            .push_unseparated(", ")
-            .push_bind_unseparated(obs.policy_id.clone())
-            .push_unseparated(")");
-    }
-    query.push(")");
+    let mut query = stored_findings_query(chunk);
     let rows: Vec<rows::FindingRow> = query
         .build_query_as()
         .fetch_all(&mut **tx)
@@ -414,4 +401,26 @@ async fn insert_findings(
         query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
     Ok(())
+}
+
+/// The look-up of [`stored_findings`]. The observations drive the join (CROSS JOIN fixes the
+/// order), so each is one look-up in the (source, credential, policy) unique index; a row-value
+/// `IN (VALUES ..)` would scan the table once per chunk.
+pub(super) fn stored_findings_query(chunk: &[Observation]) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new("WITH obs (s, c, p) AS (VALUES ");
+    let mut keys = query.separated(", ");
+    for obs in chunk {
+        keys.push("(")
+            .push_bind_unseparated(obs.source.clone())
+            .push_unseparated(", ")
+            .push_bind_unseparated(obs.credential_external_id.clone())
+            .push_unseparated(", ")
+            .push_bind_unseparated(obs.policy_id.clone())
+            .push_unseparated(")");
+    }
+    query.push(
+        ") SELECT f.* FROM obs CROSS JOIN findings f ON f.source = obs.s \
+         AND f.credential_external_id = obs.c AND f.policy_id = obs.p",
+    );
+    query
 }
