@@ -36,6 +36,12 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
     })
 }
 
+/// A credential by its external id in any source, through the `credentials_external_id` index.
+pub(super) const FIND_CREDENTIAL: &str = "SELECT c.id, c.source, c.identity_external_id, c.status, \
+     c.data, c.first_seen, c.last_seen, i.data AS identity_data FROM credentials c \
+     LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+     WHERE c.external_id = ? ORDER BY c.id";
+
 #[async_trait]
 impl Ledger for SqliteStore {
     async fn credentials_page(
@@ -66,16 +72,11 @@ impl Ledger for SqliteStore {
     }
 
     async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.source, c.identity_external_id, c.status, c.data, c.first_seen, \
-             c.last_seen, i.data AS identity_data FROM credentials c \
-             LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
-             WHERE c.external_id = ? ORDER BY c.id",
-        )
-        .bind(external_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(FIND_CREDENTIAL)
+            .bind(external_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         rows.iter()
             .map(|row| {
                 let mut found = ledger_credential_from_row(row)?;

@@ -4,7 +4,7 @@
 
 use super::control::DUE_ACTIONS;
 use super::findings::stored_findings_query;
-use super::ledger::identity_counts_query;
+use super::ledger::{FIND_CREDENTIAL, identity_counts_query};
 use super::{BATCH, SqliteStore};
 use crate::store::Observation;
 
@@ -85,6 +85,18 @@ async fn due_actions_read_the_due_index_only() {
             .filter(|step| step.contains("USING INDEX actions_due"))
             .count(),
         2,
+        "{plan:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_credential_is_found_by_its_external_id_through_an_index() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let plan = plan(&store, FIND_CREDENTIAL).await;
+    assert_indexed(&plan, "find credential");
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX credentials_external_id")),
         "{plan:?}"
     );
 }
