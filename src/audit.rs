@@ -64,6 +64,26 @@ pub struct Event {
     pub hash: String,
 }
 
+/// An event as stored, borrowed from its row: what the verifier reads, without a copy per field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredEvent<'a> {
+    pub seq: i64,
+    /// The time as stored. The writer stores exactly the text it hashed (RFC 3339, microseconds,
+    /// `Z`), so a keyed event's hash is checked over this text as it is: a time rewritten in
+    /// another form of the same instant does not verify.
+    pub at: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub data: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
+
+/// The text an event's time is stored and hashed as.
+pub fn event_time_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 /// The secret the chain is keyed with: 32 bytes, zeroized on drop, never printed.
 pub struct AuditKey(Zeroizing<[u8; 32]>);
 
@@ -196,6 +216,26 @@ impl ChainKeys {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Whether a stored event's hash is its keyed hash (the MAC compared in constant time,
+    /// without re-encoding it).
+    pub fn verifies(&self, event: &StoredEvent<'_>) -> bool {
+        let mut expected = [0u8; 32];
+        if hex::decode_to_slice(event.hash, &mut expected).is_err() {
+            return false;
+        }
+        let mut mac = self.chain.clone();
+        feed_text(
+            |bytes| mac.update(bytes),
+            event.seq,
+            event.at,
+            event.kind,
+            event.subject,
+            event.data,
+            event.prev_hash,
+        );
+        mac.verify_slice(&expected).is_ok()
+    }
+
     /// A checkpoint of `head`, taken at `at`.
     pub fn checkpoint(&self, head: &Head, at: DateTime<Utc>) -> Checkpoint {
         let mut checkpoint = Checkpoint {
@@ -244,7 +284,7 @@ impl ChainKeys {
 
 /// Length-prefixes each field so no two different events share an input.
 fn feed(
-    mut update: impl FnMut(&[u8]),
+    update: impl FnMut(&[u8]),
     seq: i64,
     at: DateTime<Utc>,
     kind: &str,
@@ -252,9 +292,30 @@ fn feed(
     data: &str,
     prev_hash: &str,
 ) {
-    let seq = seq.to_string();
-    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    for field in [seq.as_str(), at.as_str(), kind, subject, data, prev_hash] {
+    feed_text(
+        update,
+        seq,
+        &event_time_text(at),
+        kind,
+        subject,
+        data,
+        prev_hash,
+    );
+}
+
+/// [`feed`] with the time given as its stored text.
+fn feed_text(
+    mut update: impl FnMut(&[u8]),
+    seq: i64,
+    at: &str,
+    kind: &str,
+    subject: &str,
+    data: &str,
+    prev_hash: &str,
+) {
+    let mut number = itoa::Buffer::new();
+    let seq = number.format(seq);
+    for field in [seq, at, kind, subject, data, prev_hash] {
         update(&(field.len() as u64).to_be_bytes());
         update(field.as_bytes());
     }
@@ -452,6 +513,20 @@ impl<'a> Verifier<'a> {
 
     /// Checks the next event.
     pub fn push(&mut self, event: &Event) -> Result<(), BrokenLink> {
+        let at = event_time_text(event.at);
+        self.push_stored(&StoredEvent {
+            seq: event.seq,
+            at: &at,
+            kind: &event.kind,
+            subject: &event.subject,
+            data: &event.data,
+            prev_hash: &event.prev_hash,
+            hash: &event.hash,
+        })
+    }
+
+    /// Checks the next event as stored.
+    pub fn push_stored(&mut self, event: &StoredEvent<'_>) -> Result<(), BrokenLink> {
         let broken = |reason| {
             Err(BrokenLink {
                 seq: event.seq,
@@ -463,26 +538,22 @@ impl<'a> Verifier<'a> {
             return broken(BrokenReason::SequenceGap { expected });
         }
         let is_legacy = event.seq <= self.legacy_through;
-        let hash = if is_legacy {
-            legacy_event_hash(
-                event.seq,
-                event.at,
-                &event.kind,
-                &event.subject,
-                &event.data,
-                &event.prev_hash,
-            )
+        let intact = if is_legacy {
+            // Legacy events hashed the time re-formatted from its parsed value.
+            DateTime::parse_from_rfc3339(event.at).is_ok_and(|at| {
+                legacy_event_hash(
+                    event.seq,
+                    at.with_timezone(&Utc),
+                    event.kind,
+                    event.subject,
+                    event.data,
+                    event.prev_hash,
+                ) == event.hash
+            })
         } else {
-            self.keys.event_hash(
-                event.seq,
-                event.at,
-                &event.kind,
-                &event.subject,
-                &event.data,
-                &event.prev_hash,
-            )
+            self.keys.verifies(event)
         };
-        if hash != event.hash {
+        if !intact {
             return broken(BrokenReason::HashMismatch);
         }
         if event.prev_hash != self.prev.hash {
@@ -503,16 +574,15 @@ impl<'a> Verifier<'a> {
         if is_legacy {
             self.legacy += 1;
         }
-        self.prev = Head {
-            seq: event.seq,
-            hash: event.hash.clone(),
-        };
+        self.prev.seq = event.seq;
+        self.prev.hash.clear();
+        self.prev.hash.push_str(event.hash);
         Ok(())
     }
 
-    fn closes_legacy(&self, event: &Event) -> bool {
+    fn closes_legacy(&self, event: &StoredEvent<'_>) -> bool {
         event.kind == KEYED_MARKER
-            && serde_json::from_str::<serde_json::Value>(&event.data).ok()
+            && serde_json::from_str::<serde_json::Value>(event.data).ok()
                 == Some(keyed_marker_data(self.legacy_through, &self.prev.hash))
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use keywarden_connector::Identity;
 use serde_json::json;
 use sqlx::sqlite::SqlitePool;
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::audit::{
     self, AuditFailure, AuditKey, BrokenLink, ChainKeys, Checkpoint, Event, Head, KEYED_MARKER,
-    NewEvent, Verified, Verifier,
+    NewEvent, StoredEvent, Verified, Verifier,
 };
 use crate::store::audit_key::{KEY_ENV, KeySource};
 use crate::store::{AuditLog, Result, ScanId, StoreError};
@@ -34,7 +34,7 @@ pub(super) async fn append_events(
         return Ok(());
     }
     // Micro-second precision so the stored text round-trips exactly into the hash input.
-    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let at = audit::event_time_text(at);
     let at_parsed = parse_time(&at)?;
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
@@ -323,6 +323,7 @@ pub(super) async fn events_page(pool: &SqlitePool, after: i64, limit: u32) -> Re
 }
 
 /// Feeds the whole log to `verifier` page by page, inside one read transaction (one snapshot).
+/// Each row is checked as stored, its text fields borrowed (no copy, no time parsing).
 pub(super) async fn verify(
     pool: &SqlitePool,
     mut verifier: Verifier<'_>,
@@ -330,13 +331,30 @@ pub(super) async fn verify(
     let mut tx = pool.begin().await.map_err(map_err)?;
     let mut after = 0;
     loop {
-        let events = page(&mut *tx, after, EVENT_PAGE).await?;
-        let Some(last) = events.last() else {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, subject, data, prev_hash, hash FROM events \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(EVENT_PAGE))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(last) = rows.last() else {
             break;
         };
-        after = last.seq;
-        for event in &events {
-            if let Err(broken) = verifier.push(event) {
+        after = last.try_get(0).map_err(map_err)?;
+        for row in &rows {
+            let event = StoredEvent {
+                seq: row.try_get(0).map_err(map_err)?,
+                at: row.try_get(1).map_err(map_err)?,
+                kind: row.try_get(2).map_err(map_err)?,
+                subject: row.try_get(3).map_err(map_err)?,
+                data: row.try_get(4).map_err(map_err)?,
+                prev_hash: row.try_get(5).map_err(map_err)?,
+                hash: row.try_get(6).map_err(map_err)?,
+            };
+            if let Err(broken) = verifier.push_stored(&event) {
                 tx.rollback().await.map_err(map_err)?;
                 return Ok(Err(broken));
             }

@@ -246,6 +246,34 @@ async fn verification_streams_pages_and_finds_a_change_deep_in_the_log() {
 }
 
 #[tokio::test]
+async fn a_keyed_events_time_is_checked_as_stored_text() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let mut tx = store.pool.begin().await.expect("tx");
+    let events = (0..3)
+        .map(|i| NewEvent::new("test.event", format!("s/{i}"), json!({ "i": i })))
+        .collect();
+    append_events(&mut tx, &store.keys, t(1), events)
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+    let stored: String = sqlx::query_scalar("SELECT at FROM events WHERE seq = 2")
+        .fetch_one(&store.pool)
+        .await
+        .expect("at");
+    assert_eq!(stored, crate::audit::event_time_text(t(1)));
+    assert_eq!(store.verify_audit().await.expect("verify"), Ok(3));
+    // The same instant written another way is still a rewritten event.
+    let same_instant = stored.replace('Z', "+00:00");
+    sqlx::query("UPDATE events SET at = ? WHERE seq = 2")
+        .bind(&same_instant)
+        .execute(&store.pool)
+        .await
+        .expect("tamper");
+    let broken = store.verify_audit().await.expect("verify").unwrap_err();
+    assert_eq!((broken.seq, broken.reason), (2, BrokenReason::HashMismatch));
+}
+
+#[tokio::test]
 async fn the_newest_events_cut_off_after_a_checkpoint_are_detected() {
     let store = SqliteStore::in_memory().await.expect("store");
     scan(&store, t(1), &inventory(&["a", "b"])).await;
@@ -401,7 +429,7 @@ async fn legacy_store(path: &std::path::Path, events: i64) {
              VALUES (?, ?, 'scan.completed', 'scan/1', ?, ?, ?)",
         )
         .bind(seq)
-        .bind(at.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .bind(crate::audit::event_time_text(at))
         .bind(&data)
         .bind(&prev)
         .bind(&hash)
