@@ -663,6 +663,49 @@ async fn a_failed_policy_action_is_retried_after_its_back_off_then_stays_failed(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_failed_action_whose_policy_now_requires_approval_retries_into_approval() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    account.user("ci", "/", &[]).await;
+    let key = account.key("ci", 200, Some(100)).await;
+    let ws = Workspace::with_policies(
+        &account,
+        "",
+        "",
+        &disable_unused("    enforce:\n      retry: { attempts: 3, backoff: 0s }\n"),
+    );
+    account.deny(None, &["UpdateAccessKey"]).await;
+    let first = planned(&ws.scan(&account));
+    assert_eq!(first[0]["action_status"], "failed", "{first:#?}");
+    account.deny(None, &[]).await;
+
+    ws.use_policies(&disable_unused(
+        "    enforce:\n      approval: required\n      retry: { attempts: 3, backoff: 0s }\n",
+    ));
+    let second = planned(&ws.scan(&account));
+    assert_eq!(second[0]["decision"], "retried", "{second:#?}");
+    assert_eq!(
+        second[0]["action_status"], "awaiting_approval",
+        "{second:#?}"
+    );
+    assert_eq!(
+        account.keys("ci").await,
+        BTreeMap::from([(key.clone(), true)]),
+        "nothing changes before approve"
+    );
+    let id = first[0]["action_id"].to_string();
+    let approved = ws.json(
+        &account,
+        &[
+            "actions", "approve", &id, "--by", "alice", "--format", "json",
+        ],
+    );
+    assert_eq!(approved[0]["status"], "done", "{approved:#}");
+    assert_eq!(account.keys("ci").await, BTreeMap::from([(key, false)]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_rotation_is_tried_again_once_its_reason_is_gone() {
     let Some(account) = Account::new().await else {
         return;

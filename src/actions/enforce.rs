@@ -477,6 +477,13 @@ async fn act(
         *policy_count += 1;
         *source_count += 1;
         let outcome = match it.candidate {
+            // A policy that now requires approval retries into approval, never straight on.
+            Candidate::Retry(id, counted) if it.policy.enforce.approval == Approval::Required => {
+                let by = format!("policy:{}", it.policy.id);
+                super::engine::retry_awaiting_approval(engine, id, &by, counted)
+                    .await
+                    .map(|record| (Decision::Retried, record))
+            }
             Candidate::Retry(id, counted) => {
                 super::retry(engine, id, &format!("policy:{}", it.policy.id), counted)
                     .await

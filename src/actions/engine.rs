@@ -655,6 +655,25 @@ pub async fn retry(
     drive_record(engine, record).await
 }
 
+/// Retries a failed or refused action whose policy now requires approval: it waits for
+/// `approve` (which drives it) and changes nothing before.
+pub async fn retry_awaiting_approval(
+    engine: Engine<'_>,
+    id: i64,
+    by: &str,
+    counted: bool,
+) -> Result<ActionRecord, ActionError> {
+    let decision = Decision {
+        from: &[ActionStatus::Failed, ActionStatus::Refused],
+        to: ActionStatus::AwaitingApproval,
+        event: "retried",
+        by,
+        reason: Some("its policy requires approval"),
+        counted,
+    };
+    decide(engine, id, decision).await
+}
+
 /// A request that does not fit the action's state is the caller's mistake, not the store's.
 fn not_now(err: StoreError) -> ActionError {
     match err {

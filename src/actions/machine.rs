@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keywarden_connector::{Capability, ConnectorError, KeyActions};
+use keywarden_connector::{
+    Capability, ConnectorError, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -71,14 +73,15 @@ impl StepCx<'_> {
         &self.record.identity_external_id
     }
 
-    /// The source's key actions; an error if the kind declared no need of them.
-    pub fn keys(&self) -> Result<&dyn KeyActions, StepError> {
-        self.keys.as_deref().ok_or_else(|| {
-            StepError::Action(ActionError::Unsupported(format!(
+    /// The source's key actions, fenced; an error if the kind declared no need of them.
+    pub fn keys(&self) -> Result<Fenced<'_, '_>, StepError> {
+        match self.keys.as_deref() {
+            Some(inner) => Ok(Fenced { cx: self, inner }),
+            None => Err(StepError::Action(ActionError::Unsupported(format!(
                 "action {} has no key actions",
                 self.record.id
-            )))
-        })
+            )))),
+        }
     }
 
     /// Persists a state in the middle of a step (rotate's `create` records the new key's id
@@ -103,6 +106,102 @@ impl StepCx<'_> {
             .update_action(self.record.id, &update, self.now())
             .await?;
         Ok(())
+    }
+}
+
+/// A source's key actions as a step uses them. Every call that changes a credential first
+/// renews the action's lease under the step's fencing token: a holder whose lease was taken over
+/// (it stalled past the lease) learns it before it acts, not only when it records the step, and
+/// acts on nothing. Reads go straight through.
+#[derive(Clone, Copy)]
+pub(crate) struct Fenced<'s, 'a> {
+    cx: &'s StepCx<'a>,
+    inner: &'s dyn KeyActions,
+}
+
+impl Fenced<'_, '_> {
+    /// Renews the lease, or refuses to act: taken over, finished, or not confirmable.
+    async fn fence(&self) -> Result<(), ConnectorError> {
+        let cx = self.cx;
+        cx.engine
+            .store
+            .renew_lease(cx.record.id, cx.holder, cx.token, cx.now())
+            .await
+            .map(|_| ())
+            .map_err(|err| ConnectorError::Retryable {
+                message: format!(
+                    "not acting on action {}: its lease is not held ({err})",
+                    cx.record.id
+                ),
+                retry_after: None,
+            })
+    }
+
+    pub async fn keys(&self, identity: &str) -> Result<KeyHolder, ConnectorError> {
+        self.inner.keys(identity).await
+    }
+
+    pub fn destination(&self, identity: &str) -> Result<String, ConnectorError> {
+        self.inner.destination(identity)
+    }
+
+    pub async fn delivered(&self, identity: &str) -> Result<Option<NewKey>, ConnectorError> {
+        self.inner.delivered(identity).await
+    }
+
+    pub async fn delivered_id(&self, identity: &str) -> Result<Option<String>, ConnectorError> {
+        self.inner.delivered_id(identity).await
+    }
+
+    pub async fn verify(&self, identity: &str, key: &NewKey) -> Result<(), ConnectorError> {
+        self.inner.verify(identity, key).await
+    }
+
+    pub async fn last_used(&self, identity: &str, key: &str) -> Result<LastUse, ConnectorError> {
+        self.inner.last_used(identity, key).await
+    }
+
+    pub fn rotation_timing(&self) -> RotationTiming {
+        self.inner.rotation_timing()
+    }
+
+    pub async fn create_key(&self, identity: &str) -> Result<NewKey, ConnectorError> {
+        self.fence().await?;
+        self.inner.create_key(identity).await
+    }
+
+    pub async fn deliver(
+        &self,
+        identity: &str,
+        key: &NewKey,
+        token: &str,
+    ) -> Result<(), ConnectorError> {
+        self.fence().await?;
+        self.inner.deliver(identity, key, token).await
+    }
+
+    pub async fn set_active(
+        &self,
+        identity: &str,
+        key: &str,
+        active: bool,
+    ) -> Result<(), ConnectorError> {
+        self.fence().await?;
+        self.inner.set_active(identity, key, active).await
+    }
+
+    pub async fn delete_key(&self, identity: &str, key: &str) -> Result<(), ConnectorError> {
+        self.fence().await?;
+        self.inner.delete_key(identity, key).await
+    }
+
+    pub async fn deny_sessions_before(
+        &self,
+        identity: &str,
+        before: DateTime<Utc>,
+    ) -> Result<String, ConnectorError> {
+        self.fence().await?;
+        self.inner.deny_sessions_before(identity, before).await
     }
 }
 

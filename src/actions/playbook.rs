@@ -3,7 +3,8 @@
 //! `contain` runs its children one after another: a child is created (with its place in the
 //! playbook, so a crash between creating it and recording it finds it again), driven, and the
 //! parent moves on once it is done or skipped. A child that waits makes the parent wait; a child
-//! that fails, is refused or is cancelled fails the parent. `raise_finding` is a child that
+//! that fails, is refused or is cancelled fails the parent. Retrying the parent retries a child
+//! that failed or was refused (not one a person cancelled or rejected). `raise_finding` is a child that
 //! touches no connector: it opens a critical finding keywarden raises itself.
 
 use async_trait::async_trait;
@@ -50,7 +51,21 @@ impl Machine for Contain {
             return Ok(Next::Done(format!("all {} steps done", children.len())));
         };
         let child = engine::child(cx, kind, next, &reason).await?;
-        let child = Box::pin(engine::drive_record(cx.engine, child)).await?;
+        // A playbook retried after this child failed or was refused retries the child with it
+        // (once per retry of the parent); a child ended by a person stays ended.
+        let retried = matches!(child.status, ActionStatus::Failed | ActionStatus::Refused)
+            && cx.record.attempts > child.attempts;
+        let child = if retried {
+            Box::pin(engine::retry(
+                cx.engine,
+                child.id,
+                &format!("playbook action {}", cx.record.id),
+                true,
+            ))
+            .await?
+        } else {
+            Box::pin(engine::drive_record(cx.engine, child)).await?
+        };
         let label = format!("step {} ({kind}, action {})", next + 1, child.id);
         let state = Self::Children {
             children,

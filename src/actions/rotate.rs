@@ -17,12 +17,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keywarden_connector::{ConnectorError, KeyActions, KeyHolder, LastUse};
+use keywarden_connector::{ConnectorError, KeyHolder, LastUse};
 use serde::{Deserialize, Serialize};
 
 use super::crash_point;
 use super::guard;
-use super::machine::{Machine, Next, StepCx, StepError, after, when};
+use super::machine::{Fenced, Machine, Next, StepCx, StepError, after, when};
 
 /// The states of a rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,7 +308,7 @@ enum Orphans {
 }
 
 async fn orphans(
-    actions: &dyn KeyActions,
+    actions: Fenced<'_, '_>,
     identity: &str,
     existing: &[String],
 ) -> Result<Orphans, ConnectorError> {
@@ -327,7 +327,7 @@ async fn orphans(
 }
 
 /// Enters `create`, recording the keys the user holds now.
-async fn enter_create(actions: &dyn KeyActions, identity: &str) -> Result<Next<Rotate>, StepError> {
+async fn enter_create(actions: Fenced<'_, '_>, identity: &str) -> Result<Next<Rotate>, StepError> {
     let holder = actions.keys(identity).await?;
     let existing = holder.keys.iter().map(|it| it.id.clone()).collect();
     Ok(Next::Step(
@@ -342,7 +342,7 @@ async fn enter_create(actions: &dyn KeyActions, identity: &str) -> Result<Next<R
 /// Creates the new key and delivers it at once.
 async fn create(
     cx: &StepCx<'_>,
-    actions: &dyn KeyActions,
+    actions: Fenced<'_, '_>,
     existing: Vec<String>,
     attempted: bool,
 ) -> Result<Next<Rotate>, StepError> {
@@ -426,7 +426,7 @@ async fn create(
 /// be read, the action stays at `deliver` for `actions resume` to look again.
 async fn undelivered(
     cx: &StepCx<'_>,
-    actions: &dyn KeyActions,
+    actions: Fenced<'_, '_>,
     new_key: &str,
     err: ConnectorError,
 ) -> Result<Next<Rotate>, StepError> {
@@ -461,7 +461,7 @@ async fn undelivered(
 /// since the delivery while the old one has not (read once last use has settled).
 async fn overlap(
     cx: &StepCx<'_>,
-    actions: &dyn KeyActions,
+    actions: Fenced<'_, '_>,
     new_key: String,
     delivered_at: DateTime<Utc>,
 ) -> Result<Next<Rotate>, StepError> {

@@ -1,7 +1,7 @@
 //! The engine against an in-memory key source: rules that need a clock moved or a source that
 //! answers what moto cannot be made to (a refused create, keys appearing mid-rotation).
 
-use crate::store::Actions;
+use crate::store::{ActionControl, Actions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,8 @@ struct Keys {
     next: u32,
     created: u32,
     refuse_create: Option<String>,
+    /// How many more `set_active` calls fail.
+    fail_set_active: u32,
 }
 
 /// A source with one user whose keys live in memory.
@@ -133,7 +135,12 @@ impl KeyActions for Fake {
     }
 
     async fn set_active(&self, _: &str, key_id: &str, active: bool) -> Result<(), ConnectorError> {
-        for key in &mut self.lock().keys {
+        let mut keys = self.lock();
+        if keys.fail_set_active > 0 {
+            keys.fail_set_active -= 1;
+            return Err(ConnectorError::Permanent("access denied".to_owned()));
+        }
+        for key in &mut keys.keys {
             if key.id == key_id {
                 key.active = active;
             }
@@ -538,4 +545,103 @@ async fn a_source_without_a_capability_is_refused_naming_it() {
         )
         .is_ok_and(|it| it.is_none())
     );
+}
+
+#[tokio::test]
+async fn retrying_a_failed_containment_retries_the_step_that_failed() {
+    let world = World::new(Capability::ALL).await;
+    world.fake.lock().fail_set_active = 1;
+    let clock = world.at(0);
+    let target = target(&world.store, "OLD", None).await.expect("target");
+    let mut request = Request::new(ActionKind::Contain, &target, "test");
+    request.reason = Some("leaked".to_owned());
+    let contained = start(world.engine(&clock), request).await.expect("start");
+    assert_eq!(contained.status, ActionStatus::Failed, "{contained:?}");
+    assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), true)]);
+
+    let retried = super::engine::retry(world.engine(&clock), contained.id, "test", true)
+        .await
+        .expect("retry");
+    assert_eq!(retried.status, ActionStatus::Done, "{retried:?}");
+    assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), false)]);
+    let children = world
+        .store
+        .child_actions(contained.id)
+        .await
+        .expect("children");
+    let quarantine = children
+        .iter()
+        .find(|it| it.kind == ActionKind::Quarantine)
+        .expect("quarantine child");
+    assert_eq!(
+        (quarantine.status, quarantine.attempts),
+        (ActionStatus::Done, 1)
+    );
+    assert!(
+        children
+            .iter()
+            .any(|it| it.kind == ActionKind::RaiseFinding && it.status == ActionStatus::Done),
+        "{children:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_was_taken_over_changes_no_key() {
+    let world = World::new(Capability::ALL).await;
+    let clock = world.at(0);
+    let target = target(&world.store, "OLD", None).await.expect("target");
+    let mut request = Request::new(ActionKind::Disable, &target, "test");
+    request.approval_required = true;
+    let action = start(world.engine(&clock), request).await.expect("start");
+    let held = world
+        .store
+        .claim_action(action.id, "process-a", t0() + Duration::seconds(61))
+        .await
+        .expect("claim a");
+    // process-a stalls past its lease; process-b takes the action over.
+    let later = t0() + Duration::seconds(600);
+    let taken = world
+        .store
+        .claim_action(action.id, "process-b", later)
+        .await
+        .expect("claim b");
+    assert!(taken.lease_token > held.lease_token);
+
+    let clock = world.at(600);
+    let keys: Arc<dyn KeyActions> = world.fake.clone();
+    let stale = super::machine::StepCx {
+        engine: world.engine(&clock),
+        record: &held,
+        keys: Some(keys.clone()),
+        holder: "process-a",
+        token: held.lease_token,
+    };
+    let fenced = stale.keys().expect("keys");
+    assert_eq!(fenced.keys(USER).await.expect("read").keys.len(), 1);
+    for refused in [
+        fenced.set_active(USER, "OLD", false).await,
+        fenced.delete_key(USER, "OLD").await,
+    ] {
+        assert!(
+            matches!(&refused, Err(ConnectorError::Retryable { message, .. }) if message.contains("lease")),
+            "{refused:?}"
+        );
+    }
+    assert!(fenced.create_key(USER).await.is_err());
+    assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), true)]);
+
+    // The holder of the lease acts.
+    let current = super::machine::StepCx {
+        holder: "process-b",
+        token: taken.lease_token,
+        record: &taken,
+        ..stale
+    };
+    current
+        .keys()
+        .expect("keys")
+        .set_active(USER, "OLD", false)
+        .await
+        .expect("acts");
+    assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), false)]);
 }

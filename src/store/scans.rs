@@ -37,9 +37,10 @@ pub trait Scans: Send + Sync {
     /// Starts a scan run over `sources` (name, kind).
     async fn begin_scan(&self, at: DateTime<Utc>, sources: &[(String, String)]) -> Result<ScanId>;
 
-    /// Starts recording one source's inventory. Batches are committed as they come (they are
-    /// what the source showed); only [`SourceRecorder::finish`] marks what was not seen as gone.
-    /// A recorder dropped without `finish` leaves every earlier credential as it was.
+    /// Starts recording one source's inventory. Batches are committed as they come, a few at a
+    /// time (they are what the source showed; the backend may group them, and `finish` writes
+    /// the rest); only [`SourceRecorder::finish`] marks what was not seen as gone. A recorder
+    /// dropped without `finish` leaves every earlier credential as it was.
     async fn record_source(
         &self,
         scan: ScanId,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
 use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, UserDetail};
 use aws_smithy_types_convert::date_time::DateTimeExt;
 use chrono::{DateTime, Utc};
@@ -258,7 +259,12 @@ impl Connector for AwsIamConnector {
         let full = previous
             .full_refresh_at
             .is_none_or(|at| cx.now - at >= refresh);
-        let report = match credential_report(&clients).await {
+        // The report and the first page of users are independent: asked for together, so the
+        // scan starts one round trip sooner.
+        let (report, first_page) =
+            tokio::join!(credential_report(&clients), users_page(&clients, None));
+        let first_page = first_page?;
+        let report = match report {
             Ok(report) => Some(report),
             Err(err) => {
                 // Not allowed, still in progress, unreadable: without the report every key costs
@@ -284,7 +290,7 @@ impl Connector for AwsIamConnector {
             full,
             known: cx.known.as_ref(),
         };
-        scan.pipeline(cx, sink).await?;
+        scan.pipeline(cx, sink, first_page).await?;
         let state = State {
             full_refresh_at: if full {
                 Some(cx.now)
@@ -339,6 +345,26 @@ async fn credential_report(clients: &Clients) -> Result<Report, ConnectorError> 
     report::parse(content, generated_at).map_err(|err| ConnectorError::Permanent(err.to_string()))
 }
 
+/// One page of the account's users with their tags and policies (`marker`: where the last page
+/// ended), with the scan-level retry on throttling.
+async fn users_page(
+    clients: &Clients,
+    marker: Option<String>,
+) -> Result<GetAccountAuthorizationDetailsOutput, ConnectorError> {
+    persist(clients, || async {
+        clients
+            .iam
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .max_items(1000)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))
+    })
+    .await
+}
+
 /// What one user's inventory found.
 #[derive(Default)]
 struct UserFound {
@@ -373,27 +399,15 @@ impl UserScan<'_> {
         &self,
         cx: &ScanContext,
         sink: &mut dyn InventorySink,
+        first_page: GetAccountAuthorizationDetailsOutput,
     ) -> Result<(), ConnectorError> {
         let (mut pages_tx, pages_rx) = futures::channel::mpsc::channel::<Vec<UserDetail>>(1);
         let (found_tx, mut found_rx) = tokio::sync::mpsc::unbounded_channel::<UserFound>();
         let pages = async move {
-            let mut marker: Option<String> = None;
+            let mut page = first_page;
             loop {
-                // Paged by hand so each page gets the scan-level retry on throttling too.
-                let page = persist(self.clients, || async {
-                    self.clients
-                        .iam
-                        .get_account_authorization_details()
-                        .filter(EntityType::User)
-                        .max_items(1000)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await
-                        .map_err(|err| map_err("iam:GetAccountAuthorizationDetails", err))
-                })
-                .await?;
                 cx.progress.add_total(page.user_detail_list().len() as u64);
-                marker = page.marker().map(str::to_owned);
+                let marker = page.marker().map(str::to_owned);
                 let last = !page.is_truncated() || marker.is_none();
                 if pages_tx
                     .send(page.user_detail_list().to_vec())
@@ -404,6 +418,7 @@ impl UserScan<'_> {
                     // Sent the last page, or the other stages stopped (the ledger failed).
                     return Ok::<(), ConnectorError>(());
                 }
+                page = users_page(self.clients, marker).await?;
             }
         };
         let users = async move {

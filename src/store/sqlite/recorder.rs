@@ -187,7 +187,15 @@ pub(super) struct SqliteSourceRecorder {
     seen: HashSet<String>,
     /// The connector's state, saved by `finish`.
     state: Option<serde_json::Value>,
+    /// Batches not yet written, merged (see [`GROUP_ROWS`]).
+    pending: Inventory,
 }
+
+/// The connector's batches are written in groups of about this many rows (identities and
+/// credentials), one transaction each: every commit rewrites each B-tree page it touched, so a
+/// group of several batches writes far fewer pages than each batch alone, while the write lock is
+/// still held only while a group is written (never while the connector works).
+const GROUP_ROWS: usize = 10_000;
 
 impl SqliteSourceRecorder {
     pub(super) fn new(
@@ -205,7 +213,30 @@ impl SqliteSourceRecorder {
             diff: SourceDiff::default(),
             seen: HashSet::new(),
             state: None,
+            pending: Inventory::default(),
         }
+    }
+
+    /// Writes the pending group, if any.
+    async fn flush(&mut self) -> Result<()> {
+        let mut group = std::mem::take(&mut self.pending);
+        if group.identities.is_empty() && group.credentials.is_empty() && group.errors.is_empty() {
+            return Ok(());
+        }
+        // An identity sent in two batches of one group is written once, as last sent.
+        let mut last: HashMap<String, usize> = HashMap::with_capacity(group.identities.len());
+        for (index, identity) in group.identities.iter().enumerate() {
+            last.insert(identity.external_id.clone(), index);
+        }
+        if last.len() < group.identities.len() {
+            let mut index = 0;
+            group.identities.retain(|it| {
+                let keep = last.get(&it.external_id) == Some(&index);
+                index += 1;
+                keep
+            });
+        }
+        self.write(&group).await
     }
 }
 
@@ -417,6 +448,32 @@ async fn insert_scan_errors(
 #[async_trait]
 impl SourceRecorder for SqliteSourceRecorder {
     async fn batch(&mut self, batch: &Inventory) -> Result<()> {
+        let pending = &mut self.pending;
+        pending.identities.extend(batch.identities.iter().cloned());
+        pending
+            .credentials
+            .extend(batch.credentials.iter().cloned());
+        pending.errors.extend(batch.errors.iter().cloned());
+        if pending.identities.len() + pending.credentials.len() >= GROUP_ROWS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn save_state(&mut self, state: serde_json::Value) {
+        self.state = Some(state);
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<SourceDiff> {
+        self.flush().await?;
+        self.mark_gone().await
+    }
+}
+
+impl SqliteSourceRecorder {
+    /// Writes one group: identities, credentials, fingerprints, history, scan errors and their
+    /// audit events, in one transaction.
+    async fn write(&mut self, batch: &Inventory) -> Result<()> {
         self.diff.errors += batch.errors.len() as u64;
         let mut scan_errors: Vec<(String, String, Option<String>)> = batch
             .errors
@@ -465,11 +522,8 @@ impl SourceRecorder for SqliteSourceRecorder {
         tx.commit().await.map_err(map_err)
     }
 
-    fn save_state(&mut self, state: serde_json::Value) {
-        self.state = Some(state);
-    }
-
-    async fn finish(self: Box<Self>) -> Result<SourceDiff> {
+    /// Marks what the scan did not see as gone and records the source as scanned.
+    async fn mark_gone(&self) -> Result<SourceDiff> {
         let (scan, at, source) = (self.scan, self.at, self.source.as_str());
         let mut diff = self.diff.clone();
         let (mut tx, _timed) = begin_timed(&self.pool, "finish").await?;

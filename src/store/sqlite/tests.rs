@@ -1273,3 +1273,58 @@ async fn known_shows_a_source_as_the_store_does() {
     );
     assert_eq!(other.state().await.expect("state"), None);
 }
+
+#[tokio::test]
+async fn batches_are_written_in_groups_before_finish_and_an_identity_sent_twice_is_kept_once() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let id = store
+        .begin_scan(t(1), &[("keys".into(), "files".into())])
+        .await
+        .expect("begin");
+    let mut recorder = store
+        .record_source(id, "keys", t(1))
+        .await
+        .expect("recorder");
+    let names: Vec<String> = (0..6_000).map(|i| format!("k{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // 3,000 identities + 3,000 credentials a batch: the second fills a group of 10,000 rows.
+    let mut first = inventory(&names[..3_000]);
+    // One identity sent again in the next batch, as a connector paging by identity may.
+    let again = first.identities[0].clone();
+    recorder.batch(&first).await.expect("batch");
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM credentials")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(count().await, 0, "one batch waits for its group");
+    let mut second = inventory(&names[3_000..]);
+    second.identities.push(again);
+    recorder.batch(&second).await.expect("batch");
+    assert_eq!(
+        count().await,
+        6_000,
+        "a full group is committed before finish"
+    );
+    first = inventory(&["last"]);
+    recorder.batch(&first).await.expect("batch");
+    let diff = recorder.finish().await.expect("finish");
+    assert_eq!((diff.seen, diff.new), (6_001, 6_001));
+    assert_eq!(count().await, 6_001);
+    let identities: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identities")
+        .fetch_one(&store.pool)
+        .await
+        .expect("identities");
+    assert_eq!(identities, 6_001);
+    let first_seen: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'identity.first_seen'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("events");
+    assert_eq!(
+        first_seen, 6_001,
+        "one event per identity, however often it was sent"
+    );
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+}
