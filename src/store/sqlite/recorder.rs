@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use keywarden_connector::{Credential, CredentialStatus, Identity, Inventory};
 use serde_json::json;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
@@ -311,43 +312,72 @@ impl<'a> Sorted<'a> {
     }
 }
 
-/// Writes a changed credential over its row and drops its fingerprints (written again after).
-async fn update_credential(
+/// Writes changed credentials over their rows (a multi-row upsert on the (source, external id)
+/// key: one statement per 1,000, not one per credential) and drops their fingerprints, written
+/// again after.
+async fn update_credentials(
     tx: &mut Transaction<'_, Sqlite>,
     scan: ScanId,
+    source: &str,
     at: DateTime<Utc>,
-    credential: &Credential,
-    data: &str,
-    id: i64,
+    updates: &[(&Credential, String, i64)],
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE credentials SET identity_external_id = ?, kind = ?, name = ?, \
-         status = ?, created_at = ?, expires_at = ?, last_used_at = ?, owner = ?, \
-         data = ?, last_seen = ?, gone_at = NULL, last_scan_id = MAX(last_scan_id, ?) \
-         WHERE id = ?",
-    )
-    .bind(&credential.identity_id)
-    .bind(credential.kind.as_str())
-    .bind(&credential.name)
-    .bind(credential.status.as_str())
-    .bind(credential.created_at)
-    .bind(credential.expires_at)
-    .bind(credential.last_used.at())
-    .bind(&credential.owner)
-    .bind(data)
-    .bind(at)
-    .bind(scan.0)
-    .bind(id)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("DELETE FROM fingerprints WHERE credential_id = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    for chunk in updates.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(INSERT_CREDENTIALS);
+        query.push_values(chunk, |row, (credential, data, _)| {
+            bind_credential(row, source, credential, data, at, scan);
+        });
+        // `first_seen` is kept; everything the source shows is replaced.
+        query.push(
+            " ON CONFLICT (source, external_id) DO UPDATE SET \
+             identity_external_id = excluded.identity_external_id, kind = excluded.kind, \
+             name = excluded.name, status = excluded.status, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at, last_used_at = excluded.last_used_at, \
+             owner = excluded.owner, data = excluded.data, last_seen = excluded.last_seen, \
+             gone_at = NULL, last_scan_id = MAX(last_scan_id, excluded.last_scan_id)",
+        );
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+        let mut query =
+            QueryBuilder::<Sqlite>::new("DELETE FROM fingerprints WHERE credential_id IN (");
+        let mut ids = query.separated(", ");
+        for (_, _, id) in chunk {
+            ids.push_bind(*id);
+        }
+        ids.push_unseparated(")");
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
     Ok(())
 }
+
+/// One row of [`INSERT_CREDENTIALS`].
+fn bind_credential(
+    mut row: Separated<'_, Sqlite, &'static str>,
+    source: &str,
+    credential: &Credential,
+    data: &str,
+    at: DateTime<Utc>,
+    scan: ScanId,
+) {
+    row.push_bind(source.to_owned())
+        .push_bind(credential.external_id.clone())
+        .push_bind(credential.identity_id.clone())
+        .push_bind(credential.kind.as_str())
+        .push_bind(credential.name.clone())
+        .push_bind(credential.status.as_str())
+        .push_bind(credential.created_at)
+        .push_bind(credential.expires_at)
+        .push_bind(credential.last_used.at())
+        .push_bind(credential.owner.clone())
+        .push_bind(data.to_owned())
+        .push_bind(at)
+        .push_bind(at)
+        .push_bind(scan.0);
+}
+
+/// The columns a credential row is written with, new or changed.
+const INSERT_CREDENTIALS: &str = "INSERT INTO credentials (source, external_id, \
+     identity_external_id, kind, name, status, created_at, expires_at, last_used_at, owner, data, \
+     first_seen, last_seen, last_scan_id) ";
 
 /// Inserts new credentials in multi-row statements; RETURNING maps each back to its row id.
 async fn insert_credentials<'a>(
@@ -359,26 +389,9 @@ async fn insert_credentials<'a>(
 ) -> Result<Vec<(i64, &'a Credential)>> {
     let mut inserted = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(BATCH) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO credentials (source, external_id, identity_external_id, kind, name, \
-             status, created_at, expires_at, last_used_at, owner, data, first_seen, last_seen, \
-             last_scan_id) ",
-        );
-        query.push_values(chunk, |mut row, (credential, data)| {
-            row.push_bind(source.to_owned())
-                .push_bind(credential.external_id.clone())
-                .push_bind(credential.identity_id.clone())
-                .push_bind(credential.kind.as_str())
-                .push_bind(credential.name.clone())
-                .push_bind(credential.status.as_str())
-                .push_bind(credential.created_at)
-                .push_bind(credential.expires_at)
-                .push_bind(credential.last_used.at())
-                .push_bind(credential.owner.clone())
-                .push_bind(data.clone())
-                .push_bind(at)
-                .push_bind(at)
-                .push_bind(scan.0);
+        let mut query = QueryBuilder::<Sqlite>::new(INSERT_CREDENTIALS);
+        query.push_values(chunk, |row, (credential, data)| {
+            bind_credential(row, source, credential, data, at, scan);
         });
         query.push(" RETURNING id, external_id");
         let returned: Vec<(i64, String)> = query
@@ -498,8 +511,8 @@ impl SqliteSourceRecorder {
         self.diff.changed += sorted.updates.len() as u64;
         self.diff.new += sorted.new_rows.len() as u64;
         let mut fingerprints = Vec::new();
-        for (credential, data, id) in &sorted.updates {
-            update_credential(&mut tx, scan, at, credential, data, *id).await?;
+        update_credentials(&mut tx, scan, source, at, &sorted.updates).await?;
+        for (credential, _, id) in &sorted.updates {
             fingerprints.extend(credential.fingerprints.iter().map(|it| (*id, it)));
         }
         insert_fingerprints(&mut tx, &fingerprints).await?;

@@ -1328,3 +1328,50 @@ async fn batches_are_written_in_groups_before_finish_and_an_identity_sent_twice_
     );
     assert!(store.verify_audit().await.expect("verify").is_ok());
 }
+
+#[tokio::test]
+async fn a_changed_credential_keeps_its_first_sighting_and_gets_its_new_fingerprints() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let with = |value: &str, status: CredentialStatus| {
+        let mut inventory = inventory(&["a", "b"]);
+        for credential in &mut inventory.credentials {
+            credential.status = status;
+            credential.fingerprints = vec![keywarden_connector::Fingerprint {
+                algorithm: "sha256_spki".to_owned(),
+                value: format!("{value}-{}", credential.external_id),
+            }];
+        }
+        inventory
+    };
+    scan(&store, t(1), &with("old", CredentialStatus::Active)).await;
+    let diff = scan(&store, t(2), &with("new", CredentialStatus::Inactive)).await;
+    assert_eq!((diff.changed, diff.new), (2, 0));
+    for name in ["a", "b"] {
+        let id = format!("credential:{name}");
+        assert_eq!(
+            store
+                .credential_first_seen("keys", &id)
+                .await
+                .expect("first"),
+            Some(t(1))
+        );
+        assert_eq!(
+            store
+                .credential_status("keys", &id)
+                .await
+                .expect("status")
+                .as_deref(),
+            Some("inactive")
+        );
+        let values: Vec<(String, String)> = sqlx::query_as(
+            "SELECT f.value, c.last_seen FROM fingerprints f JOIN credentials c \
+             ON c.id = f.credential_id WHERE c.external_id = ?",
+        )
+        .bind(&id)
+        .fetch_all(&store.pool)
+        .await
+        .expect("fingerprints");
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert_eq!(values[0].0, format!("new-{id}"));
+    }
+}
