@@ -325,3 +325,24 @@ fn init_writes_a_config_that_scans() {
         "release-eng"
     );
 }
+
+#[test]
+fn a_dry_run_action_on_a_source_that_takes_no_actions_says_so() {
+    let ws = Workspace::new();
+    write_code_signing_cert(&ws.key("owned/old.crt"), "old", -400, 30);
+    let report = ws.scan_json(0);
+    let planned = report["planned_actions"]
+        .as_array()
+        .expect("planned_actions");
+    let rotation = planned
+        .iter()
+        .find(|it| it["policy"] == "signing-key-max-age")
+        .unwrap_or_else(|| panic!("no planned rotation: {report:#}"));
+    assert_eq!(rotation["action"], "rotate", "{rotation:#}");
+    assert_eq!(rotation["decision"], "unsupported", "{rotation:#}");
+    assert_eq!(
+        rotation["reason"],
+        "source `release-keys` (files) takes no actions; its credentials are reported only",
+        "{rotation:#}"
+    );
+}

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{ActionError, ActionKind, Engine, Request, key_actions, plan_from_ledger, target};
+use super::{
+    ActionError, ActionKind, Engine, Request, connector_of, key_actions, plan_from_ledger, target,
+};
 use crate::config::EnforcementConfig;
 use crate::policy::{Approval, Mode, Policy};
 use crate::store::{
@@ -239,6 +241,19 @@ async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Option<Candidate>, ActionError> {
     let store = engine.store;
+    // A source that takes no actions at all is told apart before the ledger is read: a scan of
+    // such a source may hold tens of thousands of findings with an action.
+    if let Some(connector) = connector_of(engine.connectors, &finding.source)
+        && connector.key_actions().is_none()
+        && !super::machine::needs(kind).is_empty()
+    {
+        item.reason = Some(format!(
+            "source `{}` ({}) takes no actions; its credentials are reported only",
+            finding.source,
+            connector.kind()
+        ));
+        return Ok(None);
+    }
     let credential = match target(
         store,
         &finding.credential_external_id,
