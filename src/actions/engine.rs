@@ -643,15 +643,12 @@ pub async fn retry(
     by: &str,
     counted: bool,
 ) -> Result<ActionRecord, ActionError> {
-    let decision = Decision {
-        from: &[ActionStatus::Failed, ActionStatus::Refused],
-        to: ActionStatus::Running,
-        event: "retried",
-        by,
-        reason: None,
-        counted,
-    };
-    let record = decide(engine, id, decision).await?;
+    let record = decide(
+        engine,
+        id,
+        retried(ActionStatus::Running, by, None, counted),
+    )
+    .await?;
     drive_record(engine, record).await
 }
 
@@ -663,15 +660,26 @@ pub async fn retry_awaiting_approval(
     by: &str,
     counted: bool,
 ) -> Result<ActionRecord, ActionError> {
-    let decision = Decision {
+    let reason = Some("its policy requires approval");
+    let decision = retried(ActionStatus::AwaitingApproval, by, reason, counted);
+    decide(engine, id, decision).await
+}
+
+/// A failed or refused action taken up again, into `to`.
+fn retried<'a>(
+    to: ActionStatus,
+    by: &'a str,
+    reason: Option<&'a str>,
+    counted: bool,
+) -> Decision<'a> {
+    Decision {
         from: &[ActionStatus::Failed, ActionStatus::Refused],
-        to: ActionStatus::AwaitingApproval,
+        to,
         event: "retried",
         by,
-        reason: Some("its policy requires approval"),
+        reason,
         counted,
-    };
-    decide(engine, id, decision).await
+    }
 }
 
 /// A request that does not fit the action's state is the caller's mistake, not the store's.
