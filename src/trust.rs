@@ -114,7 +114,7 @@ pub enum TrustError {
     },
     #[error("a reinstatement needs {0}")]
     Missing(&'static str),
-    #[error("nothing to reinstate: no distrust period is in force at or after {0}")]
+    #[error("nothing to reinstate: no distrust period is in force at {0}")]
     NothingToReinstate(DateTime<Utc>),
 }
 
@@ -169,10 +169,9 @@ impl TrustRecord {
         Ok(Change::Changed)
     }
 
-    /// A person trusts the signer again from `at`: every period still in force at or after `at`
-    /// ends there (one that would only begin later is closed at its start, so it distrusts
-    /// nothing), each keeping who reinstated it and why. Periods that ended before `at` stay as
-    /// they are: what was signed inside them proves nothing.
+    /// A person trusts the signer again from `at`: every period in force at `at` ends there,
+    /// keeping who reinstated it and why. Periods that ended before `at` stay as they are (what
+    /// was signed inside them proves nothing), and so do periods that begin after it.
     pub fn reinstate(
         &mut self,
         at: DateTime<Utc>,
@@ -185,12 +184,15 @@ impl TrustRecord {
         if reason.trim().is_empty() {
             return Err(TrustError::Missing("a reason (--reason)"));
         }
-        let in_force = |it: &DistrustPeriod| it.until.is_none_or(|until| until > at);
+        // Only periods that have begun by `at` are closed there; one that begins later is kept
+        // (a reinstatement never erases distrust, backdated or not).
+        let in_force =
+            |it: &DistrustPeriod| it.from <= at && it.until.is_none_or(|until| until > at);
         if !self.periods.iter().any(in_force) {
             return Err(TrustError::NothingToReinstate(at));
         }
         for period in self.periods.iter_mut().filter(|it| in_force(it)) {
-            period.until = Some(at.max(period.from));
+            period.until = Some(at);
             period.reinstated = Some(Reinstatement {
                 at,
                 by: by.to_owned(),
@@ -340,15 +342,17 @@ mod tests {
     }
 
     #[test]
-    fn a_period_that_would_begin_after_the_reinstatement_distrusts_nothing() {
+    fn a_reinstatement_never_erases_distrust_that_begins_after_it() {
         let mut record = TrustRecord::new(t(0));
         record
-            .distrust(period(50, None, DistrustReason::Manual))
+            .distrust(period(50, None, DistrustReason::Leaked))
             .expect("distrust");
-        record
-            .reinstate(t(30), "bob", "scheduled by mistake")
-            .expect("reinstate");
-        assert!(record.trusts(t(60)));
-        assert_eq!(record.periods[0].until, Some(t(50)));
+        let before = record.clone();
+        assert_eq!(
+            record.reinstate(t(30), "bob", "backdated"),
+            Err(TrustError::NothingToReinstate(t(30)))
+        );
+        assert_eq!(record, before);
+        assert!(!record.trusts(t(60)));
     }
 }

@@ -317,6 +317,22 @@ async fn decide(
     };
     Ok(match previous.status {
         ActionStatus::Skipped => Some(Candidate::Start),
+        // Into approval only what has changed nothing yet: an action that stopped part-way
+        // (a key created or switched off) is left for a person, who retries or cancels it.
+        ActionStatus::Failed | ActionStatus::Refused
+            if policy.enforce.approval == Approval::Required
+                && !super::engine::at_first_step(&previous) =>
+        {
+            set_action(item, Decision::Failed, &previous);
+            item.reason = Some(format!(
+                "stopped at `{}` and its policy now requires approval; left for a person \
+                 (`keywarden actions retry {}` or `cancel`): {}",
+                previous.step,
+                previous.id,
+                previous.reason.as_deref().unwrap_or_default()
+            ));
+            None
+        }
         ActionStatus::Refused => Some(Candidate::Retry(previous.id, false)),
         ActionStatus::Failed => {
             let retry = policy.enforce.retry;

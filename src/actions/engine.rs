@@ -46,6 +46,11 @@ impl<'a> Request<'a> {
     }
 }
 
+/// Whether an action is still at its kind's first step (it has changed nothing yet).
+pub(crate) fn at_first_step(record: &ActionRecord) -> bool {
+    initial_state(record.kind, TimeDelta::zero(), "").is_ok_and(|(step, _)| step == record.step)
+}
+
 /// The first state of a kind, with its step name.
 fn initial_state(
     kind: ActionKind,

@@ -52,9 +52,11 @@ impl Machine for Contain {
         };
         let child = engine::child(cx, kind, next, &reason).await?;
         // A playbook retried after this child failed or was refused retries the child with it
-        // (once per retry of the parent); a child ended by a person stays ended.
+        // (once per retry of the parent: the parent counted more attempts, or was taken up
+        // again after the child ended); a child ended by a person stays ended. A parent resumed
+        // after a crash, never retried, does not retry its child.
         let retried = matches!(child.status, ActionStatus::Failed | ActionStatus::Refused)
-            && cx.record.attempts > child.attempts;
+            && (cx.record.attempts > child.attempts || child.updated_at < cx.record.updated_at);
         let child = if retried {
             Box::pin(engine::retry(
                 cx.engine,

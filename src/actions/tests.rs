@@ -645,3 +645,22 @@ async fn a_holder_whose_lease_was_taken_over_changes_no_key() {
         .expect("acts");
     assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), false)]);
 }
+
+#[tokio::test]
+async fn only_an_action_at_its_first_step_counts_as_having_changed_nothing() {
+    let world = World::new(Capability::ALL).await;
+    let clock = world.at(0);
+    let target = target(&world.store, "OLD", None).await.expect("target");
+    let mut request = Request::new(ActionKind::Rotate, &target, "test");
+    request.approval_required = true;
+    let fresh = start(world.engine(&clock), request).await.expect("start");
+    assert!(super::engine::at_first_step(&fresh), "{fresh:?}");
+    let cancelled = super::cancel(world.engine(&clock), fresh.id, "test", "tester")
+        .await
+        .expect("cancel");
+    assert!(!cancelled.status.is_open());
+    let part_way = world
+        .interrupted_rotation(serde_json::json!({ "step": "create", "existing": ["OLD"] }))
+        .await;
+    assert!(!super::engine::at_first_step(&part_way), "{part_way:?}");
+}
