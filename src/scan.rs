@@ -147,6 +147,7 @@ pub async fn identity_counts(
     }
     let keys: BTreeSet<(String, String)> = credentials
         .iter()
+        .filter(|it| policies.counts_identity_of(it))
         .map(|it| (it.source.clone(), it.credential.identity_id.clone()))
         .collect();
     store
@@ -583,6 +584,46 @@ mod tests {
         flagged.sort_unstable();
         let last = format!("credential:key-{}", crate::store::PAGE + 11);
         assert_eq!(flagged, ["credential:key-0", last.as_str()]);
+    }
+
+    #[tokio::test]
+    async fn identity_counts_are_looked_up_only_for_what_a_counting_policy_selects() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        // Two users with two keys each: access keys of one, cosign keys of the other.
+        let mut batch = Inventory::default();
+        let mut page = Vec::new();
+        for (user, kind) in [
+            ("keys", CredentialKind::AccessKey),
+            ("signer", CredentialKind::CosignKey),
+        ] {
+            for n in 0..2 {
+                let mut it = fixtures::credential("s", &format!("{user}-{n}"), kind, now());
+                it.credential.identity_id = user.to_owned();
+                it.identity.external_id = user.to_owned();
+                batch.identities.push(it.identity.clone());
+                batch.credentials.push(it.credential.clone());
+                page.push(it);
+            }
+        }
+        let scan = store
+            .begin_scan(now(), &[("s".to_owned(), "t".to_owned())])
+            .await
+            .expect("scan");
+        let mut recorder = store.record_source(scan, "s", now()).await.expect("rec");
+        recorder.batch(&batch).await.expect("batch");
+        recorder.finish().await.expect("finish");
+        let text = "policies:\n  - id: one-active-key\n    severity: medium\n    select: { kinds: \
+                    [access_key] }\n    when:\n      identity_credentials: { more_than: 1 }\n    \
+                    actions: [notify]\n";
+        let policies = PolicySet {
+            policies: policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
+        };
+        let counts = identity_counts(&store, &policies, &page)
+            .await
+            .expect("counts");
+        assert_eq!(counts.count("s", "keys", |_, _| true), 2);
+        // The policy selects no cosign key: their user's credentials are not counted.
+        assert_eq!(counts.count("s", "signer", |_, _| true), 0);
     }
 
     #[tokio::test]

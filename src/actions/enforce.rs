@@ -20,9 +20,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{
-    ActionError, ActionKind, Engine, Request, connector_of, key_actions, plan_from_ledger, target,
-};
+mod view;
+
+use self::view::{View, Wanted};
+use super::plan::plan_from_held;
+use super::{ActionError, ActionKind, Engine, Request, connector_of, key_actions, target};
 use crate::config::EnforcementConfig;
 use crate::policy::{Approval, Mode, Policy};
 use crate::store::{
@@ -186,83 +188,109 @@ pub async fn run(
     let now = engine.now();
     let mut report = Report::default();
     let mut pending: Vec<Pending> = Vec::new();
-    for finding in findings.iter().filter(|it| crate::report::is_active(it)) {
-        let Some(policy) = engine.policies.get(&finding.policy_id) else {
-            continue;
-        };
-        let Some(kind) = action_of(policy) else {
-            continue;
-        };
-        let mut item = Item {
-            finding: finding.id,
-            source: finding.source.clone(),
-            credential: finding.credential_external_id.clone(),
-            policy: policy.id.clone(),
-            action: *kind.as_ref().unwrap_or(&ActionKind::RaiseFinding),
-            mode: policy.mode,
-            decision: Decision::Unsupported,
-            action_id: None,
-            action_status: None,
-            reason: None,
-            steps: Vec::new(),
-        };
-        let kind = match kind {
-            Ok(kind) => kind,
-            Err(reason) => {
-                item.reason = Some(reason);
-                report.items.push(item);
-                continue;
+    let acting: Vec<(&Finding, &Policy, Result<ActionKind, String>)> = findings
+        .iter()
+        .filter(|it| crate::report::is_active(it))
+        .filter_map(|finding| {
+            let policy = engine.policies.get(&finding.policy_id)?;
+            Some((finding, policy, action_of(policy)?))
+        })
+        .collect();
+    for chunk in acting.chunks(view::CHUNK) {
+        let wanted: Vec<Wanted> = chunk
+            .iter()
+            .filter(|(finding, _, kind)| {
+                kind.as_ref()
+                    .is_ok_and(|kind| takes_no_actions(engine, finding, *kind).is_none())
+            })
+            .map(|(finding, policy, _)| Wanted {
+                source: &finding.source,
+                external_id: &finding.credential_external_id,
+                holder: policy.mode == Mode::DryRun,
+            })
+            .collect();
+        let view = View::fetch(engine.store, &wanted).await?;
+        for (finding, policy, kind) in chunk {
+            let mut item = Item {
+                finding: finding.id,
+                source: finding.source.clone(),
+                credential: finding.credential_external_id.clone(),
+                policy: policy.id.clone(),
+                action: *kind.as_ref().unwrap_or(&ActionKind::RaiseFinding),
+                mode: policy.mode,
+                decision: Decision::Unsupported,
+                action_id: None,
+                action_status: None,
+                reason: None,
+                steps: Vec::new(),
+            };
+            let kind = match kind {
+                Ok(kind) => *kind,
+                Err(reason) => {
+                    item.reason = Some(reason.clone());
+                    report.items.push(item);
+                    continue;
+                }
+            };
+            let found = Found {
+                view: &view,
+                scope,
+                now,
+            };
+            if let Some(candidate) = decide(engine, found, policy, kind, finding, &mut item).await?
+            {
+                pending.push(Pending {
+                    item: report.items.len(),
+                    policy,
+                    candidate,
+                });
             }
-        };
-        if let Some(candidate) =
-            decide(engine, scope, policy, kind, finding, &mut item, now).await?
-        {
-            pending.push(Pending {
-                item: report.items.len(),
-                policy,
-                candidate,
-            });
+            report.items.push(item);
         }
-        report.items.push(item);
     }
     halt(engine, limits, scope, &mut report, &mut pending).await?;
     act(engine, limits, &mut report, pending).await?;
     Ok(report)
 }
 
+/// Why a finding's source cannot take `kind` at all (told apart before the ledger is read: a
+/// scan of such a source may hold tens of thousands of findings with an action).
+fn takes_no_actions(engine: Engine<'_>, finding: &Finding, kind: ActionKind) -> Option<String> {
+    let connector = connector_of(engine.connectors, &finding.source)?;
+    (connector.key_actions().is_none() && !super::machine::needs(kind).is_empty()).then(|| {
+        format!(
+            "source `{}` ({}) takes no actions; its credentials are reported only",
+            finding.source,
+            connector.kind()
+        )
+    })
+}
+
+/// What a finding is decided on: the ledger as read for its chunk, the run's scope and time.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    view: &'a View,
+    scope: &'a Scope,
+    now: DateTime<Utc>,
+}
+
 /// Sorts one finding into stale, unsupported, dry run, in progress, ... or a candidate to act on.
 async fn decide(
     engine: Engine<'_>,
-    scope: &Scope,
+    found: Found<'_>,
     policy: &Policy,
     kind: ActionKind,
     finding: &Finding,
     item: &mut Item,
-    now: DateTime<Utc>,
 ) -> Result<Option<Candidate>, ActionError> {
+    let Found { view, scope, now } = found;
     let store = engine.store;
-    // A source that takes no actions at all is told apart before the ledger is read: a scan of
-    // such a source may hold tens of thousands of findings with an action.
-    if let Some(connector) = connector_of(engine.connectors, &finding.source)
-        && connector.key_actions().is_none()
-        && !super::machine::needs(kind).is_empty()
-    {
-        item.reason = Some(format!(
-            "source `{}` ({}) takes no actions; its credentials are reported only",
-            finding.source,
-            connector.kind()
-        ));
+    if let Some(reason) = takes_no_actions(engine, finding, kind) {
+        item.reason = Some(reason);
         return Ok(None);
     }
-    let credential = match target(
-        store,
-        &finding.credential_external_id,
-        Some(&finding.source),
-    )
-    .await
-    {
+    let credential = match view.target(&finding.source, &finding.credential_external_id) {
         Ok(it) => it,
-        Err(ActionError::Store(err)) => return Err(err.into()),
         Err(err) => {
             item.decision = Decision::Stale;
             item.reason = Some(err.to_string());
@@ -279,7 +307,8 @@ async fn decide(
         return Ok(None);
     }
     if policy.mode == Mode::DryRun {
-        let plan = plan_from_ledger(store, kind, &credential).await?;
+        let held = view.held(&credential.source, &credential.identity.external_id);
+        let plan = plan_from_held(kind, &credential, held);
         item.decision = match plan.refusal {
             Some(_) => Decision::WouldRefuse,
             None => Decision::WouldAct,

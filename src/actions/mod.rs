@@ -121,9 +121,18 @@ pub async fn target(
     external_id: &str,
     source: Option<&str>,
 ) -> Result<LedgerCredential, ActionError> {
-    let (present, gone): (Vec<LedgerCredential>, Vec<LedgerCredential>) = store
-        .find_credential(external_id)
-        .await?
+    let found = store.find_credential(external_id).await?;
+    pick_target(external_id, source, found)
+}
+
+/// The one present credential among those `found` with this external id (in `source`, if
+/// given), or why there is none.
+fn pick_target(
+    external_id: &str,
+    source: Option<&str>,
+    found: Vec<LedgerCredential>,
+) -> Result<LedgerCredential, ActionError> {
+    let (present, gone): (Vec<LedgerCredential>, Vec<LedgerCredential>) = found
         .into_iter()
         .filter(|it| source.is_none_or(|source| it.source == source))
         .partition(|it| it.credential.status != CredentialStatus::Gone);

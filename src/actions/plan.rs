@@ -53,9 +53,19 @@ pub async fn plan_from_ledger(
     kind: ActionKind,
     target: &LedgerCredential,
 ) -> Result<Plan, StoreError> {
-    let keys = store
+    let held = store
         .identity_credentials(&target.source, &target.identity.external_id)
-        .await?
+        .await?;
+    Ok(plan_from_held(kind, target, held))
+}
+
+/// [`plan_from_ledger`] with the identity's present credentials already read.
+pub(super) fn plan_from_held(
+    kind: ActionKind,
+    target: &LedgerCredential,
+    held: Vec<keywarden_connector::Credential>,
+) -> Plan {
+    let keys = held
         .into_iter()
         .filter(|it| it.kind == CredentialKind::AccessKey)
         .map(|it| HeldKey {
@@ -69,14 +79,14 @@ pub async fn plan_from_ledger(
         name: target.identity.name.clone(),
         keys,
     };
-    Ok(describe(
+    describe(
         kind,
         target,
         &holder,
         Ok("its destination".to_owned()),
         None,
         "ledger",
-    ))
+    )
 }
 
 fn describe(

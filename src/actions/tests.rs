@@ -664,3 +664,66 @@ async fn only_an_action_at_its_first_step_counts_as_having_changed_nothing() {
         .await;
     assert!(!super::engine::at_first_step(&part_way), "{part_way:?}");
 }
+
+#[tokio::test]
+async fn a_dry_run_plans_from_the_ledger_what_it_would_do_and_what_would_refuse_it() {
+    let text = "policies:\n  - id: rotate-old\n    severity: high\n    select: { kinds: \
+                [access_key] }\n    when: { age_over: 90d }\n    actions: [rotate]\n";
+    let policies = PolicySet {
+        policies: crate::policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
+    };
+    let mut world = World::new(Capability::ALL).await;
+    world.policies = policies;
+    let enforce = async |world: &World| {
+        let report = crate::scan::run(
+            &world.store,
+            &world.connectors,
+            &world.policies,
+            t0(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .expect("scan");
+        let clock = world.at(0);
+        super::enforce::run(
+            world.engine(&clock),
+            &crate::config::EnforcementConfig::default(),
+            &report.enforcement_scope(),
+            &report.findings,
+        )
+        .await
+        .expect("enforce")
+    };
+    use super::enforce::Decision;
+    // One active key: the whole rotation, from the ledger (no call to the source).
+    let report = enforce(&world).await;
+    assert_eq!(report.items.len(), 1, "{:?}", report.items);
+    let item = &report.items[0];
+    assert_eq!(item.decision, Decision::WouldAct, "{item:?}");
+    assert!(
+        item.steps
+            .iter()
+            .any(|it| it == "create a new access key for ci"),
+        "{item:?}"
+    );
+    assert!(
+        item.steps.iter().any(|it| it == "deactivate OLD"),
+        "{item:?}"
+    );
+
+    // Two active keys: both findings would be refused, saying why.
+    world.fake.add("SECOND", true);
+    let report = enforce(&world).await;
+    assert_eq!(report.items.len(), 2, "{:?}", report.items);
+    for item in &report.items {
+        assert_eq!(item.decision, Decision::WouldRefuse, "{item:?}");
+        let reason = item.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("both access keys of ci are active"),
+            "{reason}"
+        );
+    }
+    // Nothing was changed or started.
+    assert_eq!(world.fake.ids().len(), 2);
+    assert!(world.fake.lock().created == 0);
+}

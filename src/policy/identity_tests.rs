@@ -92,6 +92,18 @@ fn the_condition_parses_with_its_filters() {
 }
 
 #[test]
+fn counts_are_needed_only_for_credentials_a_counting_policy_selects() {
+    // The policy selects access keys; a signing key of the same user needs no counts.
+    let set = parse(TWO_ACTIVE);
+    assert!(set.counts_identity_of(&key("u", "k", CredentialStatus::Active)));
+    let mut signing = key("u", "s", CredentialStatus::Active);
+    signing.credential.kind = CredentialKind::CosignKey;
+    assert!(!set.counts_identity_of(&signing));
+    // A policy without the condition needs none, whatever it selects.
+    assert!(!parse(&["age_over: 1d"]).counts_identity_of(&key("u", "k", CredentialStatus::Active)));
+}
+
+#[test]
 fn bad_identity_conditions_are_reported_at_their_line_and_column() {
     let cases: &[(&[&str], &[&str])] = &[
         (

@@ -184,6 +184,14 @@ impl PolicySet {
             .iter()
             .any(|policy| policy.when.identity_credentials.is_some())
     }
+
+    /// Whether evaluating `credential` reads its identity's counts: a policy with a condition over
+    /// an identity's credentials selects it. The counts of no other identity are looked up.
+    pub fn counts_identity_of(&self, credential: &LedgerCredential) -> bool {
+        self.policies.iter().any(|policy| {
+            policy.when.identity_credentials.is_some() && policy.select.matches(credential)
+        })
+    }
 }
 
 /// One rule: which credentials, which conditions, which actions, when.

@@ -63,4 +63,21 @@ pub trait Ledger: Send + Sync {
 
     /// The ledger's credentials (gone ones included) with this external id, in any source.
     async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>>;
+
+    /// The credentials of `source` with these external ids, gone ones included (and marked
+    /// gone), in no particular order: [`Self::find_credential`] for many credentials of one source
+    /// at once.
+    async fn source_credentials(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<Vec<LedgerCredential>>;
+
+    /// The present credentials of these identities of `source`, by identity, each identity's in
+    /// row order: [`Self::identity_credentials`] for many identities at once.
+    async fn identities_credentials(
+        &self,
+        source: &str,
+        identities: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<keywarden_connector::Credential>>>;
 }

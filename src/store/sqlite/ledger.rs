@@ -1,5 +1,7 @@
 //! [`Ledger`] for SQLite: reading credentials with their identities and history.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::{Credential, CredentialStatus, Identity, IdentityKind};
@@ -34,6 +36,50 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
         first_seen: row.try_get("first_seen").map_err(map_err)?,
         last_seen: row.try_get("last_seen").map_err(map_err)?,
     })
+}
+
+/// A credential row with its identity, its status `gone` if `finish` marked it so (in the
+/// `status` column only; `data` keeps what the source last showed).
+fn credential_marked_gone(row: &SqliteRow) -> Result<LedgerCredential> {
+    let mut found = ledger_credential_from_row(row)?;
+    let status: String = row.try_get("status").map_err(map_err)?;
+    if status == CredentialStatus::Gone.as_str() {
+        found.credential.status = CredentialStatus::Gone;
+    }
+    Ok(found)
+}
+
+/// Credentials of one source by external id, through the `(source, external_id)` key.
+pub(super) fn source_credentials_query(source: &str, chunk: &[String]) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT c.id, c.source, c.identity_external_id, c.status, c.data, c.first_seen, \
+         c.last_seen, i.data AS identity_data FROM credentials c \
+         LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
+         WHERE c.source = ",
+    );
+    query.push_bind(source.to_owned());
+    query.push(" AND c.external_id IN (");
+    let mut ids = query.separated(", ");
+    for id in chunk {
+        ids.push_bind(id.clone());
+    }
+    ids.push_unseparated(")");
+    query
+}
+
+/// The present credentials of some identities of one source, through `credentials_identity`.
+pub(super) fn identities_credentials_query(source: &str, chunk: &[String]) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT identity_external_id, data FROM credentials WHERE source = ",
+    );
+    query.push_bind(source.to_owned());
+    query.push(" AND identity_external_id IN (");
+    let mut ids = query.separated(", ");
+    for id in chunk {
+        ids.push_bind(id.clone());
+    }
+    ids.push_unseparated(") AND status != 'gone' ORDER BY id");
+    query
 }
 
 /// A credential by its external id in any source, through the `credentials_external_id` index.
@@ -77,18 +123,46 @@ impl Ledger for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let mut found = ledger_credential_from_row(row)?;
-                // `finish` marks a credential gone in its `status` column only; `data` keeps
-                // what the source last showed.
-                let status: String = row.try_get("status").map_err(map_err)?;
-                if status == CredentialStatus::Gone.as_str() {
-                    found.credential.status = CredentialStatus::Gone;
-                }
-                Ok(found)
-            })
-            .collect()
+        rows.iter().map(credential_marked_gone).collect()
+    }
+
+    async fn source_credentials(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<Vec<LedgerCredential>> {
+        let mut found = Vec::with_capacity(external_ids.len());
+        for chunk in external_ids.chunks(BATCH) {
+            let mut query = source_credentials_query(source, chunk);
+            let rows = query.build().fetch_all(&self.pool).await.map_err(map_err)?;
+            for row in &rows {
+                found.push(credential_marked_gone(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn identities_credentials(
+        &self,
+        source: &str,
+        identities: &[String],
+    ) -> Result<HashMap<String, Vec<Credential>>> {
+        let mut by_identity: HashMap<String, Vec<Credential>> = HashMap::new();
+        for chunk in identities.chunks(BATCH) {
+            let mut query = identities_credentials_query(source, chunk);
+            let rows: Vec<(String, String)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            for (identity, data) in rows {
+                by_identity
+                    .entry(identity)
+                    .or_default()
+                    .push(from_json(&data)?);
+            }
+        }
+        Ok(by_identity)
     }
 
     async fn identity_counts(&self, identities: &[(String, String)]) -> Result<IdentityCounts> {

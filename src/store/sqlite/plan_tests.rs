@@ -4,7 +4,9 @@
 
 use super::control::DUE_ACTIONS;
 use super::findings::stored_findings_query;
-use super::ledger::{FIND_CREDENTIAL, identity_counts_query};
+use super::ledger::{
+    FIND_CREDENTIAL, identities_credentials_query, identity_counts_query, source_credentials_query,
+};
 use super::{BATCH, SqliteStore};
 use crate::store::Observation;
 
@@ -60,7 +62,7 @@ async fn observed_findings_are_looked_up_by_their_unique_key() {
 }
 
 #[tokio::test]
-async fn identity_counts_look_up_each_identity_in_the_identity_index() {
+async fn identity_counts_are_read_from_the_identity_index_alone() {
     let store = SqliteStore::in_memory().await.expect("store");
     let chunk: Vec<(String, String)> = (0..BATCH / 2)
         .map(|i| ("s".to_owned(), format!("u{i}")))
@@ -70,7 +72,7 @@ async fn identity_counts_look_up_each_identity_in_the_identity_index() {
     assert_indexed(&plan, "identity counts");
     assert!(
         plan.iter()
-            .any(|step| step.contains("USING INDEX credentials_identity")),
+            .any(|step| step.contains("USING COVERING INDEX credentials_identity")),
         "{plan:?}"
     );
 }
@@ -98,5 +100,29 @@ async fn a_credential_is_found_by_its_external_id_through_an_index() {
         plan.iter()
             .any(|step| step.contains("USING INDEX credentials_external_id")),
         "{plan:?}"
+    );
+}
+
+#[tokio::test]
+async fn many_credentials_and_identities_of_a_source_are_read_through_their_indexes() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let chunk: Vec<String> = (0..BATCH).map(|i| format!("k{i}")).collect();
+    let query = source_credentials_query("s", &chunk);
+    let plan_of = plan(&store, query.sql().as_str()).await;
+    assert_indexed(&plan_of, "source credentials");
+    assert!(
+        plan_of
+            .iter()
+            .any(|step| step.contains("USING INDEX sqlite_autoindex_credentials_1")),
+        "{plan_of:?}"
+    );
+    let query = identities_credentials_query("s", &chunk);
+    let plan_of = plan(&store, query.sql().as_str()).await;
+    assert_indexed(&plan_of, "identities' credentials");
+    assert!(
+        plan_of
+            .iter()
+            .any(|step| step.contains("USING INDEX credentials_identity")),
+        "{plan_of:?}"
     );
 }
