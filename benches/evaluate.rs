@@ -131,6 +131,7 @@ fn credentials(n: usize) -> Vec<LedgerCredential> {
                     algorithm: None,
                     key_bits: None,
                     fingerprints: Vec::new(),
+                    public_key: None,
                     owner: rng.chance(5).then(|| "alice".to_owned()),
                     purpose: None,
                     tags: BTreeMap::new(),

@@ -24,6 +24,7 @@ use crate::store::{Findings, SqliteStore, Suppression};
 mod actions;
 mod audit;
 mod enforce;
+mod trust;
 
 /// How many credentials the scan table lists without `--all`, worst first.
 const TABLE_ROWS: usize = 100;
@@ -141,6 +142,11 @@ pub enum Command {
     Actions {
         #[command(subcommand)]
         command: actions::ActionsCommand,
+    },
+    /// Work with signers and their trust: list, show, revoke, reinstate.
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
 }
 
@@ -268,6 +274,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             actions::act(crate::actions::ActionKind::Quarantine, args).await
         }
         Command::Actions { command } => actions::run(command).await,
+        Command::Trust { command } => trust::run(command).await,
     };
     match res {
         Ok(code) => code,

@@ -13,6 +13,8 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
 
+pub mod signers;
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +33,9 @@ pub struct ConfigFile {
     pub enforcement: Spanned<EnforcementConfig>,
     /// The configured sources, by name, in file order.
     pub sources: Sources,
+    /// Who holds signing power over signers the ledger cannot tie to them.
+    #[serde(default)]
+    pub signers: Vec<signers::SignerEntry>,
 }
 
 /// The `enforcement:` block: limits on what enforcing policies may do in one run, over all
@@ -258,6 +263,7 @@ pub struct Config {
     pub defaults: Defaults,
     pub enforcement: EnforcementConfig,
     pub sources: Vec<(String, SourceConfig)>,
+    pub signers: Vec<signers::SignerConfig>,
 }
 
 /// Reads, deserializes and validates a config file. Nothing is created or changed.
@@ -359,6 +365,7 @@ impl Config {
             }
             sources.push((name.value, source.value));
         }
+        let signers = signers::validate(file, &base_dir, raw.signers, &mut errors);
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -374,6 +381,7 @@ impl Config {
             defaults: raw.defaults,
             enforcement: raw.enforcement.value,
             sources,
+            signers,
             base_dir,
         })
     }

@@ -182,6 +182,7 @@ pub(crate) mod fixtures {
                 algorithm: None,
                 key_bits: None,
                 fingerprints: Vec::new(),
+                public_key: None,
                 owner: None,
                 purpose: None,
                 tags: BTreeMap::new(),

@@ -11,5 +11,6 @@ pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod scan;
+pub mod signers;
 pub mod store;
 pub mod trust;

@@ -242,7 +242,7 @@ fn mutated_config_files_never_panic_and_errors_name_their_place() {
     }
 }
 
-/// A config with a full `aws_iam` source, every field set.
+/// A config with a full `aws_iam` source, every field set, and `signers:` holders.
 const AWS_CONFIG: &str = r#"store:
   path: keywarden.db
 policies: [policies]
@@ -280,6 +280,14 @@ sources:
         - users: "*"
           type: file
           path: /run/keywarden/{user}.json
+signers:
+  - key: { key_id: 4c4e180cae03f7ad10962a09a6d24c7cc5e959bd092ca44f506a4dcbf8c1343d }
+    held_by:
+      - source: aws
+        identities: ["ci-*", deploy]
+  - key: { file: keys/cosign.pub }
+    held_by:
+      - { source: "aws*", identities: ["*"] }
 "#;
 
 #[test]

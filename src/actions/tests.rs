@@ -221,6 +221,7 @@ impl Connector for Source {
                     algorithm: None,
                     key_bits: None,
                     fingerprints: Vec::new(),
+                    public_key: None,
                     owner: None,
                     purpose: None,
                     tags: Default::default(),

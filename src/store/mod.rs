@@ -13,6 +13,7 @@ mod findings;
 mod ledger;
 mod scans;
 mod sqlite;
+pub mod trust;
 
 use std::fmt;
 
@@ -30,6 +31,7 @@ pub use self::findings::{
 pub use self::ledger::Ledger;
 pub use self::scans::{Scans, SourceDiff, SourceRecorder};
 pub use self::sqlite::{SqliteOptions, SqliteStore};
+pub use self::trust::{LedgerSigner, SignerCredential, SignerTrust, TrustChange};
 
 /// Why a store operation failed, shaped by what the caller does about it.
 #[derive(Debug, thiserror::Error)]
@@ -101,15 +103,33 @@ pub struct StoredScanError {
 }
 
 /// The whole store, split by concern: scan runs ([`Scans`]), reading the ledger ([`Ledger`]),
-/// findings ([`Findings`]), actions ([`Actions`], [`ActionControl`]) and the audit log
-/// ([`AuditLog`]). Every method that changes state writes its audit events in the same
+/// findings ([`Findings`]), actions ([`Actions`], [`ActionControl`]), signer trust
+/// ([`SignerTrust`]) and the audit log ([`AuditLog`]). Every method that changes state writes its audit events in the same
 /// transaction as the change. Implemented for every type that implements the parts.
 pub trait Store:
-    Scans + Ledger + Findings + Actions + ActionControl + AuditLog + Send + Sync + fmt::Debug
+    Scans
+    + Ledger
+    + Findings
+    + Actions
+    + ActionControl
+    + SignerTrust
+    + AuditLog
+    + Send
+    + Sync
+    + fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: Scans + Ledger + Findings + Actions + ActionControl + AuditLog + Send + Sync + fmt::Debug
+    T: Scans
+        + Ledger
+        + Findings
+        + Actions
+        + ActionControl
+        + SignerTrust
+        + AuditLog
+        + Send
+        + Sync
+        + fmt::Debug
 {
 }

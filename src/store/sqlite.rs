@@ -16,6 +16,7 @@ mod pool;
 mod recorder;
 mod rows;
 mod scans;
+mod trust;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -577,6 +577,7 @@ impl UserScan<'_> {
             algorithm: None,
             key_bits: None,
             fingerprints: Vec::new(),
+            public_key: None,
             owner: None,
             purpose: None,
             tags: BTreeMap::new(),

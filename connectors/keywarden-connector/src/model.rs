@@ -195,6 +195,10 @@ pub struct Credential {
     pub algorithm: Option<String>,
     pub key_bits: Option<u32>,
     pub fingerprints: Vec<Fingerprint>,
+    /// The public key, where the material shows it: its DER SubjectPublicKeyInfo, base64
+    /// (standard alphabet, padded). Public by definition; what trust bundles carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// Owner of this credential, if it differs from or refines the identity's.
     pub owner: Option<String>,
     pub purpose: Option<String>,

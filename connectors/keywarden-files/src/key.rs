@@ -8,6 +8,7 @@
 
 use std::ops::RangeInclusive;
 
+use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
@@ -74,6 +75,8 @@ pub(crate) struct KeyFacts {
     pub(crate) bits: u32,
     /// Lower-hex SHA-256 of the DER SubjectPublicKeyInfo.
     pub(crate) sha256_spki: String,
+    /// That DER SubjectPublicKeyInfo, base64.
+    pub(crate) public_key: String,
     /// The OpenSSH `SHA256:<base64>` fingerprint.
     pub(crate) ssh_sha256: String,
 }
@@ -224,10 +227,12 @@ impl PublicKey {
             Self::Rsa(key) => ("rsa", key.n().as_ref().bit_width_vartime()),
         };
         let ssh = ssh_key::PublicKey::new(self.ssh_key_data()?, "");
+        let spki = self.spki_der()?;
         Ok(KeyFacts {
             algorithm,
             bits,
-            sha256_spki: sha256_hex(&self.spki_der()?),
+            sha256_spki: sha256_hex(&spki),
+            public_key: base64::engine::general_purpose::STANDARD.encode(&spki),
             ssh_sha256: ssh.fingerprint(HashAlg::Sha256).to_string(),
         })
     }

@@ -38,3 +38,49 @@ pub use crate::scan::FilesConnector;
 
 /// The connector kind, the config `type` of a `files` source.
 pub const KIND: &str = "files";
+
+/// The public key of key material (PEM or DER keys and certificates, OpenSSH keys, a private key
+/// only to derive its public half): its key id and public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKeyId {
+    /// Lower-hex SHA-256 of the DER SubjectPublicKeyInfo (`sha256_spki`).
+    pub key_id: String,
+    /// That DER SubjectPublicKeyInfo, base64.
+    pub public_key: String,
+}
+
+/// The public keys in `bytes`, the contents of a file named `file_name` (the name only tells DER
+/// and OpenSSH forms apart), in the order found; an error says why nothing could be read. An
+/// encrypted private key has no public key here: it is never decrypted. Private key bytes are
+/// decoded in zeroized buffers and never leave this function.
+pub fn public_keys_of(file_name: &str, bytes: &[u8]) -> Result<Vec<PublicKeyId>, String> {
+    let Some(parsed) = parse::parse_file(file_name, bytes) else {
+        return Err(
+            "not key material (no PEM block, DER key or certificate, or OpenSSH key)".into(),
+        );
+    };
+    let mut keys = Vec::new();
+    for item in &parsed.items {
+        let found = match item {
+            parse::Item::Key(key) => key.key.as_ref().map(|it| PublicKeyId {
+                key_id: it.sha256_spki.clone(),
+                public_key: it.public_key.clone(),
+            }),
+            parse::Item::Certificate(cert) => Some(PublicKeyId {
+                key_id: cert.sha256_spki.clone(),
+                public_key: cert.public_key.clone(),
+            }),
+        };
+        if let Some(found) = found
+            && !keys.contains(&found)
+        {
+            keys.push(found);
+        }
+    }
+    if keys.is_empty() {
+        return Err(parsed.errors.first().cloned().unwrap_or_else(|| {
+            "no public key (an encrypted private key alone shows none)".into()
+        }));
+    }
+    Ok(keys)
+}

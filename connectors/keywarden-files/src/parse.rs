@@ -6,6 +6,7 @@
 //! Every error message is built from fixed text, PEM labels, positions and the decoders' reasons
 //! (ASN.1 tags and offsets), never from the bytes of the file.
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use keywarden_connector::CredentialKind;
 use serde::Deserialize;
@@ -59,6 +60,8 @@ pub(crate) struct CertFacts {
     pub(crate) sha256_cert: String,
     /// Lower-hex SHA-256 of the subject public key's DER SubjectPublicKeyInfo.
     pub(crate) sha256_spki: String,
+    /// That SubjectPublicKeyInfo, base64.
+    pub(crate) public_key: String,
     pub(crate) algorithm: Option<String>,
     pub(crate) key_bits: Option<u32>,
     /// The subject DN, RFC 4514 style (`CN=..., O=...`).
@@ -349,6 +352,7 @@ fn certificate(der: &[u8], format: &'static str) -> Result<CertFacts, String> {
         // A `TRUSTED CERTIFICATE` block carries OpenSSL trust settings after the certificate.
         sha256_cert: sha256_hex(&der[..der.len() - rest.len()]),
         sha256_spki,
+        public_key: base64::engine::general_purpose::STANDARD.encode(cert.public_key().raw),
         algorithm,
         key_bits,
         subject: cert.subject().to_string(),

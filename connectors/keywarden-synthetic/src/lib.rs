@@ -162,6 +162,7 @@ impl SyntheticConnector {
                     mix(r ^ 2)
                 ),
             }],
+            public_key: None,
             owner: None,
             purpose: None,
             tags: BTreeMap::new(),
