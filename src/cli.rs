@@ -24,6 +24,7 @@ use crate::store::{Findings, SqliteStore, Suppression};
 mod actions;
 mod audit;
 mod enforce;
+mod leak;
 mod trust;
 
 /// How many credentials the scan table lists without `--all`, worst first.
@@ -147,6 +148,11 @@ pub enum Command {
     Trust {
         #[command(subcommand)]
         command: trust::TrustCommand,
+    },
+    /// Work with leak reports: ingest, list.
+    Leak {
+        #[command(subcommand)]
+        command: leak::LeakCommand,
     },
 }
 
@@ -275,6 +281,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Actions { command } => actions::run(command).await,
         Command::Trust { command } => trust::run(command).await,
+        Command::Leak { command } => leak::run(command).await,
     };
     match res {
         Ok(code) => code,

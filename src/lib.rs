@@ -7,6 +7,8 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod intake;
+pub mod leaks;
 pub mod ledger;
 pub mod policy;
 pub mod report;

@@ -140,13 +140,13 @@ fn status_code(record: &ActionRecord) -> ExitCode {
 
 /// What every command that drives actions loads: config, policies (the live re-checks of policy
 /// actions need them), connectors and the store.
-struct Loaded {
-    store: SqliteStore,
-    connectors: Vec<std::sync::Arc<dyn keywarden_connector::Connector>>,
-    policies: PolicySet,
+pub(super) struct Loaded {
+    pub(super) store: SqliteStore,
+    pub(super) connectors: Vec<std::sync::Arc<dyn keywarden_connector::Connector>>,
+    pub(super) policies: PolicySet,
 }
 
-async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
+pub(super) async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
     let (config, policies) = load_all(config)?;
     let connectors = config.build()?;
     let store = open_store(&config).await?;

@@ -10,6 +10,7 @@ pub mod audit_key;
 mod audit_log;
 mod control;
 mod findings;
+pub mod leaks;
 mod ledger;
 mod scans;
 mod sqlite;
@@ -28,6 +29,7 @@ pub use self::control::{ActionControl, RaisedFinding, Transition};
 pub use self::findings::{
     Finding, FindingChanges, FindingStatus, Findings, Observation, Suppression,
 };
+pub use self::leaks::{LeakMatch, Leaks, StoredLeak};
 pub use self::ledger::Ledger;
 pub use self::scans::{Scans, SourceDiff, SourceRecorder};
 pub use self::sqlite::{SqliteOptions, SqliteStore};
@@ -104,7 +106,7 @@ pub struct StoredScanError {
 
 /// The whole store, split by concern: scan runs ([`Scans`]), reading the ledger ([`Ledger`]),
 /// findings ([`Findings`]), actions ([`Actions`], [`ActionControl`]), signer trust
-/// ([`SignerTrust`]) and the audit log ([`AuditLog`]). Every method that changes state writes its audit events in the same
+/// ([`SignerTrust`]), leak intake ([`Leaks`]) and the audit log ([`AuditLog`]). Every method that changes state writes its audit events in the same
 /// transaction as the change. Implemented for every type that implements the parts.
 pub trait Store:
     Scans
@@ -113,6 +115,7 @@ pub trait Store:
     + Actions
     + ActionControl
     + SignerTrust
+    + Leaks
     + AuditLog
     + Send
     + Sync
@@ -127,6 +130,8 @@ impl<T> Store for T where
         + Actions
         + ActionControl
         + SignerTrust
+        + Leaks
+        + Leaks
         + AuditLog
         + Send
         + Sync

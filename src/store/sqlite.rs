@@ -10,6 +10,7 @@ mod actions;
 mod audit;
 mod control;
 mod findings;
+mod leaks;
 mod leases;
 mod ledger;
 mod pool;

@@ -1,0 +1,227 @@
+//! Leak reports, pure: recognising a report's format, reading what each entry says was exposed,
+//! and dropping every plaintext field at the door.
+//!
+//! Formats: GitHub secret scanning (REST alert objects, a list of them, or the
+//! `secret_scanning_alert` webhook payload), GitGuardian incident webhooks, TruffleHog v3 JSON
+//! lines, gitleaks JSON reports and detect-secrets baselines (facts:
+//! `shared/docs/reference/trust-and-leaks.md` §3).
+//!
+//! What an entry exposed is kept only as [`Indicator`]s, none of them a secret: an AWS access key
+//! id given in the clear (an id, not a secret), the key id of a private key (its public key is
+//! derived in memory, then the private bytes are zeroized), or a one-way hash. Plaintext fields
+//! (TruffleHog `Raw`/`RawV2`/`SecretParts`, gitleaks `Secret`/`Match`, GitHub `secret`) are read
+//! into [`Secret`] and dropped once the indicator is taken; they never reach a [`Leak`], an error
+//! or a log line. The report's bytes are the caller's to zeroize (`ingest` reads them into a
+//! zeroizing buffer).
+//!
+//! Architecture invariant: no I/O and no clock.
+
+mod formats;
+pub mod signature;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use keywarden_connector::Secret;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+pub use self::formats::detect;
+
+/// A leak report format, as `--format` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum LeakFormat {
+    Github,
+    Gitguardian,
+    Trufflehog,
+    Gitleaks,
+    DetectSecrets,
+}
+
+impl LeakFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Gitguardian => "gitguardian",
+            Self::Trufflehog => "trufflehog",
+            Self::Gitleaks => "gitleaks",
+            Self::DetectSecrets => "detect_secrets",
+        }
+    }
+}
+
+/// What shows which credential was exposed; never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Indicator {
+    /// An AWS access key id, given in the clear.
+    AccessKeyId(String),
+    /// The key id (lower-hex SHA-256 of the DER SubjectPublicKeyInfo) of a private key found in
+    /// the report, derived in memory.
+    KeyId(String),
+    /// Lower-hex SHA-1 of the exposed value (detect-secrets `hashed_secret`, or computed from a
+    /// plaintext field that is neither of the above).
+    Sha1(String),
+    /// GitGuardian's HasMySecretLeaked hash.
+    Hmsl(String),
+}
+
+/// One exposure a report tells of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leak {
+    /// Stable within its format (the same entry ingested again has the same id).
+    pub id: String,
+    pub format: LeakFormat,
+    /// The report's rule or detector (`aws_access_key_id`, `aws-access-token`, `AWS`, ...).
+    pub detector: String,
+    /// Where it was found (a file and line, a commit, a URL); never the secret.
+    pub location: Option<String>,
+    /// The earliest time the report shows the secret exposed (commit date, alert creation).
+    pub exposed_at: Option<DateTime<Utc>>,
+    pub indicators: Vec<Indicator>,
+    /// Why the report itself says this is no longer a concern (a GitHub alert resolved as a false
+    /// positive), if it does.
+    pub dismissed: Option<String>,
+}
+
+/// A ledger credential a leak was matched to, and by what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakMatch {
+    pub source: String,
+    pub credential_external_id: String,
+    pub by: Indicator,
+}
+
+/// What the ledger knows that leaks are matched against: each credential (source, external id)
+/// by access key id, by key id (signers), and by SHA-1 of its access key id.
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    pub access_keys: HashMap<String, Vec<(String, String)>>,
+    pub key_ids: HashMap<String, Vec<(String, String)>>,
+    pub sha1: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Known {
+    /// The credentials `leak` matches, each once, by the first indicator that matched it.
+    pub fn matches(&self, leak: &Leak) -> Vec<LeakMatch> {
+        let mut found: Vec<LeakMatch> = Vec::new();
+        for indicator in &leak.indicators {
+            let hits = match indicator {
+                Indicator::AccessKeyId(id) => self.access_keys.get(id),
+                Indicator::KeyId(id) => self.key_ids.get(id),
+                Indicator::Sha1(hash) => self.sha1.get(hash),
+                // HasMySecretLeaked hashes are not matched yet (keywarden records none).
+                Indicator::Hmsl(_) => None,
+            };
+            for (source, external_id) in hits.into_iter().flatten() {
+                if !found
+                    .iter()
+                    .any(|it| it.source == *source && it.credential_external_id == *external_id)
+                {
+                    found.push(LeakMatch {
+                        source: source.clone(),
+                        credential_external_id: external_id.clone(),
+                        by: indicator.clone(),
+                    });
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A report that could not be read; names the place and never quotes a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeakError {
+    /// The bytes are not a report of the format (or of any known one).
+    #[error("{0}")]
+    Unrecognised(String),
+    /// Part of the report is malformed: `line:column` (or the entry) and what was expected.
+    #[error("{place}: {message}")]
+    Malformed { place: String, message: String },
+}
+
+/// Reads a report (`format` when given, else recognised from the bytes).
+pub fn parse(
+    bytes: &[u8],
+    format: Option<LeakFormat>,
+) -> Result<(LeakFormat, Vec<Leak>), LeakError> {
+    let format = match format {
+        Some(format) => format,
+        None => detect(bytes).ok_or_else(|| {
+            // Not even JSON (a truncated file): say where it breaks.
+            if let Some(err) = formats::json_error(bytes) {
+                return err;
+            }
+            LeakError::Unrecognised(
+                "not a leak report keywarden reads (GitHub secret scanning alerts, GitGuardian \
+                 incident webhook, TruffleHog JSON lines, gitleaks JSON, detect-secrets \
+                 baseline); name the format with --format"
+                    .to_owned(),
+            )
+        })?,
+    };
+    let leaks = match format {
+        LeakFormat::Github => formats::github(bytes)?,
+        LeakFormat::Gitguardian => formats::gitguardian(bytes)?,
+        LeakFormat::Trufflehog => formats::trufflehog(bytes)?,
+        LeakFormat::Gitleaks => formats::gitleaks(bytes)?,
+        LeakFormat::DetectSecrets => formats::detect_secrets(bytes)?,
+    };
+    Ok((format, leaks))
+}
+
+/// Whether `text` has the shape of an AWS access key id (`AKIA`, `ASIA`, `ABIA`, `ACCA` or
+/// `A3T?` and 16 upper-case letters or digits).
+pub fn is_access_key_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let prefix_ok = bytes.len() == 20
+        && (matches!(&bytes[..4], b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA")
+            || (&bytes[..3] == b"A3T" && bytes[3].is_ascii_alphanumeric()));
+    prefix_ok
+        && bytes[4..]
+            .iter()
+            .all(|it| it.is_ascii_uppercase() || it.is_ascii_digit())
+}
+
+/// Lower-hex SHA-1 of `value`.
+pub fn sha1_hex(value: &[u8]) -> String {
+    hex::encode(sha1::Sha1::digest(value))
+}
+
+/// The indicators of a plaintext value a report carries, taken at once; the value is dropped
+/// (zeroized) when this returns. A private key gives the key id of its public half; an access key
+/// id gives itself; anything else its SHA-1.
+fn indicators_of(value: Secret) -> Vec<Indicator> {
+    let text = value.expose().trim();
+    if is_access_key_id(text) {
+        return vec![Indicator::AccessKeyId(text.to_owned())];
+    }
+    if text.contains("PRIVATE KEY-----") {
+        let bytes = Zeroizing::new(text.as_bytes().to_vec());
+        // A key that cannot be read (encrypted, truncated) is matched by its hash instead.
+        if let Ok(keys) = keywarden_files::public_keys_of("leaked.pem", &bytes) {
+            return keys
+                .into_iter()
+                .map(|it| Indicator::KeyId(it.key_id))
+                .collect();
+        }
+    }
+    vec![Indicator::Sha1(sha1_hex(text.as_bytes()))]
+}
+
+/// Lower-hex SHA-256 of the parts, each length-prefixed: a stable id for an entry that has none.
+fn digest_id(parts: &[&str]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! [`Leaks`] for SQLite.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{BATCH, SqliteStore, append_events, begin_timed, from_json, map_err, to_json};
+use crate::audit::NewEvent;
+use crate::leaks::Leak;
+use crate::store::Result;
+use crate::store::leaks::{LeakMatch, Leaks, StoredLeak};
+
+#[async_trait]
+impl Leaks for SqliteStore {
+    async fn record_leaks(
+        &self,
+        leaks: &[(Leak, Vec<LeakMatch>)],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        let mut rows = Vec::with_capacity(leaks.len());
+        for (leak, matched) in leaks {
+            rows.push((leak, to_json(leak)?, to_json(matched)?, matched.len()));
+        }
+        let (mut tx, _timed) = begin_timed(&self.pool, "record_leaks").await?;
+        let mut new: HashSet<String> = HashSet::new();
+        // Seven values a row: a chunk stays far below SQLite's parameter limit.
+        for chunk in rows.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO leaks (id, format, detector, exposed_at, data, matched, ingested_at) ",
+            );
+            query.push_values(chunk, |mut row, (leak, data, matched, _)| {
+                row.push_bind(leak.id.clone())
+                    .push_bind(leak.format.as_str())
+                    .push_bind(leak.detector.clone())
+                    .push_bind(leak.exposed_at)
+                    .push_bind(data.clone())
+                    .push_bind(matched.clone())
+                    .push_bind(at);
+            });
+            query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let ids: Vec<(String,)> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            new.extend(ids.into_iter().map(|(id,)| id));
+        }
+        let events = rows
+            .iter()
+            .filter(|(leak, ..)| new.contains(&leak.id))
+            .map(|(leak, _, _, matched)| {
+                NewEvent::new(
+                    "leak.ingested",
+                    format!("leak/{}", leak.id),
+                    json!({
+                        "format": leak.format.as_str(),
+                        "detector": leak.detector,
+                        "location": leak.location,
+                        "exposed_at": leak.exposed_at,
+                        "indicators": leak.indicators,
+                        "matched": matched,
+                        "dismissed": leak.dismissed,
+                    }),
+                )
+            })
+            .collect();
+        append_events(&mut tx, &self.keys, at, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(leaks
+            .iter()
+            .map(|(leak, _)| new.contains(&leak.id))
+            .collect())
+    }
+
+    async fn leaks(&self) -> Result<Vec<StoredLeak>> {
+        let rows: Vec<(String, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT data, matched, ingested_at FROM leaks ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows.into_iter()
+            .map(|(data, matched, ingested_at)| {
+                Ok(StoredLeak {
+                    leak: from_json(&data)?,
+                    matched: from_json(&matched)?,
+                    ingested_at,
+                })
+            })
+            .collect()
+    }
+}
