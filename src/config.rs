@@ -36,7 +36,23 @@ pub struct ConfigFile {
     /// Who holds signing power over signers the ledger cannot tie to them.
     #[serde(default)]
     pub signers: Vec<signers::SignerEntry>,
+    /// How leak reports are answered.
+    #[serde(default)]
+    pub leaks: LeaksConfig,
 }
+
+/// The `leaks:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaksConfig {
+    /// How long before the exposure a report shows the secret is taken to be compromised
+    /// (`1d`, the default): it may have been copied before the commit that shows it.
+    #[serde(default)]
+    pub look_back: Option<Spanned<String>>,
+}
+
+/// The default `leaks.look_back`.
+pub const DEFAULT_LOOK_BACK: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// The `enforcement:` block: limits on what enforcing policies may do in one run, over all
 /// policies.
@@ -264,6 +280,8 @@ pub struct Config {
     pub enforcement: EnforcementConfig,
     pub sources: Vec<(String, SourceConfig)>,
     pub signers: Vec<signers::SignerConfig>,
+    /// `leaks.look_back`.
+    pub leak_look_back: chrono::TimeDelta,
 }
 
 /// Reads, deserializes and validates a config file. Nothing is created or changed.
@@ -366,6 +384,25 @@ impl Config {
             sources.push((name.value, source.value));
         }
         let signers = signers::validate(file, &base_dir, raw.signers, &mut errors);
+        let leak_look_back = match &raw.leaks.look_back {
+            None => DEFAULT_LOOK_BACK,
+            Some(text) => match humantime::parse_duration(text.value.trim())
+                .ok()
+                .and_then(|it| chrono::TimeDelta::from_std(it).ok())
+                .filter(|it| *it <= chrono::TimeDelta::days(3650))
+            {
+                Some(it) => it,
+                None => {
+                    errors.push(Diagnostic::at(
+                        file,
+                        &text.referenced,
+                        "leaks.look_back: expected a duration of at most 10 years, such as 1d or \
+                         12h",
+                    ));
+                    DEFAULT_LOOK_BACK
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -382,6 +419,7 @@ impl Config {
             enforcement: raw.enforcement.value,
             sources,
             signers,
+            leak_look_back,
             base_dir,
         })
     }

@@ -7,13 +7,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use keywarden_connector::CredentialKind;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::actions::{self, ActionError, ActionKind, Engine, Request};
+use crate::config::signers::HolderSelector;
 use crate::leaks::{self, Indicator, Known, Leak, LeakError, LeakFormat, LeakMatch};
-use crate::store::{RaisedFinding, Store, StoreError};
+use crate::ledger::LedgerCredential;
+use crate::signers::Signer;
+use crate::store::{RaisedFinding, Store, StoreError, TrustChange};
+use crate::trust::{DistrustPeriod, DistrustReason};
 
 /// The finding on a credential a leak exposed.
 pub const LEAKED: &str = "keywarden.leaked";
@@ -37,9 +42,15 @@ pub enum IngestError {
 pub struct Outcome {
     #[serde(flatten)]
     pub leak: Leak,
-    /// Whether this ingest recorded it (false: an earlier ingest did; nothing was done again).
+    /// Whether this ingest recorded it (false: an earlier ingest did).
     pub new: bool,
+    /// Whether this ingest answered it (false: an earlier ingest did, or the report dismisses
+    /// it).
+    pub answered: bool,
     pub matched: Vec<LeakMatch>,
+    /// The key ids of the signers distrusted for it (the exposed credential is the signer, or its
+    /// identity holds it), from the compromise time for good.
+    pub distrusted: Vec<String>,
     /// The containment actions started for it.
     pub contained: Vec<i64>,
     /// Why a matched credential was not contained (its source takes no actions, ...).
@@ -54,11 +65,24 @@ pub struct Ingested {
     pub leaks: Vec<Outcome>,
 }
 
+/// How leaks are answered.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Compromise time = exposure time minus this (a secret may be copied before the commit that
+    /// shows it).
+    pub look_back: TimeDelta,
+    /// Who holds which signer, from the config (key id, selectors).
+    pub holders: Vec<(String, Vec<HolderSelector>)>,
+}
+
 /// Reads, matches, records and answers a report. With `engine`, each newly exposed key whose
-/// source can act is contained (the `contain` playbook); without, findings only.
+/// source can act is contained (the `contain` playbook); without, findings and distrust only.
+/// A leak is recorded before it is answered and marked answered after: an ingest that stops
+/// part-way is completed by the next ingest of the report (every answer is idempotent).
 pub async fn ingest(
     store: &dyn Store,
     engine: Option<Engine<'_>>,
+    settings: &Settings,
     bytes: &[u8],
     format: Option<LeakFormat>,
     at: DateTime<Utc>,
@@ -72,18 +96,36 @@ pub async fn ingest(
             (leak, matches)
         })
         .collect();
-    let new = store.record_leaks(&matched, at).await?;
+    let recorded = store.record_leaks(&matched, at).await?;
+    let mut signers: Option<Vec<Signer>> = None;
     let mut outcomes = Vec::with_capacity(matched.len());
-    for ((leak, matched), new) in matched.into_iter().zip(new) {
+    for ((leak, matched), recorded) in matched.into_iter().zip(recorded) {
         let mut outcome = Outcome {
             leak,
-            new,
+            new: recorded.new,
+            answered: false,
             matched,
+            distrusted: Vec::new(),
             contained: Vec::new(),
             not_contained: Vec::new(),
         };
-        if new && outcome.leak.dismissed.is_none() {
-            answer(store, engine, &mut outcome, at).await?;
+        if recorded.unanswered {
+            if outcome.leak.dismissed.is_none() {
+                if !outcome.matched.is_empty() && signers.is_none() {
+                    signers = Some(crate::signers::load::signers(store, &settings.holders).await?);
+                }
+                let signers = signers.as_deref().unwrap_or_default();
+                answer(store, engine, settings, signers, &mut outcome, at).await?;
+            }
+            let what = json!({
+                "matched": outcome.matched,
+                "distrusted": outcome.distrusted,
+                "contained": outcome.contained,
+                "not_contained": outcome.not_contained,
+                "dismissed": outcome.leak.dismissed,
+            });
+            store.leak_answered(&outcome.leak.id, what, at).await?;
+            outcome.answered = true;
         }
         outcomes.push(outcome);
     }
@@ -108,6 +150,8 @@ fn evidence(leak: &Leak) -> String {
 async fn answer(
     store: &dyn Store,
     engine: Option<Engine<'_>>,
+    settings: &Settings,
+    signers: &[Signer],
     outcome: &mut Outcome,
     at: DateTime<Utc>,
 ) -> Result<(), IngestError> {
@@ -131,7 +175,8 @@ async fn answer(
         store.raise_finding(&finding, at).await?;
         return Ok(());
     }
-    for matched in &outcome.matched {
+    let all_matched = outcome.matched.clone();
+    for matched in &all_matched {
         let finding = RaisedFinding {
             source: matched.source.clone(),
             credential_external_id: matched.credential_external_id.clone(),
@@ -140,6 +185,21 @@ async fn answer(
             reason: format!("exposed: {evidence} (matched by {})", describe(&matched.by)),
         };
         store.raise_finding(&finding, at).await?;
+        let distrusted = distrust(
+            store,
+            settings,
+            signers,
+            &outcome.leak,
+            matched,
+            &evidence,
+            at,
+        )
+        .await?;
+        for key_id in distrusted {
+            if !outcome.distrusted.contains(&key_id) {
+                outcome.distrusted.push(key_id);
+            }
+        }
         let Some(engine) = engine else {
             continue;
         };
@@ -152,6 +212,82 @@ async fn answer(
         }
     }
     Ok(())
+}
+
+/// When the credential is taken to be compromised: the exposure the report shows minus the
+/// look-back, or, without one, the credential's creation (what was signed since proves nothing).
+fn compromise_time(leak: &Leak, target: &LedgerCredential, look_back: TimeDelta) -> DateTime<Utc> {
+    match leak.exposed_at {
+        Some(exposed) => exposed.checked_sub_signed(look_back).unwrap_or(exposed),
+        None => target.created_at(),
+    }
+}
+
+/// Distrusts, from the compromise time for good, every signer the exposed credential is, and
+/// every signer its identity holds (keywarden cannot know what was taken with a holder's key).
+/// Returns their key ids; a period already covering it changes nothing but is still counted.
+async fn distrust(
+    store: &dyn Store,
+    settings: &Settings,
+    signers: &[Signer],
+    leak: &Leak,
+    matched: &LeakMatch,
+    evidence: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<String>, IngestError> {
+    let target = match actions::target(
+        store,
+        &matched.credential_external_id,
+        Some(&matched.source),
+    )
+    .await
+    {
+        Ok(it) => it,
+        Err(ActionError::Store(err)) => return Err(err.into()),
+        // Gone since the match was made: its signers were distrusted, if at all, by then.
+        Err(_) => return Ok(Vec::new()),
+    };
+    let from = compromise_time(leak, &target, settings.look_back);
+    let mut distrusted = Vec::new();
+    for signer in signers {
+        let is_signer = signer.credentials.iter().any(|it| {
+            it.source == matched.source && it.external_id == matched.credential_external_id
+        });
+        let holds = signer
+            .holders
+            .iter()
+            .any(|it| it.source == matched.source && it.identity == target.identity.external_id);
+        if !is_signer && !holds {
+            continue;
+        }
+        let why = if is_signer {
+            format!("its key {} was exposed", matched.credential_external_id)
+        } else {
+            format!(
+                "{} of its holder {} was exposed",
+                matched.credential_external_id, target.identity.name
+            )
+        };
+        let period = DistrustPeriod {
+            from,
+            until: None,
+            reason: DistrustReason::Leaked,
+            evidence: format!("{why}: {evidence}"),
+            by: format!("leak:{}", leak.id),
+            reinstated: None,
+        };
+        let change = TrustChange::Distrust(period);
+        match store
+            .change_trust(&signer.key_id, signer.record.valid_from, &change, at)
+            .await?
+        {
+            Ok(_) => distrusted.push(signer.key_id.clone()),
+            Err(err) => {
+                tracing::warn!(signer = %signer.key_id, error = %err, "A leak's distrust was refused.");
+            }
+        }
+    }
+    Ok(distrusted)
 }
 
 /// Starts the containment playbook on an exposed credential.

@@ -63,6 +63,20 @@ async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
     account.user("ci", "/", &[]).await;
     let leaked = account.key("ci", 30, Some(1)).await;
     let ws = Workspace::new(&account, "");
+    // The release signing key lives in a key file; the CI user `ci` holds it (its key reads the
+    // key's password), and so does nobody else.
+    common::write_public_key(&ws.path().join("keys/release.pub"));
+    common::write_public_key(&ws.path().join("keys/other.pub"));
+    let config = std::fs::read_to_string(ws.path().join("keywarden.yaml")).expect("config");
+    std::fs::write(
+        ws.path().join("keywarden.yaml"),
+        format!(
+            "{config}  keys:\n    type: files\n    paths:\n      - glob: \"keys/**\"\nsigners:\n  \
+             - key: {{ file: keys/release.pub }}\n    held_by:\n      - source: \"aws*\"\n        \
+             identities: [ci]\n"
+        ),
+    )
+    .expect("config");
     ws.scan(&account);
 
     // A pipeline's key committed by mistake.
@@ -108,6 +122,33 @@ async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
         account.inline_policies("ci").await,
         ["KeywardenRevokeOlderSessions"]
     );
+    // The signer the CI user holds is distrusted for good; the other one is not.
+    assert_eq!(
+        leak["distrusted"].as_array().map(Vec::len),
+        Some(1),
+        "{ingested:#}"
+    );
+    let release = leak["distrusted"][0].as_str().expect("key id");
+    let signers = ws.json(&account, &["trust", "list", "--format", "json"]);
+    for signer in signers["signers"].as_array().expect("signers") {
+        let name = signer["credentials"][0]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let distrusted = !signer["distrust_periods"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+        assert_eq!(
+            distrusted,
+            name == "keys/release.pub",
+            "{name}: {signers:#}"
+        );
+        if name == "keys/release.pub" {
+            assert_eq!(signer["key_id"], release);
+            assert_eq!(signer["trusted"], false, "{signer:#}");
+            assert_eq!(signer["distrust_periods"][0]["reason"], "leaked");
+            assert_eq!(signer["distrust_periods"][0]["until"], Value::Null);
+        }
+    }
     let findings = ws.json(&account, &["findings", "list", "--format", "json"]);
     let leaked_findings: Vec<&Value> = findings
         .as_array()

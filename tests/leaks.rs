@@ -117,6 +117,22 @@ fn a_private_key_in_a_gitleaks_report_exposes_its_signer_and_a_second_ingest_cha
         "{first:#}"
     );
     assert!(leaks[1]["matched"].as_array().is_some_and(Vec::is_empty));
+    // The exposed key is a signer: distrusted for good from the exposure minus the look-back
+    // (1 day by default), so what it signed before stays trusted.
+    let key_id = leaks[0]["distrusted"][0]
+        .as_str()
+        .expect("distrusted")
+        .to_owned();
+    let shown = |at: &str| {
+        let out = ws.run(&["trust", "show", &key_id, "--at", at, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")
+    };
+    let period = &shown("2026-11-16T08:00:00Z")["distrust_periods"][0];
+    assert_eq!(period["from"], "2026-11-16T08:00:00Z", "{period:#}");
+    assert_eq!(period["until"], Value::Null);
+    assert_eq!(period["reason"], "leaked");
+    assert_eq!(shown("2099-01-01T00:00:00Z")["trusted"], false, "for good");
 
     let findings = ws.findings();
     let leaked: Vec<&Value> = findings
@@ -137,7 +153,7 @@ fn a_private_key_in_a_gitleaks_report_exposes_its_signer_and_a_second_ingest_cha
         "the unmatched finding names the access key id: {findings:#?}"
     );
 
-    // Again: nothing new, no event, no finding.
+    // Again: nothing new, no event, no finding, no second period.
     let events = ws.events();
     let (again, again_output) = ws.ingest(&report);
     assert!(
@@ -150,6 +166,12 @@ fn a_private_key_in_a_gitleaks_report_exposes_its_signer_and_a_second_ingest_cha
     );
     assert_eq!(ws.events(), events);
     assert_eq!(ws.findings().len(), findings.len());
+    assert_eq!(
+        shown("2026-11-16T08:00:00Z")["distrust_periods"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 
     ws.assert_clean("the ingest's output and trace log", output.as_bytes());
     ws.assert_clean("the second ingest's output", again_output.as_bytes());

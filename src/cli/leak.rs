@@ -58,7 +58,13 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                 Zeroizing::new(std::fs::read(&file).map_err(|err| {
                     Failure::Input(format!("cannot read {}: {err}", file.display()))
                 })?);
-            let loaded = load(&config.config).await?;
+            let config = crate::config::load(&config.config)?;
+            let settings = intake::Settings {
+                look_back: config.leak_look_back,
+                holders: crate::signers::load::configured_holders(&config)
+                    .map_err(Failure::Input)?,
+            };
+            let loaded = load(&config.file).await?;
             let clock = Utc::now;
             let engine = crate::actions::Engine {
                 store: &loaded.store,
@@ -69,6 +75,7 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
             let result = intake::ingest(
                 &loaded.store,
                 (!no_contain).then_some(engine),
+                &settings,
                 &bytes,
                 format,
                 Utc::now(),
@@ -91,14 +98,14 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                     serde_json::to_string_pretty(&ingested).context("cannot render")?
                 ),
                 Format::Table => {
-                    let new = ingested.leaks.iter().filter(|it| it.new).count();
+                    let new = ingested.leaks.iter().filter(|it| it.answered).count();
                     println!(
-                        "{} report: {} leaks, {new} new, {} already ingested",
+                        "{} report: {} leaks, {new} answered now, {} answered before",
                         ingested.format.as_str(),
                         ingested.leaks.len(),
                         ingested.leaks.len() - new
                     );
-                    for it in ingested.leaks.iter().filter(|it| it.new) {
+                    for it in ingested.leaks.iter().filter(|it| it.answered) {
                         let matched: Vec<String> = it
                             .matched
                             .iter()
@@ -119,6 +126,9 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                                 format!("; containment actions {:?}", it.contained)
                             }
                         );
+                        for key_id in &it.distrusted {
+                            println!("    signer {key_id} distrusted for good");
+                        }
                         for why in &it.not_contained {
                             println!("    not contained: {why}");
                         }

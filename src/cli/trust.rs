@@ -9,9 +9,9 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{ConfigArg, Failure, Format, open_store};
 use crate::config::{self, Config};
-use crate::signers::{self, Inputs, Signer};
-use crate::store::{Ledger, SignerTrust, SqliteStore, TrustChange};
-use crate::trust::{Change, DistrustPeriod, DistrustReason, TrustRecord};
+use crate::signers::Signer;
+use crate::store::{SignerTrust, SqliteStore, TrustChange};
+use crate::trust::{Change, DistrustPeriod, DistrustReason};
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
@@ -220,54 +220,8 @@ async fn load(config: &ConfigArg) -> Result<(Config, SqliteStore, Vec<Signer>), 
 
 /// The signers of the ledger and the stored records, with the config's holders.
 async fn assemble(config: &Config, store: &SqliteStore) -> Result<Vec<Signer>, Failure> {
-    let mut configured = Vec::with_capacity(config.signers.len());
-    let mut errors = Vec::new();
-    for entry in &config.signers {
-        match entry.key_id() {
-            Ok(key_id) => configured.push((key_id, entry.held_by.clone())),
-            Err(err) => errors.push(format!(
-                "{}:{}:{}: signers: {err}",
-                config.file.display(),
-                entry.line,
-                entry.column
-            )),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Failure::Input(errors.join("\n")));
-    }
-    let ledger = store.signers().await?;
-    let records = store
-        .distrust_periods()
-        .await?
-        .into_iter()
-        .map(|(key_id, periods)| {
-            let valid_from = ledger
-                .iter()
-                .find(|it| it.key_id == key_id)
-                .and_then(|it| it.valid_from())
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            (
-                key_id,
-                TrustRecord {
-                    valid_from,
-                    periods,
-                },
-            )
-        })
-        .collect();
-    // The holders' credentials are read only when the config names holders.
-    let credentials = if configured.is_empty() {
-        Vec::new()
-    } else {
-        store.present_credentials().await?
-    };
-    Ok(signers::assemble(Inputs {
-        ledger,
-        records,
-        configured: &configured,
-        credentials: &credentials,
-    }))
+    let configured = crate::signers::load::configured_holders(config).map_err(Failure::Input)?;
+    Ok(crate::signers::load::signers(store, &configured).await?)
 }
 
 /// The signer with this key id, or the one whose key id starts with it (8 digits at least).

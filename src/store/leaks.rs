@@ -18,17 +18,37 @@ pub struct StoredLeak {
     pub ingested_at: DateTime<Utc>,
 }
 
+/// What recording a leak found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Recorded by this call.
+    pub new: bool,
+    /// Not answered yet.
+    pub unanswered: bool,
+}
+
 /// Leak intake.
 #[async_trait]
 pub trait Leaks: Send + Sync {
     /// Records the leaks not recorded before (by id), each with its matches and a `leak.ingested`
-    /// audit event, in one transaction. Returns, for each leak given, whether it was new: a
-    /// report ingested twice records nothing the second time.
+    /// audit event, in one transaction. Returns, for each leak given, whether it was new and
+    /// whether it still waits for its answer ([`Leaks::leak_answered`] not yet called): a report
+    /// ingested twice records nothing the second time, and one whose ingest stopped part-way is
+    /// answered again.
     async fn record_leaks(
         &self,
         leaks: &[(Leak, Vec<LeakMatch>)],
         at: DateTime<Utc>,
-    ) -> Result<Vec<bool>>;
+    ) -> Result<Vec<Recorded>>;
+
+    /// Marks a leak answered (findings raised, signers distrusted, containment started), with a
+    /// `leak.answered` audit event saying what was done.
+    async fn leak_answered(
+        &self,
+        id: &str,
+        what: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Every recorded leak, oldest first.
     async fn leaks(&self) -> Result<Vec<StoredLeak>>;

@@ -11,7 +11,7 @@ use super::{BATCH, SqliteStore, append_events, begin_timed, from_json, map_err, 
 use crate::audit::NewEvent;
 use crate::leaks::Leak;
 use crate::store::Result;
-use crate::store::leaks::{LeakMatch, Leaks, StoredLeak};
+use crate::store::leaks::{LeakMatch, Leaks, Recorded, StoredLeak};
 
 #[async_trait]
 impl Leaks for SqliteStore {
@@ -19,7 +19,7 @@ impl Leaks for SqliteStore {
         &self,
         leaks: &[(Leak, Vec<LeakMatch>)],
         at: DateTime<Utc>,
-    ) -> Result<Vec<bool>> {
+    ) -> Result<Vec<Recorded>> {
         let mut rows = Vec::with_capacity(leaks.len());
         for (leak, matched) in leaks {
             rows.push((leak, to_json(leak)?, to_json(matched)?, matched.len()));
@@ -68,11 +68,53 @@ impl Leaks for SqliteStore {
             })
             .collect();
         append_events(&mut tx, &self.keys, at, events).await?;
+        let mut unanswered: HashSet<String> = HashSet::new();
+        for chunk in rows.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT id FROM leaks WHERE answered_at IS NULL AND id IN (",
+            );
+            let mut ids = query.separated(", ");
+            for (leak, ..) in chunk {
+                ids.push_bind(leak.id.clone());
+            }
+            ids.push_unseparated(")");
+            let found: Vec<(String,)> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            unanswered.extend(found.into_iter().map(|(id,)| id));
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(leaks
             .iter()
-            .map(|(leak, _)| new.contains(&leak.id))
+            .map(|(leak, _)| Recorded {
+                new: new.contains(&leak.id),
+                unanswered: unanswered.contains(&leak.id),
+            })
             .collect())
+    }
+
+    async fn leak_answered(
+        &self,
+        id: &str,
+        what: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let (mut tx, _timed) = begin_timed(&self.pool, "leak_answered").await?;
+        let updated =
+            sqlx::query("UPDATE leaks SET answered_at = ? WHERE id = ? AND answered_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        if updated == 1 {
+            let event = NewEvent::new("leak.answered", format!("leak/{id}"), what);
+            append_events(&mut tx, &self.keys, at, vec![event]).await?;
+        }
+        tx.commit().await.map_err(map_err)
     }
 
     async fn leaks(&self) -> Result<Vec<StoredLeak>> {

@@ -1375,3 +1375,66 @@ async fn a_changed_credential_keeps_its_first_sighting_and_gets_its_new_fingerpr
         assert_eq!(values[0].0, format!("new-{id}"));
     }
 }
+
+#[tokio::test]
+async fn a_leak_is_recorded_once_and_waits_for_its_answer_until_answered() {
+    use crate::leaks::{Indicator, Leak, LeakFormat};
+    use crate::store::{Leaks, Recorded};
+    let store = SqliteStore::in_memory().await.expect("store");
+    let leak = Leak {
+        id: "gitleaks:c:f:r:1".to_owned(),
+        format: LeakFormat::Gitleaks,
+        detector: "aws-access-token".to_owned(),
+        location: Some("c:f:1".to_owned()),
+        exposed_at: None,
+        indicators: vec![Indicator::AccessKeyId("AKIAZ6EXAMPLE7KEY4ID".to_owned())],
+        dismissed: None,
+    };
+    let at = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+    let first = store
+        .record_leaks(&[(leak.clone(), Vec::new())], at)
+        .await
+        .expect("record");
+    assert_eq!(
+        first,
+        [Recorded {
+            new: true,
+            unanswered: true
+        }]
+    );
+    // An ingest that stopped before its answer: the next one answers it.
+    let again = store
+        .record_leaks(&[(leak.clone(), Vec::new())], at)
+        .await
+        .expect("record");
+    assert_eq!(
+        again,
+        [Recorded {
+            new: false,
+            unanswered: true
+        }]
+    );
+    store
+        .leak_answered(&leak.id, serde_json::json!({}), at)
+        .await
+        .expect("answered");
+    let events = store.events().await.expect("events").len();
+    let done = store
+        .record_leaks(&[(leak.clone(), Vec::new())], at)
+        .await
+        .expect("record");
+    assert_eq!(
+        done,
+        [Recorded {
+            new: false,
+            unanswered: false
+        }]
+    );
+    // Answering twice writes one event.
+    store
+        .leak_answered(&leak.id, serde_json::json!({}), at)
+        .await
+        .expect("answered");
+    assert_eq!(store.events().await.expect("events").len(), events);
+    assert_eq!(store.leaks().await.expect("leaks").len(), 1);
+}

@@ -10,5 +10,8 @@ CREATE TABLE leaks (
     data        TEXT NOT NULL,
     -- JSON list of the ledger credentials it matched (`store::LeakMatch`).
     matched     TEXT NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    -- When its findings, distrust and containment were done; NULL until then, so an ingest that
+    -- stopped part-way is answered by the next ingest of the report.
+    answered_at TEXT
 );

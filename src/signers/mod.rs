@@ -5,8 +5,10 @@
 //! can make signatures with it: the identity of each credential it was found in (a key file is
 //! held by itself), and every identity a `signers:` entry of the config names for it.
 //!
-//! Architecture invariant: no I/O and no clock, like [`crate::trust`]; every input and time is
-//! handed in.
+//! Architecture invariant: putting signers together does no I/O and reads no clock, like
+//! [`crate::trust`]; every input and time is handed in. [`load`] reads the inputs.
+
+pub mod load;
 
 use std::collections::BTreeMap;
 
@@ -91,7 +93,7 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
         let valid_from = found.valid_from();
         let mut record = records
             .remove(&found.key_id)
-            .unwrap_or_else(|| TrustRecord::new(valid_from.unwrap_or(DateTime::<Utc>::MIN_UTC)));
+            .unwrap_or_else(|| TrustRecord::new(valid_from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)));
         // The ledger decides when the signer was trusted from; the record keeps its periods.
         if let Some(valid_from) = valid_from {
             record.valid_from = valid_from;
