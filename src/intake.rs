@@ -87,7 +87,10 @@ pub async fn ingest(
     format: Option<LeakFormat>,
     at: DateTime<Utc>,
 ) -> Result<Ingested, IngestError> {
-    let (format, found) = leaks::parse(bytes, format)?;
+    let (format, mut found) = leaks::parse(bytes, format)?;
+    // One exposure reported twice in one report is one leak.
+    let mut ids = std::collections::HashSet::new();
+    found.retain(|it| ids.insert(it.id.clone()));
     let known = known(store, &found).await?;
     let matched: Vec<(Leak, Vec<LeakMatch>)> = found
         .into_iter()
@@ -100,17 +103,40 @@ pub async fn ingest(
     let mut signers: Option<Vec<Signer>> = None;
     let mut outcomes = Vec::with_capacity(matched.len());
     for ((leak, matched), recorded) in matched.into_iter().zip(recorded) {
+        // What to answer: everything, the first time or once the report no longer dismisses it;
+        // later, only credentials it matches now and did not before (a key scanned since).
+        let dismissed = leak.dismissed.is_some();
+        let to_answer: Vec<LeakMatch> = if dismissed {
+            Vec::new()
+        } else if recorded.unanswered || recorded.dismissed_before {
+            matched.clone()
+        } else {
+            matched
+                .iter()
+                .filter(|it| !recorded.matched_before.contains(it))
+                .cloned()
+                .collect()
+        };
+        let changed =
+            recorded.unanswered || !to_answer.is_empty() || dismissed != recorded.dismissed_before;
+        let mut all_matched = recorded.matched_before.clone();
+        for it in &matched {
+            if !all_matched.contains(it) {
+                all_matched.push(it.clone());
+            }
+        }
         let mut outcome = Outcome {
             leak,
             new: recorded.new,
             answered: false,
-            matched,
+            matched: to_answer,
             distrusted: Vec::new(),
             contained: Vec::new(),
             not_contained: Vec::new(),
         };
-        if recorded.unanswered {
-            if outcome.leak.dismissed.is_none() {
+        if changed {
+            let first = recorded.unanswered || recorded.dismissed_before;
+            if !dismissed && (first || !outcome.matched.is_empty()) {
                 if !outcome.matched.is_empty() && signers.is_none() {
                     signers = Some(crate::signers::load::signers(store, &settings.holders).await?);
                 }
@@ -124,9 +150,12 @@ pub async fn ingest(
                 "not_contained": outcome.not_contained,
                 "dismissed": outcome.leak.dismissed,
             });
-            store.leak_answered(&outcome.leak.id, what, at).await?;
+            store
+                .leak_answered(&outcome.leak, &all_matched, what, at)
+                .await?;
             outcome.answered = true;
         }
+        outcome.matched = all_matched;
         outcomes.push(outcome);
     }
     Ok(Ingested {
@@ -176,6 +205,12 @@ async fn answer(
         return Ok(());
     }
     let all_matched = outcome.matched.clone();
+    // It matches now: a finding that said it matched nothing is resolved.
+    if !all_matched.is_empty() {
+        store
+            .clear_raised_finding(LEAK_SOURCE, &outcome.leak.id, UNMATCHED, at)
+            .await?;
+    }
     for matched in &all_matched {
         let finding = RaisedFinding {
             source: matched.source.clone(),
@@ -358,7 +393,11 @@ async fn known(store: &dyn Store, leaks: &[Leak]) -> Result<Known, StoreError> {
     if indicators().any(|it| matches!(it, Indicator::Sha1(_))) {
         let mut by_hash: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for it in store.present_credentials().await? {
-            if it.credential.kind == CredentialKind::AccessKey {
+            // Only AWS access key ids: the SHA-1 of another kind's public id (a number, a path)
+            // could equal a hash a report carries for something else entirely.
+            if it.credential.kind == CredentialKind::AccessKey
+                && leaks::is_access_key_id(&it.credential.external_id)
+            {
                 by_hash
                     .entry(leaks::sha1_hex(it.credential.external_id.as_bytes()))
                     .or_default()

@@ -251,3 +251,57 @@ fn a_truncated_or_unknown_report_is_a_clear_error_and_records_nothing() {
     let listed = ws.run(&["leak", "list", "--format", "json"]);
     assert_eq!(stdout(&listed).trim(), "[]");
 }
+
+#[test]
+fn a_leak_that_matched_nothing_is_answered_once_its_key_is_in_the_ledger() {
+    let ws = Intake::new();
+    // A key the ledger has not seen yet.
+    let later = rcgen::KeyPair::generate().expect("key").serialize_pem();
+    let report = ws.report(
+        "gitleaks.json",
+        &format!(
+            r#"[{{"RuleID":"private-key","StartLine":1,"Secret":{pem},"File":"k.pem","Commit":"c1","Date":"2026-11-20T00:00:00Z","Fingerprint":"c1:k.pem:private-key:1"}}]"#,
+            pem = json_string(&later)
+        ),
+    );
+    let (first, _) = ws.ingest(&report);
+    assert_eq!(
+        first["leaks"][0]["matched"],
+        serde_json::json!([]),
+        "{first:#}"
+    );
+    let count = |ws: &Intake, policy: &str| {
+        ws.findings()
+            .into_iter()
+            .filter(|it| it["policy_id"] == policy && it["status"] != "resolved")
+            .count()
+    };
+    assert_eq!(count(&ws, "keywarden.leak-unmatched"), 1);
+
+    // The key turns up in a scanned directory: the same report now exposes it.
+    write(&ws.dir.path().join("keys/later.key"), &later);
+    let scan = ws.run(&["scan", "--format", "json", "--no-enforce"]);
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    let (again, _) = ws.ingest(&report);
+    let leak = &again["leaks"][0];
+    assert_eq!(leak["new"], false, "{again:#}");
+    assert_eq!(leak["answered"], true, "{again:#}");
+    assert_eq!(leak["matched"][0]["source"], "keys", "{again:#}");
+    assert_eq!(
+        leak["distrusted"].as_array().map(Vec::len),
+        Some(1),
+        "{again:#}"
+    );
+    assert_eq!(
+        count(&ws, "keywarden.leak-unmatched"),
+        0,
+        "the unmatched finding is resolved"
+    );
+    assert_eq!(count(&ws, "keywarden.leaked"), 1);
+
+    // And a third time: nothing left to do.
+    let events = ws.events();
+    let (third, _) = ws.ingest(&report);
+    assert_eq!(third["leaks"][0]["answered"], false, "{third:#}");
+    assert_eq!(ws.events(), events);
+}

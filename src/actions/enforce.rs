@@ -22,6 +22,9 @@ use serde::Serialize;
 
 mod view;
 
+#[cfg(test)]
+pub(in crate::actions) use self::view::CHUNK;
+
 use self::view::{View, Wanted};
 use super::plan::plan_from_held;
 use super::{ActionError, ActionKind, Engine, Request, connector_of, key_actions, target};

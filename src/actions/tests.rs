@@ -728,3 +728,45 @@ async fn a_dry_run_plans_from_the_ledger_what_it_would_do_and_what_would_refuse_
     assert_eq!(world.fake.ids().len(), 2);
     assert!(world.fake.lock().created == 0);
 }
+
+#[tokio::test]
+async fn a_dry_run_over_more_findings_than_a_chunk_reads_every_one_from_the_ledger() {
+    let text = "policies:\n  - id: rotate-old\n    severity: high\n    select: { kinds: \
+                [access_key] }\n    when: { age_over: 90d }\n    actions: [rotate]\n";
+    let mut world = World::new(Capability::ALL).await;
+    world.policies = PolicySet {
+        policies: crate::policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
+    };
+    let total = super::enforce::CHUNK + 5;
+    for n in 1..total {
+        world.fake.add(&format!("K{n:05}"), true);
+    }
+    let report = crate::scan::run(
+        &world.store,
+        &world.connectors,
+        &world.policies,
+        t0(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("scan");
+    let clock = world.at(0);
+    let enforced = super::enforce::run(
+        world.engine(&clock),
+        &crate::config::EnforcementConfig::default(),
+        &report.enforcement_scope(),
+        &report.findings,
+    )
+    .await
+    .expect("enforce");
+    assert_eq!(enforced.items.len(), total);
+    // Every finding, in the first chunk and past it, was planned from its ledger entry (a user
+    // with many active keys: each rotation would be refused, saying so), none reported stale.
+    for item in &enforced.items {
+        assert_eq!(
+            item.decision,
+            super::enforce::Decision::WouldRefuse,
+            "{item:?}"
+        );
+    }
+}

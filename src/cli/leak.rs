@@ -59,10 +59,17 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                     Failure::Input(format!("cannot read {}: {err}", file.display()))
                 })?);
             let config = crate::config::load(&config.config)?;
+            let (holders, errors) = crate::signers::load::configured_holders(&config);
+            for error in errors {
+                // Loud, but no reason to leave a leak unanswered.
+                tracing::error!(%error, "A signers: entry cannot be read; its holders are not distrusted.");
+                eprintln!(
+                    "warning: {error}; the signers it names are not distrusted for its holders"
+                );
+            }
             let settings = intake::Settings {
                 look_back: config.leak_look_back,
-                holders: crate::signers::load::configured_holders(&config)
-                    .map_err(Failure::Input)?,
+                holders,
             };
             let loaded = load(&config.file).await?;
             let clock = Utc::now;

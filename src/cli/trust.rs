@@ -166,6 +166,15 @@ pub async fn run(command: TrustCommand) -> Result<ExitCode, Failure> {
         } => {
             let (reason, by) = who.checked()?;
             let at = parse_time("--at", &at, now)?;
+            // Backdating would trust again what was signed between then and now, while it was
+            // distrusted: a reinstatement takes effect now or later.
+            if at < now {
+                return Err(Failure::Input(format!(
+                    "--at {}: a reinstatement cannot be backdated (what was signed while the \
+                     signer was distrusted stays untrusted); use `now` or a later time",
+                    time(at)
+                )));
+            }
             let change_to = TrustChange::Reinstate {
                 at,
                 by: by.to_owned(),
@@ -218,9 +227,13 @@ async fn load(config: &ConfigArg) -> Result<(Config, SqliteStore, Vec<Signer>), 
     Ok((loaded, store, signers))
 }
 
-/// The signers of the ledger and the stored records, with the config's holders.
+/// The signers of the ledger and the stored records, with the config's holders. A `signers:`
+/// entry whose key cannot be read is a warning, so that it never blocks revoking another signer.
 async fn assemble(config: &Config, store: &SqliteStore) -> Result<Vec<Signer>, Failure> {
-    let configured = crate::signers::load::configured_holders(config).map_err(Failure::Input)?;
+    let (configured, errors) = crate::signers::load::configured_holders(config);
+    for error in errors {
+        eprintln!("warning: {error}; its holders are not listed");
+    }
     Ok(crate::signers::load::signers(store, &configured).await?)
 }
 

@@ -16,7 +16,61 @@ struct Plain(Secret);
 
 impl<'de> Deserialize<'de> for Plain {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|it| Self(Secret::new(it)))
+        deserializer.deserialize_any(PlainVisitor)
+    }
+}
+
+/// Takes a string; anything else is refused with a message that never shows the value (serde's
+/// default one quotes it, and a plaintext field's value is a secret whatever its type).
+struct PlainVisitor;
+
+impl PlainVisitor {
+    fn refuse<E: serde::de::Error>() -> E {
+        E::custom("a plaintext field is not a string")
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlainVisitor {
+    type Value = Plain;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Plain, E> {
+        Ok(Plain(Secret::new(value.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Plain, E> {
+        Ok(Plain(Secret::new(value)))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Plain, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Plain, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Plain, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Plain, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Plain, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Plain, A::Error> {
+        Err(Self::refuse())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Plain, A::Error> {
+        Err(Self::refuse())
     }
 }
 
@@ -85,31 +139,35 @@ fn malformed(err: &serde_json::Error, line_offset: usize) -> LeakError {
     }
 }
 
-/// `message` with every double-quoted part replaced by `"…"`: serde quotes the values it found
-/// ("invalid type: string \"AKIA...\""), and a report's values may be secrets.
+/// `message` with every part in double quotes or backticks replaced by `…`: serde quotes the
+/// values it found ("invalid type: string \"AKIA...\"", "integer `4111...`"), and a report's
+/// values may be secrets.
 pub(super) fn unquoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
+    let mut open: Option<char> = None;
     let mut escaped = false;
     for c in message.chars() {
-        if quoted {
-            match (escaped, c) {
+        match open {
+            Some(quote) => match (escaped, c) {
                 (false, '\\') => escaped = true,
-                (false, '"') => {
-                    quoted = false;
-                    out.push_str("…\"");
+                (false, c) if c == quote => {
+                    open = None;
+                    out.push('…');
+                    out.push(quote);
                 }
                 _ => escaped = false,
-            }
-        } else {
-            out.push(c);
-            if c == '"' {
-                quoted = true;
+            },
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
             }
         }
     }
-    if quoted {
-        out.push_str("…\"");
+    if let Some(quote) = open {
+        out.push('…');
+        out.push(quote);
     }
     out
 }
@@ -162,7 +220,6 @@ struct GithubRepository {
 
 #[derive(Deserialize)]
 struct GithubWebhook {
-    action: String,
     alert: GithubAlert,
     repository: Option<GithubRepository>,
 }
@@ -190,12 +247,10 @@ pub(super) fn github(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
     };
     Ok(match report {
         GithubReport::Webhook(hook) => {
+            // Whatever the action (created, reopened, resolved, ...), the alert says what leaked;
+            // only its resolution as a false positive or a test value dismisses it.
             let repository = hook.repository.map(|it| it.full_name);
-            let mut leak = github_leak(hook.alert, repository.as_deref());
-            if hook.action == "resolved" && leak.dismissed.is_none() {
-                leak.dismissed = Some("resolved on GitHub".to_owned());
-            }
-            vec![leak]
+            vec![github_leak(hook.alert, repository.as_deref())]
         }
         GithubReport::Alerts(alerts) => {
             alerts.into_iter().map(|it| github_leak(it, None)).collect()

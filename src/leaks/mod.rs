@@ -8,7 +8,8 @@
 //!
 //! What an entry exposed is kept only as [`Indicator`]s, none of them a secret: an AWS access key
 //! id given in the clear (an id, not a secret), the key id of a private key (its public key is
-//! derived in memory, then the private bytes are zeroized), or a one-way hash. Plaintext fields
+//! derived in memory, then the private bytes are zeroized), or a one-way hash the report itself
+//! carries. No hash of another plaintext is made (an unsalted hash of a password is reversible). Plaintext fields
 //! (TruffleHog `Raw`/`RawV2`/`SecretParts`, gitleaks `Secret`/`Match`, GitHub `secret`) are read
 //! into [`Secret`] and dropped once the indicator is taken; they never reach a [`Leak`], an error
 //! or a log line. The report's bytes are the caller's to zeroize (`ingest` reads them into a
@@ -62,8 +63,8 @@ pub enum Indicator {
     /// The key id (lower-hex SHA-256 of the DER SubjectPublicKeyInfo) of a private key found in
     /// the report, derived in memory.
     KeyId(String),
-    /// Lower-hex SHA-1 of the exposed value (detect-secrets `hashed_secret`, or computed from a
-    /// plaintext field that is neither of the above).
+    /// Lower-hex SHA-1 of the exposed value, as the report carries it (detect-secrets
+    /// `hashed_secret`); matched against the SHA-1 of each AWS access key id in the ledger.
     Sha1(String),
     /// GitGuardian's HasMySecretLeaked hash.
     Hmsl(String),
@@ -194,7 +195,8 @@ pub fn sha1_hex(value: &[u8]) -> String {
 
 /// The indicators of a plaintext value a report carries, taken at once; the value is dropped
 /// (zeroized) when this returns. A private key gives the key id of its public half; an access key
-/// id gives itself; anything else its SHA-1.
+/// id gives itself; anything else nothing: an unsalted hash of a password or token could be
+/// reversed with a dictionary, so none is made or kept (only hashes a report itself carries are).
 fn indicators_of(value: Secret) -> Vec<Indicator> {
     let text = value.expose().trim();
     if is_access_key_id(text) {
@@ -202,7 +204,7 @@ fn indicators_of(value: Secret) -> Vec<Indicator> {
     }
     if text.contains("PRIVATE KEY-----") {
         let bytes = Zeroizing::new(text.as_bytes().to_vec());
-        // A key that cannot be read (encrypted, truncated) is matched by its hash instead.
+        // A key that cannot be read (encrypted, truncated) identifies nothing.
         if let Ok(keys) = keywarden_files::public_keys_of("leaked.pem", &bytes) {
             return keys
                 .into_iter()
@@ -210,7 +212,7 @@ fn indicators_of(value: Secret) -> Vec<Indicator> {
                 .collect();
         }
     }
-    vec![Indicator::Sha1(sha1_hex(text.as_bytes()))]
+    Vec::new()
 }
 
 /// Lower-hex SHA-256 of the parts, each length-prefixed: a stable id for an entry that has none.

@@ -72,11 +72,10 @@ fn github_alerts_give_the_access_key_id_or_the_key_id_and_keep_no_literal() {
         leaks[1].dismissed.is_some(),
         "a false positive is dismissed"
     );
-    assert_eq!(
-        leaks[2].indicators,
-        [Indicator::Sha1(sha1_hex(SECRET.as_bytes()))]
-    );
+    // A secret access key identifies nothing keywarden holds; no hash of it is made.
+    assert!(leaks[2].indicators.is_empty(), "{:?}", leaks[2]);
     assert_no_plaintext(&leaks, Some(&pem));
+    assert!(!format!("{leaks:?}").contains(&sha1_hex(SECRET.as_bytes())));
 }
 
 #[test]
@@ -137,7 +136,7 @@ fn trufflehog_lines_give_the_access_key_id_or_the_derived_key_id_and_drop_raw_v2
 }
 
 #[test]
-fn gitleaks_findings_give_the_access_key_id_the_derived_key_id_or_a_hash() {
+fn gitleaks_findings_give_the_access_key_id_or_the_derived_key_id_and_no_hash_of_a_secret() {
     let (pem, key_id) = private_key();
     let report = format!(
         r#"[{{"RuleID":"aws-access-token","Description":"AWS","StartLine":3,"EndLine":3,"StartColumn":19,"EndColumn":38,"Match":"aws_access_key_id = {AKID}","Secret":"{AKID}","File":"config/ci.env","SymlinkFile":"","Commit":"3b3f2a1","Entropy":3.6,"Author":"dev","Email":"dev@example.com","Date":"2026-11-17T08:00:00Z","Message":"add ci","Tags":[],"Fingerprint":"3b3f2a1:config/ci.env:aws-access-token:3"}},
@@ -161,11 +160,9 @@ fn gitleaks_findings_give_the_access_key_id_the_derived_key_id_or_a_hash() {
     );
     assert_eq!(leaks[1].indicators, [Indicator::KeyId(key_id)]);
     assert_eq!(leaks[1].exposed_at, None, "no date");
-    assert_eq!(
-        leaks[2].indicators,
-        [Indicator::Sha1(sha1_hex(SECRET.as_bytes()))]
-    );
+    assert!(leaks[2].indicators.is_empty(), "{:?}", leaks[2]);
     assert_no_plaintext(&leaks, Some(&pem));
+    assert!(!format!("{leaks:?}").contains(&sha1_hex(SECRET.as_bytes())));
 }
 
 #[test]
@@ -198,6 +195,11 @@ fn a_truncated_or_unknown_report_is_an_error_naming_the_place_without_quoting_a_
     let err = parse(wrong.as_bytes(), Some(LeakFormat::Gitleaks)).expect_err("wrong type");
     assert!(!err.to_string().contains("wJalr"), "{err}");
     assert!(err.to_string().contains("invalid type"), "{err}");
+    // A plaintext field that is a number: refused without showing it.
+    let number = r#"[{"RuleID":"r","Secret":4111111111111111,"StartLine":1}]"#;
+    let err = parse(number.as_bytes(), Some(LeakFormat::Gitleaks)).expect_err("number");
+    assert!(!err.to_string().contains("4111"), "{err}");
+    assert!(err.to_string().contains("not a string"), "{err}");
 
     // TruffleHog: the line of the bad object.
     let lines =
@@ -220,8 +222,52 @@ fn quoted_values_are_cut_from_error_messages() {
         r#"invalid type: string "…", expected u64"#
     );
     assert_eq!(formats_unquoted(r#"open "abc"#), r#"open "…""#);
+    assert_eq!(
+        formats_unquoted("invalid type: integer `4111111111111111`, expected a string"),
+        "invalid type: integer `…`, expected a string"
+    );
 }
 
 fn formats_unquoted(text: &str) -> String {
     super::formats::unquoted(text)
+}
+
+#[test]
+fn known_credentials_are_matched_by_access_key_id_key_id_and_hash_each_once() {
+    let mut known = Known::default();
+    let aws = ("aws".to_owned(), AKID.to_owned());
+    known.access_keys.insert(AKID.to_owned(), vec![aws.clone()]);
+    known
+        .sha1
+        .insert(sha1_hex(AKID.as_bytes()), vec![aws.clone()]);
+    known.key_ids.insert(
+        "ab".repeat(32),
+        vec![("keys".to_owned(), "key:sha256:ab".to_owned())],
+    );
+    let leak = |indicators: Vec<Indicator>| Leak {
+        id: "x".to_owned(),
+        format: LeakFormat::Gitleaks,
+        detector: "d".to_owned(),
+        location: None,
+        exposed_at: None,
+        indicators,
+        dismissed: None,
+    };
+    // By id and by hash: one match, by the first indicator.
+    let both = known.matches(&leak(vec![
+        Indicator::AccessKeyId(AKID.to_owned()),
+        Indicator::Sha1(sha1_hex(AKID.as_bytes())),
+    ]));
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0].by, Indicator::AccessKeyId(AKID.to_owned()));
+    let hashed = known.matches(&leak(vec![Indicator::Sha1(sha1_hex(AKID.as_bytes()))]));
+    assert_eq!(hashed[0].credential_external_id, AKID);
+    let key = known.matches(&leak(vec![Indicator::KeyId("ab".repeat(32))]));
+    assert_eq!(key[0].source, "keys");
+    let none = known.matches(&leak(vec![
+        Indicator::AccessKeyId("AKIAZ6EXAMPLE7KEY4XX".to_owned()),
+        Indicator::Sha1(sha1_hex(b"other")),
+        Indicator::Hmsl("00".repeat(32)),
+    ]));
+    assert!(none.is_empty());
 }

@@ -2,17 +2,14 @@
 //! together by [`super::assemble`]. The I/O half of `signers` (the store, and the key files the
 //! config names).
 
-use chrono::{DateTime, Utc};
-
 use super::{Inputs, Signer, assemble};
 use crate::config::Config;
 use crate::config::signers::HolderSelector;
 use crate::store::{Store, StoreError};
-use crate::trust::TrustRecord;
 
-/// The config's holders with their key ids resolved (a `file` key is read), or every entry's
-/// error, each naming its place in the config file.
-pub fn configured_holders(config: &Config) -> Result<Vec<(String, Vec<HolderSelector>)>, String> {
+/// The config's holders with their key ids resolved (a `file` key is read), and the error of each
+/// entry whose key could not be read, naming its place in the config file.
+pub fn configured_holders(config: &Config) -> (Vec<(String, Vec<HolderSelector>)>, Vec<String>) {
     let mut configured = Vec::with_capacity(config.signers.len());
     let mut errors = Vec::new();
     for entry in &config.signers {
@@ -26,11 +23,7 @@ pub fn configured_holders(config: &Config) -> Result<Vec<(String, Vec<HolderSele
             )),
         }
     }
-    if errors.is_empty() {
-        Ok(configured)
-    } else {
-        Err(errors.join("\n"))
-    }
+    (configured, errors)
 }
 
 /// Every signer: the ledger's and the stored records', with the given holders.
@@ -39,25 +32,7 @@ pub async fn signers(
     configured: &[(String, Vec<HolderSelector>)],
 ) -> Result<Vec<Signer>, StoreError> {
     let ledger = store.signers().await?;
-    let records = store
-        .distrust_periods()
-        .await?
-        .into_iter()
-        .map(|(key_id, periods)| {
-            let valid_from = ledger
-                .iter()
-                .find(|it| it.key_id == key_id)
-                .and_then(|it| it.valid_from())
-                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            (
-                key_id,
-                TrustRecord {
-                    valid_from,
-                    periods,
-                },
-            )
-        })
-        .collect();
+    let records = store.distrust_periods().await?;
     // The holders' credentials are read only when the config names holders.
     let credentials = if configured.is_empty() {
         Vec::new()

@@ -91,13 +91,16 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
     let mut signers: Vec<Signer> = Vec::with_capacity(inputs.ledger.len());
     for found in inputs.ledger {
         let valid_from = found.valid_from();
-        let mut record = records
-            .remove(&found.key_id)
-            .unwrap_or_else(|| TrustRecord::new(valid_from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)));
-        // The ledger decides when the signer was trusted from; the record keeps its periods.
-        if let Some(valid_from) = valid_from {
-            record.valid_from = valid_from;
-        }
+        // Trusted from the ledger's time, or the stored one if that is later: once stored, the
+        // window never widens back (a certificate with an earlier not-before does not move it).
+        let record = match (records.remove(&found.key_id), valid_from) {
+            (Some(mut record), Some(from)) => {
+                record.valid_from = record.valid_from.max(from);
+                record
+            }
+            (Some(record), None) => record,
+            (None, from) => TrustRecord::new(from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+        };
         let mut holders = own_holders(&found.credentials);
         // An identity that holds the signer itself is listed once, as its own holder.
         for holder in configured_holders(&found.key_id, inputs.configured, inputs.credentials) {

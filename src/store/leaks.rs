@@ -19,12 +19,16 @@ pub struct StoredLeak {
 }
 
 /// What recording a leak found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
     /// Recorded by this call.
     pub new: bool,
     /// Not answered yet.
     pub unanswered: bool,
+    /// The credentials it matched when it was last answered (or recorded).
+    pub matched_before: Vec<LeakMatch>,
+    /// Whether the report dismissed it then.
+    pub dismissed_before: bool,
 }
 
 /// Leak intake.
@@ -41,11 +45,13 @@ pub trait Leaks: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Vec<Recorded>>;
 
-    /// Marks a leak answered (findings raised, signers distrusted, containment started), with a
-    /// `leak.answered` audit event saying what was done.
+    /// Marks a leak answered (findings raised, signers distrusted, containment started) as it now
+    /// stands (`leak`, with every credential it has matched), with a `leak.answered` audit event
+    /// saying what was done.
     async fn leak_answered(
         &self,
-        id: &str,
+        leak: &Leak,
+        matched: &[LeakMatch],
         what: serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()>;

@@ -89,11 +89,12 @@ pub trait SignerTrust: Send + Sync {
     /// `sha256_spki` fingerprint. One pass over the fingerprints.
     async fn signers(&self) -> Result<Vec<LedgerSigner>>;
 
-    /// The distrust periods stored for each signer that has any, by key id.
-    async fn distrust_periods(&self) -> Result<Vec<(String, Vec<DistrustPeriod>)>>;
+    /// The stored trust record of each signer that has one, by key id: when it is trusted from
+    /// (never moved earlier once stored) and its distrust periods.
+    async fn distrust_periods(&self) -> Result<Vec<(String, TrustRecord)>>;
 
-    /// Applies `change` to the trust record of the signer `key_id` (trusted from `valid_from`)
-    /// under the write lock; when it changes the record, stores it and appends an audit event in
+    /// Applies `change` to the trust record of the signer `key_id` (trusted from `valid_from`, or
+    /// from the stored time if that is later: the window never widens back) under the write lock; when it changes the record, stores it and appends an audit event in
     /// the same transaction. A refused change (the outer `Ok(Err(..))`) changes nothing.
     async fn change_trust(
         &self,

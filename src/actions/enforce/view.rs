@@ -10,7 +10,7 @@ use crate::ledger::LedgerCredential;
 use crate::store::{Store, StoreError};
 
 /// How many findings one [`View`] covers: bounds the memory it holds.
-pub(super) const CHUNK: usize = 1_000;
+pub(in crate::actions) const CHUNK: usize = 1_000;
 
 /// One finding's credential to look up, and whether a dry-run plan needs its holder's keys.
 pub(super) struct Wanted<'a> {

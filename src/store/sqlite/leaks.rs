@@ -1,6 +1,6 @@
 //! [`Leaks`] for SQLite.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,8 +10,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::{BATCH, SqliteStore, append_events, begin_timed, from_json, map_err, to_json};
 use crate::audit::NewEvent;
 use crate::leaks::Leak;
-use crate::store::Result;
 use crate::store::leaks::{LeakMatch, Leaks, Recorded, StoredLeak};
+use crate::store::{Result, StoreError};
 
 #[async_trait]
 impl Leaks for SqliteStore {
@@ -68,52 +68,65 @@ impl Leaks for SqliteStore {
             })
             .collect();
         append_events(&mut tx, &self.keys, at, events).await?;
-        let mut unanswered: HashSet<String> = HashSet::new();
+        // Each leak as it now stands: answered or not, what it matched and whether it was
+        // dismissed when last answered.
+        let mut stored: HashMap<String, Recorded> = HashMap::new();
         for chunk in rows.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT id FROM leaks WHERE answered_at IS NULL AND id IN (",
+                "SELECT id, answered_at IS NULL AS unanswered, data, matched FROM leaks WHERE id IN (",
             );
             let mut ids = query.separated(", ");
             for (leak, ..) in chunk {
                 ids.push_bind(leak.id.clone());
             }
             ids.push_unseparated(")");
-            let found: Vec<(String,)> = query
+            let found: Vec<(String, bool, String, String)> = query
                 .build_query_as()
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            unanswered.extend(found.into_iter().map(|(id,)| id));
+            for (id, unanswered, data, matched) in found {
+                let before: Leak = from_json(&data)?;
+                stored.insert(
+                    id.clone(),
+                    Recorded {
+                        new: new.contains(&id),
+                        unanswered,
+                        matched_before: from_json(&matched)?,
+                        dismissed_before: before.dismissed.is_some(),
+                    },
+                );
+            }
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(leaks
+        leaks
             .iter()
-            .map(|(leak, _)| Recorded {
-                new: new.contains(&leak.id),
-                unanswered: unanswered.contains(&leak.id),
+            .map(|(leak, _)| {
+                stored.get(&leak.id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("leak {} was not recorded", leak.id))
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn leak_answered(
         &self,
-        id: &str,
+        leak: &Leak,
+        matched: &[LeakMatch],
         what: serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
         let (mut tx, _timed) = begin_timed(&self.pool, "leak_answered").await?;
-        let updated =
-            sqlx::query("UPDATE leaks SET answered_at = ? WHERE id = ? AND answered_at IS NULL")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-        if updated == 1 {
-            let event = NewEvent::new("leak.answered", format!("leak/{id}"), what);
-            append_events(&mut tx, &self.keys, at, vec![event]).await?;
-        }
+        sqlx::query("UPDATE leaks SET answered_at = ?, data = ?, matched = ? WHERE id = ?")
+            .bind(at)
+            .bind(to_json(leak)?)
+            .bind(to_json(&matched)?)
+            .bind(&leak.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let event = NewEvent::new("leak.answered", format!("leak/{}", leak.id), what);
+        append_events(&mut tx, &self.keys, at, vec![event]).await?;
         tx.commit().await.map_err(map_err)
     }
 

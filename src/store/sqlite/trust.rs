@@ -91,14 +91,23 @@ impl SignerTrust for SqliteStore {
         Ok(by_key.into_values().collect())
     }
 
-    async fn distrust_periods(&self) -> Result<Vec<(String, Vec<DistrustPeriod>)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key_id, periods FROM signer_trust ORDER BY key_id")
+    async fn distrust_periods(&self) -> Result<Vec<(String, TrustRecord)>> {
+        let rows: Vec<(String, DateTime<Utc>, String)> =
+            sqlx::query_as("SELECT key_id, valid_from, periods FROM signer_trust ORDER BY key_id")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?;
         rows.into_iter()
-            .map(|(key_id, periods)| Ok((key_id, from_json(&periods)?)))
+            .map(|(key_id, valid_from, periods)| {
+                let periods: Vec<DistrustPeriod> = from_json(&periods)?;
+                Ok((
+                    key_id,
+                    TrustRecord {
+                        valid_from,
+                        periods,
+                    },
+                ))
+            })
             .collect()
     }
 
@@ -110,14 +119,15 @@ impl SignerTrust for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<std::result::Result<Change, TrustError>> {
         let (mut tx, _timed) = begin_timed(&self.pool, "change_trust").await?;
-        let stored: Option<(String,)> =
-            sqlx::query_as("SELECT periods FROM signer_trust WHERE key_id = ?")
+        let stored: Option<(DateTime<Utc>, String)> =
+            sqlx::query_as("SELECT valid_from, periods FROM signer_trust WHERE key_id = ?")
                 .bind(key_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
         let mut record = TrustRecord::new(valid_from);
-        if let Some((periods,)) = stored {
+        if let Some((stored_from, periods)) = stored {
+            record.valid_from = record.valid_from.max(stored_from);
             record.periods = from_json(&periods)?;
         }
         let outcome = match change.apply(&mut record) {
@@ -135,7 +145,7 @@ impl SignerTrust for SqliteStore {
              updated_at = excluded.updated_at",
         )
         .bind(key_id)
-        .bind(valid_from)
+        .bind(record.valid_from)
         .bind(to_json(&record.periods)?)
         .bind(at)
         .execute(&mut *tx)
