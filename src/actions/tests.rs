@@ -332,6 +332,42 @@ impl World {
     }
 }
 
+impl World {
+    /// A world whose one policy, in dry run, rotates access keys older than 90 days.
+    async fn dry_run_rotation() -> Self {
+        let text = "policies:\n  - id: rotate-old\n    severity: high\n    select: { kinds: \
+                    [access_key] }\n    when: { age_over: 90d }\n    actions: [rotate]\n";
+        let mut world = Self::new(Capability::ALL).await;
+        world.policies = PolicySet {
+            policies: crate::policy::parse_str(std::path::Path::new("p.yaml"), text)
+                .expect("policy"),
+        };
+        world
+    }
+
+    /// Scans the fake source with the world's policies, then runs enforcement over the findings.
+    async fn scan_and_enforce(&self) -> super::enforce::Report {
+        let report = crate::scan::run(
+            &self.store,
+            &self.connectors,
+            &self.policies,
+            t0(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .expect("scan");
+        let clock = self.at(0);
+        super::enforce::run(
+            self.engine(&clock),
+            &crate::config::EnforcementConfig::default(),
+            &report.enforcement_scope(),
+            &report.findings,
+        )
+        .await
+        .expect("enforce")
+    }
+}
+
 #[tokio::test]
 async fn the_overlap_ends_early_only_once_the_new_key_is_used_and_the_old_one_is_not() {
     let world = World::new(Capability::ALL).await;
@@ -668,33 +704,8 @@ async fn only_an_action_at_its_first_step_counts_as_having_changed_nothing() {
 
 #[tokio::test]
 async fn a_dry_run_plans_from_the_ledger_what_it_would_do_and_what_would_refuse_it() {
-    let text = "policies:\n  - id: rotate-old\n    severity: high\n    select: { kinds: \
-                [access_key] }\n    when: { age_over: 90d }\n    actions: [rotate]\n";
-    let policies = PolicySet {
-        policies: crate::policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
-    };
-    let mut world = World::new(Capability::ALL).await;
-    world.policies = policies;
-    let enforce = async |world: &World| {
-        let report = crate::scan::run(
-            &world.store,
-            &world.connectors,
-            &world.policies,
-            t0(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .expect("scan");
-        let clock = world.at(0);
-        super::enforce::run(
-            world.engine(&clock),
-            &crate::config::EnforcementConfig::default(),
-            &report.enforcement_scope(),
-            &report.findings,
-        )
-        .await
-        .expect("enforce")
-    };
+    let world = World::dry_run_rotation().await;
+    let enforce = World::scan_and_enforce;
     use super::enforce::Decision;
     // One active key: the whole rotation, from the ledger (no call to the source).
     let report = enforce(&world).await;
@@ -731,34 +742,12 @@ async fn a_dry_run_plans_from_the_ledger_what_it_would_do_and_what_would_refuse_
 
 #[tokio::test]
 async fn a_dry_run_over_more_findings_than_a_chunk_reads_every_one_from_the_ledger() {
-    let text = "policies:\n  - id: rotate-old\n    severity: high\n    select: { kinds: \
-                [access_key] }\n    when: { age_over: 90d }\n    actions: [rotate]\n";
-    let mut world = World::new(Capability::ALL).await;
-    world.policies = PolicySet {
-        policies: crate::policy::parse_str(std::path::Path::new("p.yaml"), text).expect("policy"),
-    };
+    let world = World::dry_run_rotation().await;
     let total = super::enforce::CHUNK + 5;
     for n in 1..total {
         world.fake.add(&format!("K{n:05}"), true);
     }
-    let report = crate::scan::run(
-        &world.store,
-        &world.connectors,
-        &world.policies,
-        t0(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("scan");
-    let clock = world.at(0);
-    let enforced = super::enforce::run(
-        world.engine(&clock),
-        &crate::config::EnforcementConfig::default(),
-        &report.enforcement_scope(),
-        &report.findings,
-    )
-    .await
-    .expect("enforce");
+    let enforced = world.scan_and_enforce().await;
     assert_eq!(enforced.items.len(), total);
     // Every finding, in the first chunk and past it, was planned from its ledger entry (a user
     // with many active keys: each rotation would be refused, saying so), none reported stale.
