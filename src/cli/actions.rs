@@ -141,6 +141,7 @@ fn status_code(record: &ActionRecord) -> ExitCode {
 /// What every command that drives actions loads: config, policies (the live re-checks of policy
 /// actions need them), connectors and the store.
 pub(super) struct Loaded {
+    pub(super) config: crate::config::Config,
     pub(super) store: SqliteStore,
     pub(super) connectors: Vec<std::sync::Arc<dyn keywarden_connector::Connector>>,
     pub(super) policies: PolicySet,
@@ -151,6 +152,7 @@ pub(super) async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
     let connectors = config.build()?;
     let store = open_store(&config).await?;
     Ok(Loaded {
+        config,
         store,
         connectors,
         policies,
@@ -158,7 +160,7 @@ pub(super) async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
 }
 
 impl Loaded {
-    fn engine<'a>(&'a self, clock: actions::Clock<'a>) -> Engine<'a> {
+    pub(super) fn engine<'a>(&'a self, clock: actions::Clock<'a>) -> Engine<'a> {
         Engine {
             store: &self.store,
             connectors: &self.connectors,

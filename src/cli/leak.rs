@@ -58,8 +58,8 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                 Zeroizing::new(std::fs::read(&file).map_err(|err| {
                     Failure::Input(format!("cannot read {}: {err}", file.display()))
                 })?);
-            let config = crate::config::load(&config.config)?;
-            let (holders, errors) = crate::signers::load::configured_holders(&config);
+            let loaded = load(&config.config).await?;
+            let (holders, errors) = crate::signers::load::configured_holders(&loaded.config);
             for error in errors {
                 // Loud, but no reason to leave a leak unanswered.
                 tracing::error!(%error, "A signers: entry cannot be read; its holders are not distrusted.");
@@ -68,17 +68,11 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                 );
             }
             let settings = intake::Settings {
-                look_back: config.leak_look_back,
+                look_back: loaded.config.leak_look_back,
                 holders,
             };
-            let loaded = load(&config.file).await?;
             let clock = Utc::now;
-            let engine = crate::actions::Engine {
-                store: &loaded.store,
-                connectors: &loaded.connectors,
-                policies: &loaded.policies,
-                clock: &clock,
-            };
+            let engine = loaded.engine(&clock);
             let result = intake::ingest(
                 &loaded.store,
                 (!no_contain).then_some(engine),
