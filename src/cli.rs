@@ -369,10 +369,12 @@ async fn scan_and_enforce(
     }
     if enforce {
         let clock = Utc::now;
+        let holders = actions::holders(&config);
         let engine = crate::actions::Engine {
             store: &store,
             connectors: &connectors,
             policies: &policies,
+            holders: &holders,
             clock: &clock,
         };
         let scope = report.enforcement_scope();

@@ -12,13 +12,13 @@ use keywarden_connector::CredentialKind;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::actions::revoke_trust::{self, Cause, HolderEnd};
 use crate::actions::{self, ActionError, ActionKind, Engine, Request};
-use crate::config::signers::HolderSelector;
 use crate::leaks::{self, Indicator, Known, Leak, LeakError, LeakFormat, LeakMatch};
 use crate::ledger::LedgerCredential;
 use crate::signers::Signer;
-use crate::store::{RaisedFinding, Store, StoreError, TrustChange};
-use crate::trust::{DistrustPeriod, DistrustReason};
+use crate::store::{RaisedFinding, Store, StoreError};
+use crate::trust::DistrustReason;
 
 /// The finding on a credential a leak exposed.
 pub const LEAKED: &str = "keywarden.leaked";
@@ -49,9 +49,9 @@ pub struct Outcome {
     pub answered: bool,
     pub matched: Vec<LeakMatch>,
     /// The key ids of the signers distrusted for it (the exposed credential is the signer, or its
-    /// identity holds it), from the compromise time for good.
+    /// identity holds it), from the compromise time for good, by the actions in `contained`.
     pub distrusted: Vec<String>,
-    /// The containment actions started for it.
+    /// The actions started for it: a `contain` playbook, or a `revoke_trust` alone.
     pub contained: Vec<i64>,
     /// Why a matched credential was not contained (its source takes no actions, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -71,22 +71,24 @@ pub struct Settings {
     /// Compromise time = exposure time minus this (a secret may be copied before the commit that
     /// shows it).
     pub look_back: TimeDelta,
-    /// Who holds which signer, from the config (key id, selectors).
-    pub holders: Vec<(String, Vec<HolderSelector>)>,
+    /// Quarantine each exposed key whose source can act (the `contain` playbook); when false,
+    /// findings and distrust only.
+    pub contain: bool,
 }
 
-/// Reads, matches, records and answers a report. With `engine`, each newly exposed key whose
-/// source can act is contained (the `contain` playbook); without, findings and distrust only.
+/// Reads, matches, records and answers a report: a critical finding on each exposed credential,
+/// the signers it is or holds distrusted (a `revoke_trust` action, or the first step of the
+/// `contain` playbook that also quarantines the key where its source can act).
 /// A leak is recorded before it is answered and marked answered after: an ingest that stops
 /// part-way is completed by the next ingest of the report (every answer is idempotent).
 pub async fn ingest(
-    store: &dyn Store,
-    engine: Option<Engine<'_>>,
+    engine: Engine<'_>,
     settings: &Settings,
     bytes: &[u8],
     format: Option<LeakFormat>,
     at: DateTime<Utc>,
 ) -> Result<Ingested, IngestError> {
+    let store = engine.store;
     let (format, mut found) = leaks::parse(bytes, format)?;
     // One exposure reported twice in one report is one leak.
     let mut ids = std::collections::HashSet::new();
@@ -138,10 +140,10 @@ pub async fn ingest(
             let first = recorded.unanswered || recorded.dismissed_before;
             if !dismissed && (first || !outcome.matched.is_empty()) {
                 if !outcome.matched.is_empty() && signers.is_none() {
-                    signers = Some(crate::signers::load::signers(store, &settings.holders).await?);
+                    signers = Some(crate::signers::load::signers(store, engine.holders).await?);
                 }
                 let signers = signers.as_deref().unwrap_or_default();
-                answer(store, engine, settings, signers, &mut outcome, at).await?;
+                answer(engine, settings, signers, &mut outcome, at).await?;
             }
             let what = json!({
                 "matched": outcome.matched,
@@ -177,13 +179,13 @@ fn evidence(leak: &Leak) -> String {
 }
 
 async fn answer(
-    store: &dyn Store,
-    engine: Option<Engine<'_>>,
+    engine: Engine<'_>,
     settings: &Settings,
     signers: &[Signer],
     outcome: &mut Outcome,
     at: DateTime<Utc>,
 ) -> Result<(), IngestError> {
+    let store = engine.store;
     let evidence = evidence(&outcome.leak);
     if outcome.matched.is_empty() {
         let indicators: Vec<String> = outcome.leak.indicators.iter().map(describe).collect();
@@ -220,31 +222,11 @@ async fn answer(
             reason: format!("exposed: {evidence} (matched by {})", describe(&matched.by)),
         };
         store.raise_finding(&finding, at).await?;
-        let distrusted = distrust(
-            store,
-            settings,
-            signers,
-            &outcome.leak,
-            matched,
-            &evidence,
-            at,
+        let leak = outcome.leak.clone();
+        contain(
+            engine, settings, signers, &leak, matched, &evidence, outcome,
         )
         .await?;
-        for key_id in distrusted {
-            if !outcome.distrusted.contains(&key_id) {
-                outcome.distrusted.push(key_id);
-            }
-        }
-        let Some(engine) = engine else {
-            continue;
-        };
-        match contain(engine, &outcome.leak, matched, &evidence).await {
-            Ok(id) => outcome.contained.push(id),
-            Err(ActionError::Store(err)) => return Err(err.into()),
-            Err(err) => outcome
-                .not_contained
-                .push(format!("{}: {err}", matched.credential_external_id)),
-        }
     }
     Ok(())
 }
@@ -258,20 +240,21 @@ fn compromise_time(leak: &Leak, target: &LedgerCredential, look_back: TimeDelta)
     }
 }
 
-/// Distrusts, from the compromise time for good, every signer the exposed credential is, and
-/// every signer its identity holds (keywarden cannot know what was taken with a holder's key).
-/// Returns their key ids; a period already covering it changes nothing but is still counted.
-async fn distrust(
-    store: &dyn Store,
+/// Answers one exposed credential: distrusts, from the compromise time for good, every signer it
+/// is and every signer its identity holds (keywarden cannot know what was taken with a holder's
+/// key), and quarantines it — the `contain` playbook (distrust, quarantine, a critical finding),
+/// or, where its source cannot act on it or containment is off, a `revoke_trust` action alone.
+async fn contain(
+    engine: Engine<'_>,
     settings: &Settings,
     signers: &[Signer],
     leak: &Leak,
     matched: &LeakMatch,
     evidence: &str,
-    at: DateTime<Utc>,
-) -> Result<Vec<String>, IngestError> {
+    outcome: &mut Outcome,
+) -> Result<(), IngestError> {
     let target = match actions::target(
-        store,
+        engine.store,
         &matched.credential_external_id,
         Some(&matched.source),
     )
@@ -279,69 +262,87 @@ async fn distrust(
     {
         Ok(it) => it,
         Err(ActionError::Store(err)) => return Err(err.into()),
-        // Gone since the match was made: its signers were distrusted, if at all, by then.
-        Err(_) => return Ok(Vec::new()),
-    };
-    let from = compromise_time(leak, &target, settings.look_back);
-    let mut distrusted = Vec::new();
-    for signer in signers {
-        let is_signer = signer.credentials.iter().any(|it| {
-            it.source == matched.source && it.external_id == matched.credential_external_id
-        });
-        let holds = signer
-            .holders
-            .iter()
-            .any(|it| it.source == matched.source && it.identity == target.identity.external_id);
-        if !is_signer && !holds {
-            continue;
+        Err(err) => {
+            // Gone since the match was made: nothing is left to act on.
+            outcome
+                .not_contained
+                .push(format!("{}: {err}", matched.credential_external_id));
+            return Ok(());
         }
-        let why = if is_signer {
-            format!("its key {} was exposed", matched.credential_external_id)
-        } else {
-            format!(
-                "{} of its holder {} was exposed",
-                matched.credential_external_id, target.identity.name
-            )
-        };
-        let period = DistrustPeriod {
-            from,
-            until: None,
-            reason: DistrustReason::Leaked,
-            evidence: format!("{why}: {evidence}"),
-            by: format!("leak:{}", leak.id),
-            reinstated: None,
-        };
-        let change = TrustChange::Distrust(period);
-        match store
-            .change_trust(&signer.key_id, signer.record.valid_from, &change, at)
-            .await?
-        {
-            Ok(_) => distrusted.push(signer.key_id.clone()),
-            Err(err) => {
-                tracing::warn!(signer = %signer.key_id, error = %err, "A leak's distrust was refused.");
+    };
+    let by = format!("leak:{}", leak.id);
+    // An ingest that stopped part-way (a crash) left its action: it is driven on, not doubled.
+    let earlier = engine
+        .store
+        .credential_actions(&target.source, &target.credential.external_id)
+        .await?
+        .into_iter()
+        .find(|it| {
+            it.origin == by
+                && it.parent.is_none()
+                && matches!(it.kind, ActionKind::Contain | ActionKind::RevokeTrust)
+        });
+    if let Some(earlier) = earlier {
+        if earlier.status.is_open() {
+            match actions::drive(engine, earlier.id).await {
+                Ok(_) => {}
+                Err(ActionError::Store(err)) => return Err(err.into()),
+                Err(err) => outcome.not_contained.push(format!(
+                    "{}: action {}: {err}",
+                    matched.credential_external_id, earlier.id
+                )),
             }
         }
+        outcome.contained.push(earlier.id);
+        let distrust = revoke_trust::key_ids_of(&earlier);
+        for key_id in distrust {
+            if !outcome.distrusted.contains(&key_id) {
+                outcome.distrusted.push(key_id);
+            }
+        }
+        return Ok(());
     }
-    Ok(distrusted)
-}
-
-/// Starts the containment playbook on an exposed credential.
-async fn contain(
-    engine: Engine<'_>,
-    leak: &Leak,
-    matched: &LeakMatch,
-    evidence: &str,
-) -> Result<i64, ActionError> {
-    let target = actions::target(
-        engine.store,
-        &matched.credential_external_id,
-        Some(&matched.source),
-    )
-    .await?;
-    let mut request = Request::new(ActionKind::Contain, &target, &format!("leak:{}", leak.id));
-    request.reason = Some(format!("exposed: {evidence}"));
-    tracing::warn!(credential = %matched.credential_external_id, leak = %leak.id, "Containing a leaked credential.");
-    Ok(actions::start(engine, request).await?.id)
+    let cause = Cause {
+        from: compromise_time(leak, &target, settings.look_back),
+        reason: DistrustReason::Leaked,
+        evidence,
+        by: &by,
+        holder_end: HolderEnd::ForGood,
+    };
+    let distrust = revoke_trust::distrust_for(signers, &target, cause);
+    let reason = format!("exposed: {evidence}");
+    let mut kinds = Vec::with_capacity(2);
+    if settings.contain {
+        kinds.push(ActionKind::Contain);
+    }
+    if !distrust.is_empty() {
+        kinds.push(ActionKind::RevokeTrust);
+    }
+    for kind in kinds {
+        let mut request = Request::new(kind, &target, &by);
+        request.reason = Some(reason.clone());
+        request.distrust.clone_from(&distrust);
+        if kind == ActionKind::Contain {
+            tracing::warn!(credential = %matched.credential_external_id, leak = %leak.id, "Containing a leaked credential.");
+        }
+        match actions::start(engine, request).await {
+            Ok(record) => {
+                outcome.contained.push(record.id);
+                for it in &distrust {
+                    if !outcome.distrusted.contains(&it.key_id) {
+                        outcome.distrusted.push(it.key_id.clone());
+                    }
+                }
+                // The playbook distrusted them (its first step): no second action.
+                break;
+            }
+            Err(ActionError::Store(err)) => return Err(err.into()),
+            Err(err) => outcome
+                .not_contained
+                .push(format!("{}: {err}", matched.credential_external_id)),
+        }
+    }
+    Ok(())
 }
 
 /// An indicator in words (ids are shown; hashes by their first digits).

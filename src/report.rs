@@ -97,6 +97,7 @@ fn action_line(item: &Item, name: &str) -> String {
         Decision::WouldAct => "would",
         Decision::WouldRefuse => "would refuse",
         Decision::Unsupported => "cannot act:",
+        Decision::NothingToDo => "nothing to do:",
     };
     format!("  {verb} {what}{action}{reason}\n")
 }

@@ -58,6 +58,11 @@ pub struct DistrustPeriod {
     /// Set when a person closed the period early; `until` is then the reinstatement time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinstated: Option<Reinstatement>,
+    /// A period that lasts until a credential is replaced (a holder's stale access key): names
+    /// that credential (`source/external id`). While `until` is open the period is in force;
+    /// [`TrustRecord::end_on_replacement`] closes it once the credential is no longer in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_replaced: Option<String>,
 }
 
 impl DistrustPeriod {
@@ -66,12 +71,20 @@ impl DistrustPeriod {
         self.from <= at && self.until.is_none_or(|until| at < until)
     }
 
-    /// Whether this period already distrusts everything `other` would (same reason or not).
+    /// Whether the period is open for good (not waiting for a credential to be replaced).
+    pub fn for_good(&self) -> bool {
+        self.until.is_none() && self.until_replaced.is_none()
+    }
+
+    /// Whether this period already distrusts everything `other` would (same reason or not). An
+    /// open period that ends on a replacement contains only another that ends on the same one.
     fn contains(&self, other: &DistrustPeriod) -> bool {
         self.from <= other.from
             && match (self.until, other.until) {
-                (None, _) => true,
-                (Some(_), None) => false,
+                (None, _) if self.for_good() => true,
+                // Open until a replacement: only the same wait is inside it.
+                (None, None) => other.until_replaced == self.until_replaced,
+                (None, Some(_)) | (Some(_), None) => false,
                 (Some(mine), Some(theirs)) => theirs <= mine,
             }
     }
@@ -145,6 +158,23 @@ impl TrustRecord {
     /// Whether signatures made at `at` are trusted.
     pub fn trusts(&self, at: DateTime<Utc>) -> bool {
         self.verdict(at) == Verdict::Trusted
+    }
+
+    /// Ends, at `at`, every open period that lasts until `credential` is replaced (it is no longer
+    /// in use). A period that has not begun by `at` stays open: a replacement seen before the
+    /// period began cannot end it.
+    pub fn end_on_replacement(&mut self, credential: &str, at: DateTime<Utc>) -> Change {
+        let mut changed = Change::Unchanged;
+        for period in &mut self.periods {
+            if period.until.is_none()
+                && period.until_replaced.as_deref() == Some(credential)
+                && period.from < at
+            {
+                period.until = Some(at);
+                changed = Change::Changed;
+            }
+        }
+        changed
     }
 
     /// Adds a distrust period. Distrust only widens: a period already covered by one with the same
@@ -221,6 +251,7 @@ mod tests {
             evidence: "test".to_owned(),
             by: "policy:test".to_owned(),
             reinstated: None,
+            until_replaced: None,
         }
     }
 
@@ -354,5 +385,64 @@ mod tests {
         );
         assert_eq!(record, before);
         assert!(!record.trusts(t(60)));
+    }
+
+    #[test]
+    fn a_period_until_replacement_is_in_force_until_the_credential_is_replaced() {
+        let mut record = TrustRecord::new(t(0));
+        let mut pending = period(90, None, DistrustReason::Stale);
+        pending.until_replaced = Some("aws/AKIA1".to_owned());
+        assert!(!pending.for_good());
+        assert_eq!(record.distrust(pending.clone()), Ok(Change::Changed));
+        assert_eq!(
+            record.distrust(pending.clone()),
+            Ok(Change::Unchanged),
+            "the same wait twice is one period"
+        );
+        assert!(record.trusts(t(89)) && !record.trusts(t(1_000)));
+        // Another credential's replacement, or one seen before the period began, ends nothing.
+        assert_eq!(
+            record.end_on_replacement("aws/AKIA2", t(120)),
+            Change::Unchanged
+        );
+        assert_eq!(
+            record.end_on_replacement("aws/AKIA1", t(90)),
+            Change::Unchanged
+        );
+        assert_eq!(
+            record.end_on_replacement("aws/AKIA1", t(120)),
+            Change::Changed
+        );
+        assert!(!record.trusts(t(119)), "signed while the key was stale");
+        assert!(record.trusts(t(120)), "trusted again once it was replaced");
+        assert_eq!(
+            record.end_on_replacement("aws/AKIA1", t(150)),
+            Change::Unchanged
+        );
+        assert_eq!(
+            record.periods[0].until,
+            Some(t(120)),
+            "an ended period keeps its end"
+        );
+    }
+
+    #[test]
+    fn a_period_for_good_is_not_inside_one_that_waits_for_a_replacement() {
+        let mut record = TrustRecord::new(t(0));
+        let mut pending = period(10, None, DistrustReason::Leaked);
+        pending.until_replaced = Some("aws/AKIA1".to_owned());
+        record.distrust(pending).expect("pending");
+        assert_eq!(
+            record.distrust(period(20, None, DistrustReason::Leaked)),
+            Ok(Change::Changed),
+            "distrust for good is wider than distrust until a replacement"
+        );
+        assert_eq!(
+            record.distrust(period(20, Some(30), DistrustReason::Leaked)),
+            Ok(Change::Unchanged),
+            "inside the period for good"
+        );
+        record.end_on_replacement("aws/AKIA1", t(40));
+        assert!(!record.trusts(t(50)), "the period for good still holds");
     }
 }

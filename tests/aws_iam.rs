@@ -1168,6 +1168,7 @@ async fn two_resumes_at_once_drive_each_due_action_exactly_once() {
         store: &store,
         connectors: &connectors,
         policies: &policies,
+        holders: &[],
         clock: &clock,
     };
     let mut ids = Vec::new();

@@ -52,19 +52,23 @@ fn git(repo: &Path, args: &[&str]) {
     assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
-    let Some(account) = Account::new().await else {
-        return;
-    };
-    let Some(detect_secrets) = detect_secrets() else {
-        return;
-    };
+/// A moto account whose CI user `ci` has a 30-day-old key, committed by mistake to a fixture git
+/// repository; the workspace scanned it, holds two key files of which `ci` holds
+/// `keys/release.pub` (its key reads the signing key's password), and `baseline.json` is
+/// detect-secrets' real baseline of the repository.
+struct Leaked {
+    account: Account,
+    ws: Workspace,
+    key: String,
+}
+
+async fn leaked_key_world() -> Option<Leaked> {
+    let account = Account::new().await?;
+    let detect_secrets = detect_secrets()?;
     account.user("ci", "/", &[]).await;
-    let leaked = account.key("ci", 30, Some(1)).await;
+    let key = account.key("ci", 30, Some(1)).await;
     let ws = Workspace::new(&account, "");
-    // The release signing key lives in a key file; the CI user `ci` holds it (its key reads the
-    // key's password), and so does nobody else.
+    ws.short_lease();
     common::write_public_key(&ws.path().join("keys/release.pub"));
     common::write_public_key(&ws.path().join("keys/other.pub"));
     let config = std::fs::read_to_string(ws.path().join("keywarden.yaml")).expect("config");
@@ -79,11 +83,10 @@ async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
     .expect("config");
     ws.scan(&account);
 
-    // A pipeline's key committed by mistake.
     let repo = ws.path().join("repo");
     write(
         &repo.join("ci.env"),
-        &format!("export AWS_ACCESS_KEY_ID={leaked}\nexport REGION=us-east-1\n"),
+        &format!("export AWS_ACCESS_KEY_ID={key}\nexport REGION=us-east-1\n"),
     );
     git(&repo, &["init", "-q"]);
     git(&repo, &["add", "ci.env"]);
@@ -95,16 +98,122 @@ async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
         .expect("detect-secrets");
     assert!(scanned.status.success(), "{}", stderr(&scanned));
     std::fs::write(ws.path().join("baseline.json"), &scanned.stdout).expect("baseline");
+    Some(Leaked { account, ws, key })
+}
 
-    let ingested = ws.json(
-        &account,
-        &["leak", "ingest", "baseline.json", "--output", "json"],
-    );
+impl Leaked {
+    fn ingest(&self) -> Value {
+        self.ws.json(
+            &self.account,
+            &["leak", "ingest", "baseline.json", "--output", "json"],
+        )
+    }
+
+    /// When the ledger says the leaked key was created (a detect-secrets baseline has no exposure
+    /// time: the key is taken to be compromised since its creation).
+    fn created_at(&self) -> String {
+        let report = self.ws.json(
+            &self.account,
+            &["scan", "--format", "json", "--no-progress", "--no-enforce"],
+        );
+        by_id(&report, &self.key)["created_at"]
+            .as_str()
+            .expect("created_at")
+            .to_owned()
+    }
+
+    /// The end every containment of the key reaches: inactive with the deny policy, exactly the
+    /// signer `ci` holds distrusted for good from the key's creation, a critical finding open, a
+    /// playbook whose three children are done.
+    async fn assert_contained(&self) {
+        let Self { account, ws, key } = self;
+        assert_eq!(
+            account.keys("ci").await,
+            BTreeMap::from([(key.clone(), false)])
+        );
+        assert_eq!(
+            account.inline_policies("ci").await,
+            ["KeywardenRevokeOlderSessions"]
+        );
+        let created = self.created_at();
+        let signers = ws.json(account, &["trust", "list", "--format", "json"]);
+        for signer in signers["signers"].as_array().expect("signers") {
+            let name = signer["credentials"][0]["name"]
+                .as_str()
+                .unwrap_or_default();
+            let periods = signer["distrust_periods"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if name == "keys/release.pub" {
+                assert_eq!(periods.len(), 1, "{signer:#}");
+                assert_eq!(signer["trusted"], false, "{signer:#}");
+                assert_eq!(periods[0]["reason"], "leaked");
+                assert_eq!(periods[0]["until"], Value::Null);
+                let from = periods[0]["from"].as_str().expect("from");
+                assert_eq!(
+                    chrono::DateTime::parse_from_rfc3339(from).expect("from"),
+                    chrono::DateTime::parse_from_rfc3339(&created).expect("created"),
+                    "distrusted from the compromise time: {signer:#}"
+                );
+            } else {
+                assert!(periods.is_empty(), "{name} is not held by ci: {signer:#}");
+            }
+        }
+        let findings = ws.json(account, &["findings", "list", "--format", "json"]);
+        let open: Vec<&str> = findings
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|it| it["severity"] == "critical" && it["status"] == "open")
+            .filter_map(|it| it["policy_id"].as_str())
+            .collect();
+        assert!(open.contains(&"keywarden.leaked"), "{findings:#}");
+        assert!(open.contains(&"keywarden.containment"), "{findings:#}");
+        let actions = ws.json(account, &["actions", "list", "--format", "json"]);
+        let actions = actions.as_array().expect("actions");
+        let parents: Vec<&Value> = actions
+            .iter()
+            .filter(|it| it["kind"] == "contain")
+            .collect();
+        assert_eq!(parents.len(), 1, "one playbook: {actions:#?}");
+        assert_eq!(parents[0]["status"], "done", "{actions:#?}");
+        let mut children: Vec<(i64, &str, &str)> = actions
+            .iter()
+            .filter(|it| it["parent"]["parent"] == parents[0]["id"])
+            .map(|it| {
+                (
+                    it["parent"]["index"].as_i64().unwrap_or_default(),
+                    it["kind"].as_str().unwrap_or_default(),
+                    it["status"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        children.sort_unstable();
+        assert_eq!(
+            children,
+            [
+                (0, "revoke_trust", "done"),
+                (1, "quarantine", "done"),
+                (2, "raise_finding", "done")
+            ],
+            "{actions:#?}"
+        );
+        assert_eq!(actions.len(), 4, "nothing else was started: {actions:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
+    let Some(world) = leaked_key_world().await else {
+        return;
+    };
+    let ingested = world.ingest();
     assert_eq!(ingested["format"], "detect_secrets", "{ingested:#}");
     let leak = &ingested["leaks"][0];
     assert_eq!(
         leak["matched"][0]["credential_external_id"],
-        leaked.as_str(),
+        world.key.as_str(),
         "{ingested:#}"
     );
     assert_eq!(leak["matched"][0]["by"]["type"], "sha1", "{ingested:#}");
@@ -113,61 +222,61 @@ async fn a_detect_secrets_baseline_of_a_committed_key_contains_it() {
         Some(1),
         "{ingested:#}"
     );
-    // Quarantined: inactive, with the policy denying its user's older sessions.
-    assert_eq!(
-        account.keys("ci").await,
-        BTreeMap::from([(leaked.clone(), false)])
-    );
-    assert_eq!(
-        account.inline_policies("ci").await,
-        ["KeywardenRevokeOlderSessions"]
-    );
-    // The signer the CI user holds is distrusted for good; the other one is not.
     assert_eq!(
         leak["distrusted"].as_array().map(Vec::len),
         Some(1),
         "{ingested:#}"
     );
-    let release = leak["distrusted"][0].as_str().expect("key id");
-    let signers = ws.json(&account, &["trust", "list", "--format", "json"]);
-    for signer in signers["signers"].as_array().expect("signers") {
-        let name = signer["credentials"][0]["name"]
-            .as_str()
-            .unwrap_or_default();
-        let distrusted = !signer["distrust_periods"]
-            .as_array()
-            .is_none_or(Vec::is_empty);
-        assert_eq!(
-            distrusted,
-            name == "keys/release.pub",
-            "{name}: {signers:#}"
-        );
-        if name == "keys/release.pub" {
-            assert_eq!(signer["key_id"], release);
-            assert_eq!(signer["trusted"], false, "{signer:#}");
-            assert_eq!(signer["distrust_periods"][0]["reason"], "leaked");
-            assert_eq!(signer["distrust_periods"][0]["until"], Value::Null);
-        }
-    }
-    let findings = ws.json(&account, &["findings", "list", "--format", "json"]);
-    let leaked_findings: Vec<&Value> = findings
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|it| it["policy_id"] == "keywarden.leaked")
-        .collect();
-    assert_eq!(leaked_findings.len(), 1, "{findings:#}");
-    assert_eq!(leaked_findings[0]["severity"], "critical");
+    world.assert_contained().await;
 
     // The same baseline again: nothing new is started.
-    let actions = ws.json(&account, &["actions", "list", "--format", "json"]);
-    let again = ws.json(
-        &account,
-        &["leak", "ingest", "baseline.json", "--output", "json"],
-    );
+    let actions = world
+        .ws
+        .json(&world.account, &["actions", "list", "--format", "json"]);
+    let again = world.ingest();
     assert_eq!(again["leaks"][0]["new"], false, "{again:#}");
     assert_eq!(
-        ws.json(&account, &["actions", "list", "--format", "json"]),
+        world
+            .ws
+            .json(&world.account, &["actions", "list", "--format", "json"]),
         actions
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_containment_that_crashes_after_any_step_resumes_to_the_same_end() {
+    for point in [
+        "revoke_trust_distrust",
+        "quarantine_deactivate",
+        "raise_finding_raised",
+    ] {
+        let Some(world) = leaked_key_world().await else {
+            return;
+        };
+        let crashed = world.ws.run(
+            &world.account,
+            &["leak", "ingest", "baseline.json", "--output", "json"],
+            &[("KEYWARDEN_CRASH_AFTER", point)],
+        );
+        assert_ne!(
+            crashed.status.code(),
+            Some(0),
+            "{point}: {}",
+            stderr(&crashed)
+        );
+        assert!(
+            stderr(&crashed).contains(&format!("crash point {point}")),
+            "{point} was reached: {}",
+            stderr(&crashed)
+        );
+        std::thread::sleep(SHORT_LEASE);
+        if point == "quarantine_deactivate" {
+            // Resumed by `actions resume`, as the daemon would.
+            world.ws.ok(&world.account, &["actions", "resume"]);
+        }
+        // The report ingested again answers the leak it recorded, driving on what the crash left.
+        let again = world.ingest();
+        assert_eq!(again["leaks"][0]["new"], false, "{point}: {again:#}");
+        world.assert_contained().await;
+    }
 }

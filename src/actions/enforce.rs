@@ -27,12 +27,16 @@ pub(in crate::actions) use self::view::CHUNK;
 
 use self::view::{View, Wanted};
 use super::plan::plan_from_held;
+use super::revoke_trust::{self, Cause, HolderEnd, SignerDistrust};
 use super::{ActionError, ActionKind, Engine, Request, connector_of, key_actions, target};
 use crate::config::EnforcementConfig;
+use crate::ledger::LedgerCredential;
 use crate::policy::{Approval, Mode, Policy};
+use crate::signers::Signer;
 use crate::store::{
-    ActionRecord, ActionStatus, Finding, RaisedFinding, StoreError, StoredScanError,
+    ActionRecord, ActionStatus, Finding, RaisedFinding, StoreError, StoredScanError, TrustChange,
 };
+use crate::trust::DistrustReason;
 
 /// What a scan read without error: where enforcement may act.
 #[derive(Clone, Debug, Default)]
@@ -99,6 +103,9 @@ pub enum Decision {
     WouldAct,
     /// A dry-run policy: what would refuse it.
     WouldRefuse,
+    /// Nothing to act on (`revoke_trust` of a credential that is no signer and whose identity
+    /// holds none).
+    NothingToDo,
     /// The source cannot take this action.
     Unsupported,
 }
@@ -137,6 +144,10 @@ pub struct Halt {
 pub struct Report {
     pub items: Vec<Item>,
     pub halts: Vec<Halt>,
+    /// Distrust periods that waited for a credential's replacement and ended this run: the
+    /// signer's key id and the credential (`source/external id`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust_ended: Vec<(String, String)>,
 }
 
 impl Report {
@@ -162,15 +173,14 @@ fn action_of(policy: &Policy) -> Option<Result<ActionKind, String>> {
         P::Disable => Some(Ok(ActionKind::Disable)),
         P::Delete => Some(Ok(ActionKind::Delete)),
         P::Quarantine => Some(Ok(ActionKind::Quarantine)),
-        P::RevokeTrust => Some(Err(
-            "revoke_trust is carried out once signer trust is in place; reported only".to_owned(),
-        )),
+        P::RevokeTrust => Some(Ok(ActionKind::RevokeTrust)),
     })
 }
 
 /// What to do with an enforcing policy's finding, before the caps.
 enum Candidate {
-    Start,
+    /// Start the action (`revoke_trust`: distrusting these signers).
+    Start(Vec<SignerDistrust>),
     /// Retry this action; count it as an attempt.
     Retry(i64, bool),
 }
@@ -189,7 +199,10 @@ pub async fn run(
     findings: &[Finding],
 ) -> Result<Report, ActionError> {
     let now = engine.now();
-    let mut report = Report::default();
+    let mut report = Report {
+        trust_ended: end_replaced_distrust(engine, scope).await?,
+        ..Report::default()
+    };
     let mut pending: Vec<Pending> = Vec::new();
     let acting: Vec<(&Finding, &Policy, Result<ActionKind, String>)> = findings
         .iter()
@@ -199,6 +212,15 @@ pub async fn run(
             Some((finding, policy, action_of(policy)?))
         })
         .collect();
+    // The signers, read once, where a policy revokes trust.
+    let signers = if acting
+        .iter()
+        .any(|(_, _, kind)| kind.as_ref().is_ok_and(|it| *it == ActionKind::RevokeTrust))
+    {
+        crate::signers::load::signers(engine.store, engine.holders).await?
+    } else {
+        Vec::new()
+    };
     for chunk in acting.chunks(view::CHUNK) {
         let wanted: Vec<Wanted> = chunk
             .iter()
@@ -238,6 +260,7 @@ pub async fn run(
             let found = Found {
                 view: &view,
                 scope,
+                signers: &signers,
                 now,
             };
             if let Some(candidate) = decide(engine, found, policy, kind, finding, &mut item).await?
@@ -274,6 +297,7 @@ fn takes_no_actions(engine: Engine<'_>, finding: &Finding, kind: ActionKind) -> 
 struct Found<'a> {
     view: &'a View,
     scope: &'a Scope,
+    signers: &'a [Signer],
     now: DateTime<Utc>,
 }
 
@@ -286,7 +310,12 @@ async fn decide(
     finding: &Finding,
     item: &mut Item,
 ) -> Result<Option<Candidate>, ActionError> {
-    let Found { view, scope, now } = found;
+    let Found {
+        view,
+        scope,
+        signers,
+        now,
+    } = found;
     let store = engine.store;
     if let Some(reason) = takes_no_actions(engine, finding, kind) {
         item.reason = Some(reason);
@@ -309,6 +338,25 @@ async fn decide(
         item.reason = Some(err.to_string());
         return Ok(None);
     }
+    let distrust = if kind == ActionKind::RevokeTrust {
+        let distrust = distrust_of(policy, finding, &credential, signers);
+        if distrust.is_empty() {
+            item.decision = Decision::NothingToDo;
+            item.reason = Some(format!(
+                "{} is no signer and {} holds none",
+                credential.credential.external_id, credential.identity.name
+            ));
+            return Ok(None);
+        }
+        distrust
+    } else {
+        Vec::new()
+    };
+    if policy.mode == Mode::DryRun && kind == ActionKind::RevokeTrust {
+        item.decision = Decision::WouldAct;
+        item.steps = distrust.iter().map(revoke_trust::describe).collect();
+        return Ok(None);
+    }
     if policy.mode == Mode::DryRun {
         let held = view.held(&credential.source, &credential.identity.external_id);
         let plan = plan_from_held(kind, &credential, held);
@@ -325,10 +373,15 @@ async fn decide(
         item.reason = Some(reason);
         return Ok(None);
     }
-    if let Some(open) = store
-        .open_action(&finding.source, &finding.credential_external_id)
-        .await?
-    {
+    // Distrust takes no slot of the credential: a rotation in flight does not hold it up.
+    let open = if kind == ActionKind::RevokeTrust {
+        None
+    } else {
+        store
+            .open_action(&finding.source, &finding.credential_external_id)
+            .await?
+    };
+    if let Some(open) = open {
         // A containment acting at once pre-empts a rotation or delete in flight (`start` cancels
         // it at a safe point); anything else waits for the open action.
         let contains_now = policy.enforce.approval != Approval::Required
@@ -345,10 +398,10 @@ async fn decide(
         .into_iter()
         .find(|it| it.kind == kind && it.origin == origin);
     let Some(previous) = previous else {
-        return Ok(Some(Candidate::Start));
+        return Ok(Some(Candidate::Start(distrust)));
     };
     Ok(match previous.status {
-        ActionStatus::Skipped => Some(Candidate::Start),
+        ActionStatus::Skipped => Some(Candidate::Start(distrust)),
         // Into approval only what has changed nothing yet: an action that stopped part-way
         // (a key created or switched off) is left for a person, who retries or cancels it.
         ActionStatus::Failed | ActionStatus::Refused
@@ -397,6 +450,85 @@ async fn decide(
             None
         }
     })
+}
+
+/// The signers a `revoke_trust` policy's finding distrusts: the credential's own (for good) and
+/// those its identity holds (until the credential is replaced), from when the policy's condition
+/// began to hold (`age_over: 365d`: creation + 365 days), or, where no condition is bound to a
+/// time, from when keywarden first saw it hold.
+fn distrust_of(
+    policy: &Policy,
+    finding: &Finding,
+    credential: &LedgerCredential,
+    signers: &[Signer],
+) -> Vec<SignerDistrust> {
+    let from = policy
+        .when
+        .began(credential)
+        .unwrap_or(finding.opened_at)
+        .min(finding.last_seen_at);
+    let evidence = format!("policy `{}`: {}", policy.id, finding.reason);
+    let by = format!("policy:{}", policy.id);
+    let cause = Cause {
+        from,
+        reason: DistrustReason::Stale,
+        evidence: &evidence,
+        by: &by,
+        holder_end: HolderEnd::UntilReplaced,
+    };
+    revoke_trust::distrust_for(signers, credential, cause)
+}
+
+/// Ends the distrust periods that lasted until a credential was replaced, where the credential's
+/// source was inventoried without error this run and the credential is no longer active (or no
+/// longer there): at this run's time, the first time keywarden can tell.
+async fn end_replaced_distrust(
+    engine: Engine<'_>,
+    scope: &Scope,
+) -> Result<Vec<(String, String)>, ActionError> {
+    let now = engine.now();
+    let mut ended = Vec::new();
+    for (key_id, record) in engine.store.distrust_periods().await? {
+        let waiting: std::collections::BTreeSet<&str> = record
+            .periods
+            .iter()
+            .filter(|it| it.until.is_none())
+            .filter_map(|it| it.until_replaced.as_deref())
+            .collect();
+        for credential in waiting {
+            let Some((source, external_id)) = credential.split_once('/') else {
+                continue;
+            };
+            if !scope.clean.iter().any(|it| it == source) {
+                continue;
+            }
+            let in_use = engine
+                .store
+                .find_credential(external_id)
+                .await?
+                .into_iter()
+                .any(|it| {
+                    it.source == source
+                        && it.credential.status == keywarden_connector::CredentialStatus::Active
+                });
+            if in_use {
+                continue;
+            }
+            let change = TrustChange::Replaced {
+                credential: credential.to_owned(),
+                at: now,
+            };
+            if let Ok(crate::trust::Change::Changed) = engine
+                .store
+                .change_trust(&key_id, record.valid_from, &change, now)
+                .await?
+            {
+                tracing::info!(signer = %key_id, credential, "Distrust ended: the credential was replaced.");
+                ended.push((key_id.clone(), credential.to_owned()));
+            }
+        }
+    }
+    Ok(ended)
 }
 
 /// `backoff × 2^attempts`, or `None` where that overflows.
@@ -552,7 +684,7 @@ async fn act(
                     .await
                     .map(|record| (Decision::Retried, record))
             }
-            Candidate::Start => {
+            Candidate::Start(distrust) => {
                 let credential = target(engine.store, &item.credential, Some(&item.source)).await?;
                 let origin = format!("policy:{}", it.policy.id);
                 tracing::info!(action = %item.action, credential = %item.credential, %origin, "Enforcing a policy.");
@@ -565,6 +697,7 @@ async fn act(
                         approval_required: it.policy.enforce.approval == Approval::Required,
                         delete_hold: it.policy.enforce.delete_hold,
                         reason: None,
+                        distrust,
                     },
                 )
                 .await

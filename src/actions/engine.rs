@@ -10,6 +10,7 @@ use super::keys::{Delete, Disable, Quarantine};
 use super::lease::{self, Lease};
 use super::machine::{self, Machine, Next, StepCx, StepError, from_record, to_value};
 use super::playbook::{self, Contain, RaiseFinding};
+use super::revoke_trust::{RevokeTrust, SignerDistrust};
 use super::rotate::Rotate;
 use super::{ActionError, ActionKind, Engine, connector_of, is_containment, key_actions};
 use crate::ledger::LedgerCredential;
@@ -30,6 +31,8 @@ pub struct Request<'a> {
     pub delete_hold: TimeDelta,
     /// Why (a containment's finding carries it).
     pub reason: Option<String>,
+    /// `revoke_trust`, `contain`: the signers to distrust and for when (decided by the caller).
+    pub distrust: Vec<SignerDistrust>,
 }
 
 impl<'a> Request<'a> {
@@ -42,21 +45,51 @@ impl<'a> Request<'a> {
             approval_required: false,
             delete_hold: TimeDelta::days(7),
             reason: None,
+            distrust: Vec::new(),
         }
     }
 }
 
+/// What a kind's first state is made from.
+#[derive(Clone, Copy)]
+pub(crate) struct Seed<'s> {
+    pub delete_hold: TimeDelta,
+    pub reason: &'s str,
+    pub distrust: &'s [SignerDistrust],
+}
+
+impl Seed<'_> {
+    const EMPTY: Seed<'static> = Seed {
+        delete_hold: TimeDelta::zero(),
+        reason: "",
+        distrust: &[],
+    };
+}
+
 /// Whether an action is still at its kind's first step (it has changed nothing yet).
 pub(crate) fn at_first_step(record: &ActionRecord) -> bool {
-    initial_state(record.kind, TimeDelta::zero(), "").is_ok_and(|(step, _)| step == record.step)
+    initial_state(record.kind, Seed::EMPTY).is_ok_and(|(step, _)| step == record.step)
+}
+
+/// Whether an action holds its credential's one open slot: everything but the playbook itself
+/// and the kinds that touch no connector.
+fn exclusive(kind: ActionKind) -> bool {
+    !matches!(
+        kind,
+        ActionKind::Contain | ActionKind::RaiseFinding | ActionKind::RevokeTrust
+    )
 }
 
 /// The first state of a kind, with its step name.
 fn initial_state(
     kind: ActionKind,
-    delete_hold: TimeDelta,
-    reason: &str,
+    seed: Seed<'_>,
 ) -> Result<(String, serde_json::Value), StepError> {
+    let Seed {
+        delete_hold,
+        reason,
+        distrust,
+    } = seed;
     fn of<M: Machine>(state: M) -> Result<(String, serde_json::Value), StepError> {
         Ok((state.step_name().to_owned(), to_value(&state)?))
     }
@@ -68,14 +101,18 @@ fn initial_state(
         }),
         ActionKind::Quarantine => of(Quarantine::Deactivate),
         ActionKind::Contain => of(Contain::Children {
-            children: playbook::default_children(),
+            children: playbook::default_children(!distrust.is_empty()),
             next: 0,
             reason: reason.to_owned(),
+            distrust: distrust.to_vec(),
         }),
         ActionKind::RaiseFinding => of(RaiseFinding::Raise {
             policy_id: "keywarden.containment".to_owned(),
             severity: "critical".to_owned(),
             reason: reason.to_owned(),
+        }),
+        ActionKind::RevokeTrust => of(RevokeTrust::Revoke {
+            signers: distrust.to_vec(),
         }),
     }
 }
@@ -107,8 +144,12 @@ pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRec
             request.kind, target.credential.external_id, request.origin
         )
     });
-    let (step, state) =
-        initial_state(request.kind, request.delete_hold, &reason).map_err(action_err)?;
+    let seed = Seed {
+        delete_hold: request.delete_hold,
+        reason: &reason,
+        distrust: &request.distrust,
+    };
+    let (step, state) = initial_state(request.kind, seed).map_err(action_err)?;
     let record = engine
         .store
         .create_action(
@@ -127,7 +168,7 @@ pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRec
                     ActionStatus::Running
                 },
                 parent: None,
-                exclusive: request.kind != ActionKind::Contain,
+                exclusive: exclusive(request.kind),
             },
             engine.now(),
         )
@@ -203,6 +244,7 @@ pub(crate) async fn drive_record(
         ActionKind::Quarantine => drive_as::<Quarantine>(engine, record).await,
         ActionKind::Contain => drive_as::<Contain>(engine, record).await,
         ActionKind::RaiseFinding => drive_as::<RaiseFinding>(engine, record).await,
+        ActionKind::RevokeTrust => drive_as::<RevokeTrust>(engine, record).await,
     }
 }
 
@@ -396,7 +438,7 @@ pub(crate) async fn child(
     cx: &StepCx<'_>,
     kind: ActionKind,
     index: u32,
-    reason: &str,
+    seed: Seed<'_>,
 ) -> Result<ActionRecord, StepError> {
     let engine = cx.engine;
     let parent = cx.record;
@@ -432,7 +474,7 @@ pub(crate) async fn child(
     if is_containment(kind) {
         preempt(engine, &target, kind, &origin).await?;
     }
-    let (step, state) = initial_state(kind, TimeDelta::zero(), reason)?;
+    let (step, state) = initial_state(kind, seed)?;
     Ok(engine
         .store
         .create_action(
@@ -450,7 +492,7 @@ pub(crate) async fn child(
                     parent: parent.id,
                     index,
                 }),
-                exclusive: kind != ActionKind::RaiseFinding,
+                exclusive: exclusive(kind),
             },
             engine.now(),
         )
@@ -526,6 +568,7 @@ pub(crate) async fn cancel_record(
             ActionKind::Quarantine => cancel_as::<Quarantine>(&cx).await,
             ActionKind::Contain => cancel_as::<Contain>(&cx).await,
             ActionKind::RaiseFinding => cancel_as::<RaiseFinding>(&cx).await,
+            ActionKind::RevokeTrust => cancel_as::<RevokeTrust>(&cx).await,
         };
         match ended {
             Ok(report) => report,

@@ -239,7 +239,7 @@ pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
         ActionKind::Quarantine => &[ReadKeys, DeactivateKey, RevokeSessions],
         // The playbook's children check their own needs when they are created.
         ActionKind::Contain => &[ReadKeys],
-        ActionKind::RaiseFinding => &[],
+        ActionKind::RaiseFinding | ActionKind::RevokeTrust => &[],
     }
 }
 

@@ -11,9 +11,11 @@
 //!   → deactivate → grace (waits) → delete.
 //! - `disable`, `delete` (deactivate, hold, delete), `quarantine` (deactivate, deny older
 //!   sessions): [`keys`].
-//! - `contain` ([`playbook`]): a parent whose ordered children (quarantine, then a critical
-//!   finding) each run as their own crash-resumable action; done when they are.
+//! - `contain` ([`playbook`]): a parent whose ordered children (distrust the signers, quarantine,
+//!   then a critical finding) each run as their own crash-resumable action; done when they are.
 //! - `raise_finding` ([`playbook`]): opens a finding keywarden raises itself; touches no connector.
+//! - `revoke_trust` ([`revoke_trust`]): distrusts the signers a credential is or holds, from when
+//!   its condition began or it was compromised; touches no connector.
 //!
 //! Connectors offer [`Capability`]s per credential kind; a machine names the ones it needs and is
 //! refused, naming the missing ones, where its source does not offer them. Containment
@@ -34,6 +36,7 @@ pub mod lease;
 mod machine;
 mod plan;
 mod playbook;
+pub mod revoke_trust;
 mod rotate;
 #[cfg(test)]
 mod tests;
@@ -70,6 +73,9 @@ pub enum ActionError {
     Store(#[from] StoreError),
 }
 
+/// The config's `signers:` holders with their key ids resolved.
+pub type Holders = [(String, Vec<crate::config::signers::HolderSelector>)];
+
 /// A clock, so tests can move time past overlap, grace and hold periods.
 pub type Clock<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
 
@@ -80,6 +86,8 @@ pub struct Engine<'a> {
     pub store: &'a dyn Store,
     pub connectors: &'a [Arc<dyn Connector>],
     pub policies: &'a PolicySet,
+    /// The config's `signers:` holders, by key id (for distrusting what an identity holds).
+    pub holders: &'a Holders,
     pub clock: Clock<'a>,
 }
 

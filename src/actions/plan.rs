@@ -142,12 +142,22 @@ fn describe(
             ),
         ],
         ActionKind::Contain => vec![
+            format!(
+                "distrust the signers {key} is or {} holds, from the compromise time",
+                holder.name
+            ),
             format!("quarantine {key} (pre-empting a rotation in flight)"),
             format!("open a critical finding on {key}"),
         ],
         ActionKind::RaiseFinding => vec![format!("open a critical finding on {key}")],
+        ActionKind::RevokeTrust => vec![format!(
+            "distrust the signers {key} is or {} holds, from when the condition began",
+            holder.name
+        )],
     };
-    if kind != ActionKind::Rotate && !holder.keys.iter().any(|it| it.id == *key) {
+    let acts_on_the_key = !matches!(kind, ActionKind::RaiseFinding | ActionKind::RevokeTrust);
+    if acts_on_the_key && kind != ActionKind::Rotate && !holder.keys.iter().any(|it| it.id == *key)
+    {
         refusal = Some(format!("{} no longer holds key {key}", holder.name));
     }
     Plan {

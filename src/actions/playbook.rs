@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::ActionKind;
-use super::engine;
+use super::engine::{self, Seed};
 use super::machine::{Machine, Next, StepCx, StepError};
+use super::revoke_trust::SignerDistrust;
 use crate::store::{ActionStatus, RaisedFinding};
 use keywarden_connector::ConnectorError;
 
@@ -26,13 +27,22 @@ pub(crate) enum Contain {
         next: u32,
         /// Why the containment was started (the finding child carries it).
         reason: String,
+        /// The signers the `revoke_trust` child distrusts.
+        #[serde(default)]
+        distrust: Vec<SignerDistrust>,
     },
 }
 
-/// The default containment: quarantine the key, then open a critical finding. (Distrusting the
-/// signers the credential holds joins with signer trust.)
-pub(crate) fn default_children() -> Vec<ActionKind> {
-    vec![ActionKind::Quarantine, ActionKind::RaiseFinding]
+/// The default containment: distrust the signers the credential is or holds (first: it touches
+/// no connector, and a quarantine that fails must not leave them trusted), quarantine the key,
+/// then open a critical finding.
+pub(crate) fn default_children(distrust: bool) -> Vec<ActionKind> {
+    let mut children = Vec::with_capacity(3);
+    if distrust {
+        children.push(ActionKind::RevokeTrust);
+    }
+    children.extend([ActionKind::Quarantine, ActionKind::RaiseFinding]);
+    children
 }
 
 #[async_trait]
@@ -46,11 +56,17 @@ impl Machine for Contain {
             children,
             next,
             reason,
+            distrust,
         } = self;
         let Some(kind) = children.get(next as usize).copied() else {
             return Ok(Next::Done(format!("all {} steps done", children.len())));
         };
-        let child = engine::child(cx, kind, next, &reason).await?;
+        let seed = Seed {
+            delete_hold: chrono::TimeDelta::zero(),
+            reason: &reason,
+            distrust: &distrust,
+        };
+        let child = engine::child(cx, kind, next, seed).await?;
         // A playbook retried after this child failed or was refused retries the child with it
         // (once per retry of the parent: the parent counted more attempts, or was taken up
         // again after the child ended); a child ended by a person stays ended. A parent resumed
@@ -73,6 +89,7 @@ impl Machine for Contain {
             children,
             next,
             reason,
+            distrust,
         };
         Ok(match child.status {
             ActionStatus::Done | ActionStatus::Skipped => {
@@ -80,12 +97,14 @@ impl Machine for Contain {
                     children,
                     next,
                     reason,
+                    distrust,
                 } = state;
                 Next::Step(
                     Self::Children {
                         children,
                         next: next + 1,
                         reason,
+                        distrust,
                     },
                     Some(format!("{label} {}", child.status)),
                 )
@@ -182,6 +201,7 @@ impl Machine for RaiseFinding {
                 cx.now(),
             )
             .await?;
+        super::crash_point("raise_finding_raised");
         Ok(Next::Done(format!(
             "finding {} ({}) is {}",
             finding.id, finding.policy_id, finding.status

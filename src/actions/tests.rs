@@ -297,6 +297,7 @@ impl World {
             store: &self.store,
             connectors: &self.connectors,
             policies: &self.policies,
+            holders: &[],
             clock,
         }
     }

@@ -145,18 +145,35 @@ pub(super) struct Loaded {
     pub(super) store: SqliteStore,
     pub(super) connectors: Vec<std::sync::Arc<dyn keywarden_connector::Connector>>,
     pub(super) policies: PolicySet,
+    /// The config's `signers:` holders whose keys could be read.
+    pub(super) holders: Vec<(String, Vec<crate::config::signers::HolderSelector>)>,
 }
 
 pub(super) async fn load(config: &std::path::Path) -> Result<Loaded, Failure> {
     let (config, policies) = load_all(config)?;
     let connectors = config.build()?;
     let store = open_store(&config).await?;
+    let holders = holders(&config);
     Ok(Loaded {
         config,
         store,
         connectors,
         policies,
+        holders,
     })
+}
+
+/// The config's holders; each `signers:` entry whose key cannot be read is a loud warning (no
+/// reason to stop a scan or a leak's answer), and its holders distrust nothing.
+pub(super) fn holders(
+    config: &crate::config::Config,
+) -> Vec<(String, Vec<crate::config::signers::HolderSelector>)> {
+    let (holders, errors) = crate::signers::load::configured_holders(config);
+    for error in errors {
+        tracing::error!(%error, "A signers: entry cannot be read; its holders are not distrusted.");
+        eprintln!("warning: {error}; the signers it names are not distrusted for its holders");
+    }
+    holders
 }
 
 impl Loaded {
@@ -165,6 +182,7 @@ impl Loaded {
             store: &self.store,
             connectors: &self.connectors,
             policies: &self.policies,
+            holders: &self.holders,
             clock,
         }
     }

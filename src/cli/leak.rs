@@ -28,7 +28,7 @@ pub enum LeakCommand {
         /// The report's format; recognised from its content when not given.
         #[arg(long, value_enum)]
         format: Option<LeakFormat>,
-        /// Open findings only; start no containment.
+        /// Open findings and distrust signers only; quarantine nothing.
         #[arg(long)]
         no_contain: bool,
         /// Output format.
@@ -59,29 +59,13 @@ pub async fn run(command: LeakCommand) -> Result<ExitCode, Failure> {
                     Failure::Input(format!("cannot read {}: {err}", file.display()))
                 })?);
             let loaded = load(&config.config).await?;
-            let (holders, errors) = crate::signers::load::configured_holders(&loaded.config);
-            for error in errors {
-                // Loud, but no reason to leave a leak unanswered.
-                tracing::error!(%error, "A signers: entry cannot be read; its holders are not distrusted.");
-                eprintln!(
-                    "warning: {error}; the signers it names are not distrusted for its holders"
-                );
-            }
             let settings = intake::Settings {
                 look_back: loaded.config.leak_look_back,
-                holders,
+                contain: !no_contain,
             };
             let clock = Utc::now;
             let engine = loaded.engine(&clock);
-            let result = intake::ingest(
-                &loaded.store,
-                (!no_contain).then_some(engine),
-                &settings,
-                &bytes,
-                format,
-                Utc::now(),
-            )
-            .await;
+            let result = intake::ingest(engine, &settings, &bytes, format, Utc::now()).await;
             loaded.store.close().await;
             let ingested = match result {
                 Ok(it) => it,

@@ -154,6 +154,7 @@ pub async fn run(command: TrustCommand) -> Result<ExitCode, Failure> {
                 evidence: reason.to_owned(),
                 by: by.to_owned(),
                 reinstated: None,
+                until_replaced: None,
             };
             change(&config, &key_id, TrustChange::Distrust(period), now, format).await
         }
@@ -322,7 +323,11 @@ fn time(at: DateTime<Utc>) -> String {
 }
 
 fn period(it: &DistrustPeriod) -> String {
-    let until = it.until.map_or_else(|| "for good".to_owned(), time);
+    let until = match (&it.until, &it.until_replaced) {
+        (Some(until), _) => time(*until),
+        (None, Some(credential)) => format!("{credential} is replaced"),
+        (None, None) => "for good".to_owned(),
+    };
     let mut text = format!(
         "{} from {} until {until}: {} (by {})",
         it.reason.as_str(),

@@ -180,6 +180,52 @@ impl Conditions {
                 .is_none_or(|it| it.count(ledger, identities) > it.more_than)
     }
 
+    /// When the conditions began to hold for the credential, as far as its times tell: the latest
+    /// start of the time-bound conditions (`age_over` T: creation + T; `unused_for` T: last use,
+    /// or creation when never used, + T; `never_used_and_older_than` T: creation + T;
+    /// `expires_within` T: expiry − T; `expired: true`: the expiry). `None` when no condition is
+    /// bound to a time (a missing owner began when nobody can tell), or a time is out of range.
+    ///
+    /// Only meaningful when [`Self::holds`] is true.
+    pub fn began(&self, ledger: &LedgerCredential) -> Option<DateTime<Utc>> {
+        let created = ledger.created_at();
+        let after =
+            |at: DateTime<Utc>, limit: &super::Threshold| at.checked_add_signed(limit.duration);
+        let mut starts: Vec<Option<DateTime<Utc>>> = Vec::new();
+        if let Some(limit) = &self.age_over {
+            starts.push(after(created, limit));
+        }
+        if let Some(limit) = &self.unused_for {
+            starts.push(match &ledger.credential.last_used {
+                LastUse::At { at, .. } => after(*at, limit),
+                LastUse::Never | LastUse::Unknown => after(created, limit),
+            });
+        }
+        if let Some(limit) = &self.never_used_and_older_than {
+            starts.push(after(created, limit));
+        }
+        if let Some(limit) = &self.expires_within {
+            starts.push(
+                ledger
+                    .credential
+                    .expires_at
+                    .and_then(|at| at.checked_sub_signed(limit.duration)),
+            );
+        }
+        if self.expired == Some(true) {
+            starts.push(ledger.credential.expires_at);
+        }
+        if starts.is_empty() {
+            return None;
+        }
+        // Every condition must hold: they all hold from the latest start.
+        starts
+            .into_iter()
+            .try_fold(DateTime::<Utc>::MIN_UTC, |latest, it| {
+                it.map(|at| latest.max(at))
+            })
+    }
+
     /// Why the conditions hold, one clause per condition: `age 400d exceeds 365d; status active`.
     ///
     /// Only meaningful when [`Self::holds`] is true.

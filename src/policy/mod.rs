@@ -99,6 +99,8 @@
 //! durations, globs and cron expressions, duplicate ids. [`load`] and [`parse_str`] succeed only
 //! when there is none.
 
+#[cfg(test)]
+mod began_tests;
 mod eval;
 #[cfg(test)]
 mod identity_tests;

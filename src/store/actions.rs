@@ -16,10 +16,14 @@ keywarden_connector::named_enum! {
         Delete = "delete",
         /// Deactivate one key and deny the sessions it minted.
         Quarantine = "quarantine",
-        /// Containment playbook: ordered children (quarantine, then a critical finding).
+        /// Containment playbook: ordered children (distrust the signers the credential is or
+        /// holds, quarantine, then a critical finding).
         Contain = "contain",
         /// Open a finding keywarden raises itself (a child of a playbook); touches no connector.
         RaiseFinding = "raise_finding",
+        /// Distrust signers from a point in time (the credential is one, or its identity holds
+        /// them); touches no connector.
+        RevokeTrust = "revoke_trust",
     }
 }
 

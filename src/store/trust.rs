@@ -62,6 +62,12 @@ pub enum TrustChange {
         by: String,
         reason: String,
     },
+    /// The credential (`source/external id`) a period waited for was replaced at `at`: the
+    /// periods that lasted until then end there.
+    Replaced {
+        credential: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl TrustChange {
@@ -70,6 +76,7 @@ impl TrustChange {
         match self {
             Self::Distrust(period) => record.distrust(period.clone()),
             Self::Reinstate { at, by, reason } => record.reinstate(*at, by, reason),
+            Self::Replaced { credential, at } => Ok(record.end_on_replacement(credential, *at)),
         }
     }
 
@@ -78,6 +85,7 @@ impl TrustChange {
         match self {
             Self::Distrust(_) => "signer.distrusted",
             Self::Reinstate { .. } => "signer.reinstated",
+            Self::Replaced { .. } => "signer.distrust_ended",
         }
     }
 }

@@ -558,6 +558,7 @@ impl TimedRotation {
             store: &store,
             connectors: &connectors,
             policies: &policies,
+            holders: &[],
             clock: &clock,
         };
         let started = actions::start(
@@ -584,6 +585,7 @@ impl TimedRotation {
             store: &self.store,
             connectors: &self.connectors,
             policies: &policies,
+            holders: &[],
             clock: &clock,
         };
         actions::resume(engine).await.expect("resume");

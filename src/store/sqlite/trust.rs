@@ -158,6 +158,11 @@ impl SignerTrust for SqliteStore {
                 "reason": period.reason,
                 "evidence": period.evidence,
                 "by": period.by,
+                "until_replaced": period.until_replaced,
+            }),
+            TrustChange::Replaced { credential, at } => json!({
+                "at": at,
+                "replaced": credential,
             }),
             TrustChange::Reinstate { at, by, reason } => json!({
                 "at": at,
