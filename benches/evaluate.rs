@@ -117,6 +117,7 @@ fn credentials(n: usize) -> Vec<LedgerCredential> {
                     owner: rng.chance(70).then(|| format!("team-{}", idx % 40)),
                     purpose: Some(if signing { "signing" } else { "deploy" }.to_owned()),
                     tags: identity_tags,
+                    confirmed_leaks: Vec::new(),
                 },
                 credential: Credential {
                     external_id: format!("cred-{idx}"),

@@ -33,6 +33,12 @@ Every request goes to moto unchanged except those under /_keywarden/, which are 
        (without access_key_id: {"by_access_key": {"AKIA...": {"calls": ..., "throttled": ...}}})
   POST /_keywarden/stats/reset   {"access_key_id": "AKIA..."}  (absent or null: every key)
        -> 200 {"reset": "AKIA..." | null}
+  POST /_keywarden/managed-policy {"account_id": "123456789012",
+                                  "name": "AWSCompromisedKeyQuarantineV3"}
+       makes one AWS managed policy (moto's copy of AWS's own document) attachable in that
+       account, as every AWS account has it; moto loads none of them unless told to load all
+       (MOTO_IAM_LOAD_MANAGED_POLICIES, some 1,400 per account, too slow for a test per account)
+       -> 200 {"account_id", "arn"};  404 when moto does not know the policy
   POST /_keywarden/seed          {"account_id": "123456789012", "users": 5000, "keys": 7500,
                                   "path": "/bench/", "tags": true, "prefix": "bench-user-",
                                   "last_used": true, "same_second": false}
@@ -370,6 +376,7 @@ class KeywardenMiddleware:
             ("POST", "stats/reset"): self.stats_reset,
             ("POST", "seed"): self.seed,
             ("POST", "report"): self.report,
+            ("POST", "managed-policy"): self.managed_policy,
         }
         try:
             # Read the whole body first: the connection is kept alive for the next request.
@@ -504,6 +511,23 @@ class KeywardenMiddleware:
         with self.lock:
             (REPORT_USE_ACCOUNTS.add if on else REPORT_USE_ACCOUNTS.discard)(account)
         return {"account_id": account, "region_and_service": on}
+
+    def managed_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+        from moto.iam.models import AWSManagedPolicy
+
+        account = account_of(body)
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise HttpError(400, "`name` is required")
+        data = json.loads(aws_managed_policies_data).get(name)
+        if data is None:
+            raise HttpError(404, f"moto does not know the AWS managed policy {name}")
+        with self.lock:
+            backend = iam_backends[account][PARTITION]
+            policy = AWSManagedPolicy.from_data(name, account, backend.region_name, data)
+            backend.managed_policies[policy.arn] = policy
+        return {"account_id": account, "arn": policy.arn}
 
     def seed(self, body: dict[str, Any]) -> dict[str, Any]:
         """Creates users and keys straight in the backend: thousands per second, no HTTP."""

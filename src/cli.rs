@@ -367,16 +367,34 @@ async fn scan_and_enforce(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if enforce {
-        let clock = Utc::now;
-        let holders = actions::holders(&config);
-        let engine = crate::actions::Engine {
-            store: &store,
-            connectors: &connectors,
-            policies: &policies,
-            holders: &holders,
-            clock: &clock,
+    let holders = actions::holders(&config);
+    let clock = Utc::now;
+    let engine = crate::actions::Engine {
+        store: &store,
+        connectors: &connectors,
+        policies: &policies,
+        holders: &holders,
+        clock: &clock,
+    };
+    // Leaks the provider confirmed (AWS's quarantine policy on a user) are answered first, as a
+    // report of them would be (findings, distrust, containment), when enforcing; without, they
+    // are only reported, and the next enforcing scan answers them.
+    let confirmed: Vec<crate::leaks::ConfirmedLeak> = report
+        .sources
+        .iter()
+        .flat_map(|it| it.confirmed_leaks.iter().cloned())
+        .collect();
+    if enforce && !confirmed.is_empty() {
+        let settings = crate::intake::Settings {
+            look_back: config.leak_look_back,
+            contain: true,
         };
+        report.leaks = crate::intake::ingest_confirmed(engine, &settings, &confirmed, Utc::now())
+            .await
+            .context("cannot answer the leaks the provider confirmed")?
+            .leaks;
+    }
+    if enforce {
         let scope = report.enforcement_scope();
         let enforcement =
             crate::actions::enforce::run(engine, &config.enforcement, &scope, &report.findings)
@@ -384,7 +402,37 @@ async fn scan_and_enforce(
                 .context("enforcement failed")?;
         report.enforcement = Some(enforcement);
     }
+    signer_trust(&store, &holders, &mut report)
+        .await
+        .context("cannot read the signers' trust")?;
     Ok(Scanned { store, report })
+}
+
+/// The signers' trust as it stands after the scan and enforcement: a finding on each credential
+/// of a signer distrusted now (so `--fail-on` counts it), resolved once it is trusted again; the
+/// report's findings read again to include them.
+async fn signer_trust(
+    store: &SqliteStore,
+    holders: &crate::actions::Holders,
+    report: &mut crate::scan::ScanReport,
+) -> Result<(), crate::store::StoreError> {
+    let signers = crate::signers::load::signers(store, holders).await?;
+    crate::signers::load::reconcile_findings(
+        store,
+        &signers,
+        &report.findings,
+        &report.scope,
+        report.started_at,
+    )
+    .await?;
+    report.findings = store
+        .findings(true)
+        .await?
+        .into_iter()
+        .filter(|it| report.scope.contains(&it.source))
+        .collect();
+    report.signers = signers;
+    Ok(())
 }
 
 async fn scan(path: &Path, options: ScanOptions) -> Result<ExitCode, Failure> {

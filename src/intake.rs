@@ -88,8 +88,31 @@ pub async fn ingest(
     format: Option<LeakFormat>,
     at: DateTime<Utc>,
 ) -> Result<Ingested, IngestError> {
+    let (format, found) = leaks::parse(bytes, format)?;
+    Ok(answer_all(engine, settings, format, found, at).await?)
+}
+
+/// Answers the leaks a provider confirmed during inventory (AWS's quarantine policy on a user)
+/// as [`ingest`] answers a report's: each is recorded once, every access key of the user is
+/// taken as exposed.
+pub async fn ingest_confirmed(
+    engine: Engine<'_>,
+    settings: &Settings,
+    confirmed: &[leaks::ConfirmedLeak],
+    at: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
+    let found = confirmed.iter().map(leaks::ConfirmedLeak::leak).collect();
+    answer_all(engine, settings, LeakFormat::Provider, found, at).await
+}
+
+async fn answer_all(
+    engine: Engine<'_>,
+    settings: &Settings,
+    format: LeakFormat,
+    mut found: Vec<Leak>,
+    at: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
     let store = engine.store;
-    let (format, mut found) = leaks::parse(bytes, format)?;
     // One exposure reported twice in one report is one leak.
     let mut ids = std::collections::HashSet::new();
     found.retain(|it| ids.insert(it.id.clone()));
@@ -184,7 +207,7 @@ async fn answer(
     signers: &[Signer],
     outcome: &mut Outcome,
     at: DateTime<Utc>,
-) -> Result<(), IngestError> {
+) -> Result<(), StoreError> {
     let store = engine.store;
     let evidence = evidence(&outcome.leak);
     if outcome.matched.is_empty() {
@@ -252,7 +275,7 @@ async fn contain(
     matched: &LeakMatch,
     evidence: &str,
     outcome: &mut Outcome,
-) -> Result<(), IngestError> {
+) -> Result<(), StoreError> {
     let target = match actions::target(
         engine.store,
         &matched.credential_external_id,
@@ -261,7 +284,7 @@ async fn contain(
     .await
     {
         Ok(it) => it,
-        Err(ActionError::Store(err)) => return Err(err.into()),
+        Err(ActionError::Store(err)) => return Err(err),
         Err(err) => {
             // Gone since the match was made: nothing is left to act on.
             outcome
@@ -286,7 +309,7 @@ async fn contain(
         if earlier.status.is_open() {
             match actions::drive(engine, earlier.id).await {
                 Ok(_) => {}
-                Err(ActionError::Store(err)) => return Err(err.into()),
+                Err(ActionError::Store(err)) => return Err(err),
                 Err(err) => outcome.not_contained.push(format!(
                     "{}: action {}: {err}",
                     matched.credential_external_id, earlier.id
@@ -336,7 +359,7 @@ async fn contain(
                 // The playbook distrusted them (its first step): no second action.
                 break;
             }
-            Err(ActionError::Store(err)) => return Err(err.into()),
+            Err(ActionError::Store(err)) => return Err(err),
             Err(err) => outcome
                 .not_contained
                 .push(format!("{}: {err}", matched.credential_external_id)),

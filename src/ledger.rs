@@ -168,6 +168,7 @@ pub(crate) mod fixtures {
                 owner: None,
                 purpose: None,
                 tags: BTreeMap::new(),
+                confirmed_leaks: Vec::new(),
             },
             credential: Credential {
                 external_id: format!("credential:{name}"),

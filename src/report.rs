@@ -102,7 +102,49 @@ fn action_line(item: &Item, name: &str) -> String {
     format!("  {verb} {what}{action}{reason}\n")
 }
 
-/// The human-readable report.
+/// The report's signers section: each signer distrusted now (the worst first), then the trusted
+/// ones, at most `limit` lines.
+fn signers_text(report: &ScanReport, limit: usize) -> String {
+    if report.signers.is_empty() {
+        return String::new();
+    }
+    let now = report.started_at;
+    let views: Vec<crate::signers::SignerView<'_>> =
+        report.signers.iter().map(|it| it.view(now)).collect();
+    let distrusted = views.iter().filter(|it| !it.trusted).count();
+    let mut out = format!(
+        "\nSigners: {} ({distrusted} distrusted now; `keywarden trust list` shows every one)\n",
+        views.len()
+    );
+    let mut ordered: Vec<&crate::signers::SignerView<'_>> = views.iter().collect();
+    ordered.sort_by_key(|it| it.trusted);
+    for view in ordered.iter().take(limit) {
+        let names: Vec<String> = view
+            .credentials
+            .iter()
+            .map(|it| format!("{}/{}", it.source, it.name))
+            .collect();
+        let state = match &view.untrusted_because {
+            None => "trusted".to_owned(),
+            Some(why) => format!("NOT TRUSTED: {why}"),
+        };
+        out.push_str(&format!(
+            "  {} {} ({} holders): {state}\n",
+            view.key_id.get(..16).unwrap_or(view.key_id),
+            if names.is_empty() {
+                "(no credential left)".to_owned()
+            } else {
+                names.join(", ")
+            },
+            view.holders.len()
+        ));
+    }
+    if ordered.len() > limit {
+        out.push_str(&format!("  ... and {} more\n", ordered.len() - limit));
+    }
+    out
+}
+
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -287,6 +329,33 @@ pub async fn table(
         report.changes.opened + report.changes.reopened,
         report.changes.resolved,
     ));
+
+    out.push_str(&signers_text(report, limit));
+    for confirmed in report.sources.iter().flat_map(|it| &it.confirmed_leaks) {
+        let leak = confirmed.leak();
+        let answered = report.leaks.iter().find(|it| it.leak.id == leak.id);
+        out.push_str(&format!(
+            "\nLEAK CONFIRMED BY THE PROVIDER: {} ({}): {}\n",
+            leak.location.as_deref().unwrap_or(&leak.id),
+            leak.detector,
+            match answered {
+                None => "reported only (--no-enforce); an enforcing scan answers it".to_owned(),
+                Some(it) if it.contained.is_empty() => format!(
+                    "exposes {}",
+                    if it.matched.is_empty() {
+                        "no key in the ledger".to_owned()
+                    } else {
+                        it.matched
+                            .iter()
+                            .map(|m| m.credential_external_id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+                Some(it) => format!("answered by actions {:?}", it.contained),
+            }
+        ));
+    }
 
     if !planned.is_empty() {
         out.push_str("\nActions (dry_run policies only say what they would do):\n");
@@ -512,6 +581,12 @@ struct ReportHead<'a> {
     planned_actions: Vec<PlannedOut<'a>>,
     halts: &'a [crate::actions::enforce::Halt],
     errors: &'a [crate::store::StoredScanError],
+    /// Every signer's trust at the scan's time.
+    signers: Vec<crate::signers::SignerView<'a>>,
+    /// The leaks the providers confirmed, as the inventory saw them.
+    confirmed_leaks: Vec<&'a crate::leaks::ConfirmedLeak>,
+    /// How enforcement answered them (empty without enforcement).
+    leaks: &'a [crate::intake::Outcome],
 }
 
 fn credential_out<'a>(
@@ -628,6 +703,13 @@ pub async fn write_json(
             .as_ref()
             .map_or(&[][..], |it| it.halts.as_slice()),
         errors: &report.errors,
+        signers: report.signers.iter().map(|it| it.view(now)).collect(),
+        confirmed_leaks: report
+            .sources
+            .iter()
+            .flat_map(|it| &it.confirmed_leaks)
+            .collect(),
+        leaks: &report.leaks,
     };
     out.write_all(b"{\"credentials\":[")?;
     let by_credential = report.findings_by_credential();

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::{
-    Connector, ConnectorError, Inventory, InventorySink, Progress, ScanContext, SkipReason, Skipped,
+    Connector, ConnectorError, CredentialKind, CredentialStatus, Inventory, InventorySink,
+    Progress, ScanContext, SkipReason, Skipped,
 };
 
+use crate::leaks::ConfirmedLeak;
 use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::policy::{self, PolicySet};
 use crate::store::{
@@ -29,6 +31,9 @@ pub struct SourceOutcome {
     pub result: Result<SourceDiff, String>,
     /// What the connector left unread, and why.
     pub skipped: SkippedSummary,
+    /// Leaks the provider itself confirmed (AWS's quarantine policy on a user), seen in this
+    /// inventory, failed or not.
+    pub confirmed_leaks: Vec<ConfirmedLeak>,
 }
 
 /// How many of a source's skipped records are kept, with their reasons, for the report.
@@ -71,6 +76,12 @@ pub struct ScanReport {
     pub clean: Vec<String>,
     /// What enforcement did after the evaluation (`None`: it did not run).
     pub enforcement: Option<crate::actions::enforce::Report>,
+    /// Every signer with its trust, as it stands after the scan (and enforcement); empty when the
+    /// caller did not read them.
+    pub signers: Vec<crate::signers::Signer>,
+    /// What became of the leaks the sources' providers confirmed (empty when the caller did not
+    /// answer them).
+    pub leaks: Vec<crate::intake::Outcome>,
 }
 
 impl ScanReport {
@@ -110,6 +121,41 @@ struct LedgerSink {
     recorder: Box<dyn SourceRecorder>,
     failure: Option<StoreError>,
     skipped: SkippedSummary,
+    confirmed: Vec<ConfirmedLeak>,
+}
+
+impl LedgerSink {
+    /// Keeps the leaks a batch's identities carry the provider's confirmation of, with their
+    /// present access keys in the batch (a connector hands an identity and its credentials in
+    /// one batch).
+    fn confirmed_in(&mut self, batch: &Inventory) {
+        for identity in batch
+            .identities
+            .iter()
+            .filter(|it| !it.confirmed_leaks.is_empty())
+        {
+            let access_keys: Vec<String> = batch
+                .credentials
+                .iter()
+                .filter(|it| {
+                    it.identity_id == identity.external_id
+                        && it.kind == CredentialKind::AccessKey
+                        && it.status != CredentialStatus::Gone
+                })
+                .map(|it| it.external_id.clone())
+                .collect();
+            for evidence in &identity.confirmed_leaks {
+                tracing::error!(source = %self.source, identity = %identity.name, %evidence, "The provider confirms a leak.");
+                self.confirmed.push(ConfirmedLeak {
+                    source: self.source.clone(),
+                    identity: identity.external_id.clone(),
+                    identity_name: identity.name.clone(),
+                    evidence: evidence.clone(),
+                    access_keys: access_keys.clone(),
+                });
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -122,6 +168,7 @@ impl InventorySink for LedgerSink {
             tracing::info!(source = %self.source, subject = %it.subject, reason = %it.reason, detail = %it.detail, "Left unread.");
         }
         self.skipped.add(&batch.skipped);
+        self.confirmed_in(&batch);
         self.recorder.batch(&batch).await.map_err(|err| {
             let message = format!("the ledger could not record a batch: {err}");
             self.failure = Some(err);
@@ -203,6 +250,7 @@ pub async fn run(
             kind,
             result: Err(message),
             skipped: SkippedSummary::default(),
+            confirmed_leaks: Vec::new(),
         });
     }
     let mut scanned = Vec::new();
@@ -218,6 +266,7 @@ pub async fn run(
             recorder: store.record_source(scan_id, &name, now).await?,
             failure: None,
             skipped: SkippedSummary::default(),
+            confirmed: Vec::new(),
         };
         let res = connector.inventory(&cx, &mut sink).await;
         if let Some(err) = sink.failure {
@@ -243,6 +292,7 @@ pub async fn run(
             kind: connector.kind(),
             result,
             skipped: sink.skipped,
+            confirmed_leaks: sink.confirmed,
         });
     }
 
@@ -303,6 +353,8 @@ pub async fn run(
         changes,
         errors,
         enforcement: None,
+        signers: Vec::new(),
+        leaks: Vec::new(),
     })
 }
 

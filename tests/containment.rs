@@ -1,9 +1,11 @@
-//! From a leak report to a contained key, against moto and the real detect-secrets: a key moto
-//! issued is committed to a fixture git repository, detect-secrets scans it, and
-//! `keywarden leak ingest` of its baseline quarantines the key and opens a critical finding.
+//! From a leak to a contained key, against moto and the real detect-secrets: a key moto issued
+//! is committed to a fixture git repository, detect-secrets scans it, and `keywarden leak ingest`
+//! of its baseline distrusts the signers its user holds, quarantines the key and opens a critical
+//! finding; and a user AWS itself quarantined (its managed `AWSCompromisedKeyQuarantineV3`
+//! policy), seen by a scan, is a leak confirmed by AWS.
 //!
 //! Needs moto (`KEYWARDEN_TEST_MOTO_URL`) and detect-secrets (`KEYWARDEN_TEST_DETECT_SECRETS`, the
-//! program, or `detect-secrets` on the PATH); without them the test skips, unless
+//! program, or `detect-secrets` on the PATH); without them the tests skip, unless
 //! `KEYWARDEN_REQUIRE_PEERS=1`.
 
 mod common;
@@ -279,4 +281,82 @@ async fn a_containment_that_crashes_after_any_step_resumes_to_the_same_end() {
         assert_eq!(again["leaks"][0]["new"], false, "{point}: {again:#}");
         world.assert_contained().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_aws_quarantined_is_a_confirmed_leak_answered_by_the_scan() {
+    let Some(world) = leaked_key_world().await else {
+        return;
+    };
+    let Leaked { account, ws, key } = &world;
+    let made = account
+        .control(
+            "managed-policy",
+            serde_json::json!({ "account_id": account.id, "name": "AWSCompromisedKeyQuarantineV3" }),
+        )
+        .await;
+    assert_eq!(
+        made["arn"], "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3",
+        "{made}"
+    );
+    account
+        .iam
+        .attach_user_policy()
+        .user_name("ci")
+        .policy_arn("arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3")
+        .send()
+        .await
+        .expect("attach");
+
+    // Without enforcement it is reported, and nothing changes.
+    let report = ws.scan_with(account, &["--no-enforce"]);
+    let seen = report["confirmed_leaks"]
+        .as_array()
+        .expect("confirmed_leaks");
+    assert_eq!(seen.len(), 1, "{report:#}");
+    assert_eq!(
+        seen[0]["evidence"],
+        "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3"
+    );
+    assert_eq!(seen[0]["identity_name"], "ci");
+    assert_eq!(seen[0]["access_keys"][0], key.as_str());
+    assert!(report["leaks"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(
+        account.keys("ci").await,
+        BTreeMap::from([(key.clone(), true)])
+    );
+    assert!(
+        ws.json(account, &["leak", "list", "--format", "json"])
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+
+    // Enforcing: the same leak is contained (once), and a later scan changes nothing.
+    let enforced = ws.scan(account);
+    let answered = &enforced["leaks"][0];
+    assert_eq!(answered["new"], true, "{enforced:#}");
+    assert_eq!(answered["format"], "provider");
+    assert_eq!(answered["detector"], "AWSCompromisedKeyQuarantineV3");
+    assert_eq!(
+        answered["matched"][0]["credential_external_id"],
+        key.as_str()
+    );
+    assert_eq!(answered["contained"].as_array().map(Vec::len), Some(1));
+    world.assert_contained().await;
+    assert_eq!(
+        account.keys("ci").await,
+        BTreeMap::from([(key.clone(), false)])
+    );
+    assert_eq!(
+        account.inline_policies("ci").await,
+        ["KeywardenRevokeOlderSessions"]
+    );
+    let actions = ws.json(account, &["actions", "list", "--format", "json"]);
+    let again = ws.scan(account);
+    assert_eq!(again["leaks"][0]["new"], false, "{again:#}");
+    assert_eq!(again["leaks"][0]["answered"], false, "{again:#}");
+    assert_eq!(
+        ws.json(account, &["actions", "list", "--format", "json"]),
+        actions
+    );
 }

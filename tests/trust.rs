@@ -344,3 +344,104 @@ fn a_signer_lists_its_own_holder_and_the_holders_the_config_names() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_scan_shows_each_signers_trust_and_fails_on_a_distrusted_one_until_it_is_reinstated() {
+    let ws = Trust::new();
+    let key = ws.release();
+    let scan = |expected: i32| -> Value {
+        let out = ws.run(&[
+            "scan",
+            "--format",
+            "json",
+            "--no-progress",
+            "--fail-on",
+            "high",
+        ]);
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let distrust_findings = |report: &Value| -> Vec<Value> {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|it| it["policy"] == "keywarden.signer-distrusted")
+            .cloned()
+            .collect()
+    };
+    let release_in = |report: &Value| -> Value {
+        report["signers"]
+            .as_array()
+            .expect("signers")
+            .iter()
+            .find(|it| it["key_id"] == key.as_str())
+            .unwrap_or_else(|| panic!("{report:#}"))
+            .clone()
+    };
+    let clean = scan(0);
+    assert_eq!(release_in(&clean)["trusted"], true, "{clean:#}");
+    assert!(distrust_findings(&clean).is_empty());
+
+    let from = text(Utc::now() - Duration::days(1));
+    let out = ws.run(&[
+        "trust",
+        "revoke",
+        &key,
+        "--from",
+        &from,
+        "--reason",
+        "suspected",
+        "--by",
+        "alice",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = scan(1);
+    let release = release_in(&report);
+    assert_eq!(release["trusted"], false, "{release:#}");
+    assert!(
+        release["untrusted_because"]
+            .as_str()
+            .is_some_and(|it| it.contains("suspected")),
+        "{release:#}"
+    );
+    let found = distrust_findings(&report);
+    assert_eq!(
+        found.len(),
+        1,
+        "one finding on the signer's one credential: {report:#}"
+    );
+    assert_eq!(found[0]["source"], "keys");
+    assert_eq!(
+        found[0]["severity"], "high",
+        "a manual distrust, not a leak"
+    );
+    let others: Vec<&Value> = report["signers"]
+        .as_array()
+        .expect("signers")
+        .iter()
+        .filter(|it| it["key_id"] != key.as_str())
+        .collect();
+    assert!(others.iter().all(|it| it["trusted"] == true), "{others:#?}");
+    let table = ws.run(&["scan", "--no-progress"]);
+    assert!(
+        stdout(&table).contains(&format!("{} keys/keys/release.pub", &key[..16]))
+            && stdout(&table).contains("NOT TRUSTED"),
+        "{}",
+        stdout(&table)
+    );
+
+    let out = ws.run(&[
+        "trust",
+        "reinstate",
+        &key,
+        "--reason",
+        "false alarm: the key never left the HSM",
+        "--by",
+        "carol",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = scan(0);
+    assert_eq!(release_in(&after)["trusted"], true, "{after:#}");
+    assert!(distrust_findings(&after).is_empty(), "resolved: {after:#}");
+}

@@ -201,6 +201,7 @@ impl Connector for Source {
                 owner: None,
                 purpose: None,
                 tags: Default::default(),
+                confirmed_leaks: Vec::new(),
             }],
             credentials: keys
                 .into_iter()

@@ -40,6 +40,10 @@ pub enum LeakFormat {
     Trufflehog,
     Gitleaks,
     DetectSecrets,
+    /// The provider's own word, seen during inventory (AWS's quarantine policy on a user); not a
+    /// report format `leak ingest` reads.
+    #[value(skip)]
+    Provider,
 }
 
 impl LeakFormat {
@@ -50,6 +54,7 @@ impl LeakFormat {
             Self::Trufflehog => "trufflehog",
             Self::Gitleaks => "gitleaks",
             Self::DetectSecrets => "detect_secrets",
+            Self::Provider => "provider",
         }
     }
 }
@@ -171,8 +176,57 @@ pub fn parse(
         LeakFormat::Trufflehog => formats::trufflehog(bytes)?,
         LeakFormat::Gitleaks => formats::gitleaks(bytes)?,
         LeakFormat::DetectSecrets => formats::detect_secrets(bytes)?,
+        LeakFormat::Provider => {
+            return Err(LeakError::Unrecognised(
+                "`provider` leaks come from inventory, not from a report".to_owned(),
+            ));
+        }
     };
     Ok((format, leaks))
+}
+
+/// A provider's own word, seen during inventory, that an identity's credentials were exposed:
+/// AWS attaches its managed `AWSCompromisedKeyQuarantine*` policy to a user whose access key it
+/// found exposed. AWS does not say which of the user's keys: each is taken as exposed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfirmedLeak {
+    pub source: String,
+    /// The identity's external id (the user's ARN).
+    pub identity: String,
+    pub identity_name: String,
+    /// What shows it (the policy's ARN).
+    pub evidence: String,
+    /// The identity's present access keys as the inventory listed them.
+    pub access_keys: Vec<String>,
+}
+
+impl ConfirmedLeak {
+    /// The leak, with an id that stays the same for as long as the evidence does (each scan
+    /// that sees it again changes nothing).
+    pub fn leak(&self) -> Leak {
+        let detector = self
+            .evidence
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.evidence)
+            .to_owned();
+        Leak {
+            id: format!("{}:{}:{}", self.source, self.identity, self.evidence),
+            format: LeakFormat::Provider,
+            detector,
+            location: Some(format!(
+                "{} in {} ({} attached by AWS)",
+                self.identity_name, self.source, self.evidence
+            )),
+            exposed_at: None,
+            indicators: self
+                .access_keys
+                .iter()
+                .map(|it| Indicator::AccessKeyId(it.clone()))
+                .collect(),
+            dismissed: None,
+        }
+    }
 }
 
 /// Whether `text` has the shape of an AWS access key id (`AKIA`, `ASIA`, `ABIA`, `ACCA` or

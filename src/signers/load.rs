@@ -46,3 +46,76 @@ pub async fn signers(
         credentials: &credentials,
     }))
 }
+
+/// The finding on each credential of a signer that is distrusted now.
+pub const SIGNER_DISTRUSTED: &str = "keywarden.signer-distrusted";
+
+/// Keeps one `keywarden.signer-distrusted` finding open on each credential (of the `scope`
+/// sources) of every signer distrusted at `at` — critical where the period in force was a leak,
+/// high otherwise — and resolves it where the signer is trusted again. `open` are the unresolved
+/// findings (to find the ones to resolve). Returns how many signers are distrusted at `at`.
+pub async fn reconcile_findings(
+    store: &dyn Store,
+    signers: &[Signer],
+    open: &[crate::store::Finding],
+    scope: &[String],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, StoreError> {
+    let mut distrusted = 0;
+    for signer in signers {
+        let in_force = match signer.record.verdict(at) {
+            crate::trust::Verdict::Distrusted(period) => Some(period),
+            crate::trust::Verdict::Trusted | crate::trust::Verdict::BeforeValidFrom => None,
+        };
+        distrusted += usize::from(in_force.is_some());
+        for credential in signer
+            .credentials
+            .iter()
+            .filter(|it| scope.contains(&it.source))
+        {
+            match in_force {
+                Some(period) => {
+                    let severity = if period.reason == crate::trust::DistrustReason::Leaked {
+                        "critical"
+                    } else {
+                        "high"
+                    };
+                    let finding = crate::store::RaisedFinding {
+                        source: credential.source.clone(),
+                        credential_external_id: credential.external_id.clone(),
+                        policy_id: SIGNER_DISTRUSTED.to_owned(),
+                        severity: severity.to_owned(),
+                        reason: format!(
+                            "signer {} is distrusted since {} ({}: {}, by {}); signatures made \
+                             since prove nothing about where an artifact came from",
+                            signer.key_id,
+                            period.from.to_rfc3339(),
+                            period.reason.as_str(),
+                            period.evidence,
+                            period.by
+                        ),
+                    };
+                    store.raise_finding(&finding, at).await?;
+                }
+                None => {
+                    let has_one = open.iter().any(|it| {
+                        it.policy_id == SIGNER_DISTRUSTED
+                            && it.source == credential.source
+                            && it.credential_external_id == credential.external_id
+                    });
+                    if has_one {
+                        store
+                            .clear_raised_finding(
+                                &credential.source,
+                                &credential.external_id,
+                                SIGNER_DISTRUSTED,
+                                at,
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(distrusted)
+}

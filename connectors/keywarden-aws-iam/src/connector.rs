@@ -42,6 +42,7 @@ use crate::config::{AwsIamConfig, DeliverRules};
 use crate::report::{self, Report, Row};
 
 mod last_use;
+mod quarantine;
 
 pub(crate) use last_use::access_key_last_used;
 use last_use::set_use_attributes;
@@ -534,6 +535,7 @@ impl UserScan<'_> {
             owner: tags.get(config.owner_tag()).cloned(),
             purpose: tags.get(config.purpose_tag()).cloned(),
             tags,
+            confirmed_leaks: quarantine::quarantined_by(user),
         }
     }
 
@@ -789,6 +791,7 @@ fn status(status: Option<&StatusType>) -> CredentialStatus {
 mod tests {
     use super::*;
 
+    #[test]
     #[test]
     fn arns_name_account_and_user() {
         let arn = "arn:aws:iam::123456789012:user/ci/deploy/publisher";

@@ -135,6 +135,11 @@ pub struct Identity {
     /// What the identity is for: `signing`, `publishing`, `deploy`, ...
     pub purpose: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// What the provider itself says shows the identity's credentials exposed (the AWS managed
+    /// policy `AWSCompromisedKeyQuarantineV3` attached to a user): each entry names it. Every
+    /// such entry is a leak confirmed by the provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmed_leaks: Vec<String>,
 }
 
 /// When a credential was last used, and how keywarden knows.

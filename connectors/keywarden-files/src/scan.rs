@@ -591,6 +591,7 @@ fn identity_for(credential: &Credential) -> Identity {
         owner: credential.owner.clone(),
         purpose: credential.purpose.clone(),
         tags: credential.tags.clone(),
+        confirmed_leaks: Vec::new(),
     }
 }
 

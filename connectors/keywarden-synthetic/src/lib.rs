@@ -104,6 +104,7 @@ impl SyntheticConnector {
                 .to_owned(),
             ),
             tags,
+            confirmed_leaks: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
                 owner: None,
                 purpose: None,
                 tags: Default::default(),
+                confirmed_leaks: Vec::new(),
             }
         }
     };
