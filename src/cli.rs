@@ -26,6 +26,7 @@ mod audit;
 mod enforce;
 mod leak;
 mod trust;
+mod trust_export;
 
 /// How many credentials the scan table lists without `--all`, worst first.
 const TABLE_ROWS: usize = 100;

@@ -391,18 +391,17 @@ async fn known(store: &dyn Store, leaks: &[Leak]) -> Result<Known, StoreError> {
             _ => None,
         })
         .collect();
-    for id in access_keys {
-        let found = store.find_credential(id).await?;
-        let present = found
-            .into_iter()
-            .filter(|it| it.credential.status != keywarden_connector::CredentialStatus::Gone);
-        for it in present {
-            known
-                .access_keys
-                .entry(id.clone())
-                .or_default()
-                .push((it.source, it.credential.external_id));
+    let ids: Vec<String> = access_keys.into_iter().cloned().collect();
+    // One query per chunk of ids, not one per id: a report may name a hundred thousand.
+    for it in store.find_credentials(&ids).await? {
+        if it.credential.status == keywarden_connector::CredentialStatus::Gone {
+            continue;
         }
+        known
+            .access_keys
+            .entry(it.credential.external_id.clone())
+            .or_default()
+            .push((it.source, it.credential.external_id));
     }
     if indicators().any(|it| matches!(it, Indicator::KeyId(_))) {
         for signer in store.signers().await? {

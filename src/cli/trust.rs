@@ -1,15 +1,17 @@
 //! `keywarden trust`: signers, their holders and trust; revoking and reinstating by hand.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{ConfigArg, Failure, Format, open_store};
 use crate::config::{self, Config};
 use crate::signers::Signer;
+use crate::signers::export;
 use crate::store::{SignerTrust, SqliteStore, TrustChange};
 use crate::trust::{Change, DistrustPeriod, DistrustReason};
 
@@ -68,6 +70,53 @@ pub enum TrustCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Export the signers for an admission controller or verifier: for `cosign`,
+    /// `policy-controller`, `kyverno` and `notation`, which cannot express time, the signers
+    /// trusted now (or --at); for `keywarden`, every signer with its trust window and distrust
+    /// periods, signed with keywarden's own key.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Where to write. A directory for `cosign` (`<key id>.pub` each) and `notation`
+        /// (`trustpolicy.oci.json`, `truststore/`), replaced whole by each export; a file for
+        /// `policy-controller` and `kyverno`; for `keywarden`, the bundle, with PATH.sig (its
+        /// signature) and PATH.pub (keywarden's public key) beside it.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// Export the signers trusted at this time (RFC 3339, or `now`); default now. Not for
+        /// `keywarden`, which holds every time.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// What `trust export` writes (see `signers::export::Format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// PEM public keys, one `<key id>.pub` per signer (cosign verify --key).
+    Cosign,
+    /// A sigstore policy-controller ClusterImagePolicy (YAML).
+    PolicyController,
+    /// A Kyverno ClusterPolicy with a verifyImages rule (YAML).
+    Kyverno,
+    /// A notation trust policy and trust store (certificate signers only).
+    Notation,
+    /// Every signer with its windows (JSON), signed: PATH, PATH.sig, PATH.pub.
+    Keywarden,
+}
+
+impl From<ExportFormat> for export::Format {
+    fn from(it: ExportFormat) -> Self {
+        match it {
+            ExportFormat::Cosign => Self::Cosign,
+            ExportFormat::PolicyController => Self::PolicyController,
+            ExportFormat::Kyverno => Self::Kyverno,
+            ExportFormat::Notation => Self::Notation,
+            ExportFormat::Keywarden => Self::Keywarden,
+        }
+    }
 }
 
 /// Who decided a change, and why.
@@ -183,6 +232,12 @@ pub async fn run(command: TrustCommand) -> Result<ExitCode, Failure> {
             };
             change(&config, &key_id, change_to, now, format).await
         }
+        TrustCommand::Export {
+            config,
+            format,
+            out,
+            at,
+        } => super::trust_export::export(&config, format.into(), &out, at.as_deref(), now).await,
     }
 }
 
@@ -221,7 +276,9 @@ async fn change(
 }
 
 /// Config, store and every signer.
-async fn load(config: &ConfigArg) -> Result<(Config, SqliteStore, Vec<Signer>), Failure> {
+pub(super) async fn load(
+    config: &ConfigArg,
+) -> Result<(Config, SqliteStore, Vec<Signer>), Failure> {
     let loaded = config::load(&config.config)?;
     let store = open_store(&loaded).await?;
     let signers = assemble(&loaded, &store).await?;
@@ -263,7 +320,11 @@ fn find<'a>(signers: &'a [Signer], key_id: &str) -> Result<&'a Signer, Failure> 
 }
 
 /// An RFC 3339 time or `now`.
-fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Failure> {
+pub(super) fn parse_time(
+    flag: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Failure> {
     if text.trim() == "now" {
         return Ok(now);
     }
@@ -318,7 +379,7 @@ fn show(signer: &Signer, at: DateTime<Utc>, format: Format) -> Result<(), Failur
     Ok(())
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(super) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

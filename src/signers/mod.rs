@@ -8,6 +8,8 @@
 //! Architecture invariant: putting signers together does no I/O and reads no clock, like
 //! [`crate::trust`]; every input and time is handed in. [`load`] reads the inputs.
 
+pub mod bundle_key;
+pub mod export;
 pub mod load;
 
 use std::collections::BTreeMap;

@@ -64,6 +64,10 @@ pub trait Ledger: Send + Sync {
     /// The ledger's credentials (gone ones included) with this external id, in any source.
     async fn find_credential(&self, external_id: &str) -> Result<Vec<LedgerCredential>>;
 
+    /// [`Self::find_credential`] for many external ids at once (in chunks under SQLite's limit
+    /// of bound parameters), in no particular order.
+    async fn find_credentials(&self, external_ids: &[String]) -> Result<Vec<LedgerCredential>>;
+
     /// The credentials of `source` with these external ids, gone ones included (and marked
     /// gone), in no particular order: [`Self::find_credential`] for many credentials of one source
     /// at once.

@@ -55,6 +55,31 @@ pub fn write_code_signing_cert(path: &Path, common_name: &str, from_days: i64, t
     write(path, &cert.pem());
 }
 
+/// Writes a self-signed CA certificate to `ca_path` and a code-signing certificate it issued to
+/// `leaf_path`, both valid from yesterday for a year.
+pub fn write_issued_code_signing_cert(ca_path: &Path, leaf_path: &Path, common_name: &str) {
+    let now = OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{common_name} CA"));
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.not_before = now - Duration::days(1);
+    ca.not_after = now + Duration::days(365);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, common_name);
+    leaf.not_before = now - Duration::days(1);
+    leaf.not_after = now + Duration::days(365);
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("certificate");
+    write(ca_path, &ca_cert.pem());
+    write(leaf_path, &leaf_cert.pem());
+}
+
 /// Writes a fresh ECDSA P-256 public key in PEM (SPKI) form.
 pub fn write_public_key(path: &Path) {
     let key = KeyPair::generate().expect("key");

@@ -51,20 +51,36 @@ fn credential_marked_gone(row: &SqliteRow) -> Result<LedgerCredential> {
 }
 
 /// Credentials of one source by external id, through the `(source, external_id)` key.
-pub(super) fn source_credentials_query(source: &str, chunk: &[String]) -> QueryBuilder<Sqlite> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT c.id, c.source, c.identity_external_id, c.status, c.data, c.first_seen, \
-         c.last_seen, i.data AS identity_data FROM credentials c \
-         LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
-         WHERE c.source = ",
-    );
-    query.push_bind(source.to_owned());
-    query.push(" AND c.external_id IN (");
+/// Pushes `(?, ?, ...)` binding each id of one chunk (at most [`BATCH`], under SQLite's limit of
+/// bound parameters).
+fn push_in_list(query: &mut QueryBuilder<Sqlite>, chunk: &[String]) {
+    query.push("(");
     let mut ids = query.separated(", ");
     for id in chunk {
         ids.push_bind(id.clone());
     }
     ids.push_unseparated(")");
+}
+
+const CREDENTIAL_COLUMNS: &str = "SELECT c.id, c.source, c.identity_external_id, c.status, \
+     c.data, c.first_seen, c.last_seen, i.data AS identity_data FROM credentials c \
+     LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id ";
+
+pub(super) fn source_credentials_query(source: &str, chunk: &[String]) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new(CREDENTIAL_COLUMNS);
+    query.push("WHERE c.source = ");
+    query.push_bind(source.to_owned());
+    query.push(" AND c.external_id IN ");
+    push_in_list(&mut query, chunk);
+    query
+}
+
+/// Credentials by external id in any source, through the `credentials_external_id` index.
+pub(super) fn find_credentials_query(chunk: &[String]) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new(CREDENTIAL_COLUMNS);
+    query.push("WHERE c.external_id IN ");
+    push_in_list(&mut query, chunk);
+    query.push(" ORDER BY c.id");
     query
 }
 
@@ -74,12 +90,9 @@ pub(super) fn identities_credentials_query(source: &str, chunk: &[String]) -> Qu
         "SELECT identity_external_id, data FROM credentials WHERE source = ",
     );
     query.push_bind(source.to_owned());
-    query.push(" AND identity_external_id IN (");
-    let mut ids = query.separated(", ");
-    for id in chunk {
-        ids.push_bind(id.clone());
-    }
-    ids.push_unseparated(") AND status != 'gone' ORDER BY id");
+    query.push(" AND identity_external_id IN ");
+    push_in_list(&mut query, chunk);
+    query.push(" AND status != 'gone' ORDER BY id");
     query
 }
 
@@ -125,6 +138,19 @@ impl Ledger for SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(credential_marked_gone).collect()
+    }
+
+    async fn find_credentials(&self, external_ids: &[String]) -> Result<Vec<LedgerCredential>> {
+        let _timed = Timed::start("find_credentials");
+        let mut found = Vec::new();
+        for chunk in external_ids.chunks(BATCH) {
+            let mut query = find_credentials_query(chunk);
+            let rows = query.build().fetch_all(&self.pool).await.map_err(map_err)?;
+            for row in &rows {
+                found.push(credential_marked_gone(row)?);
+            }
+        }
+        Ok(found)
     }
 
     async fn source_credentials(

@@ -5,7 +5,8 @@
 use super::control::DUE_ACTIONS;
 use super::findings::stored_findings_query;
 use super::ledger::{
-    FIND_CREDENTIAL, identities_credentials_query, identity_counts_query, source_credentials_query,
+    FIND_CREDENTIAL, find_credentials_query, identities_credentials_query, identity_counts_query,
+    source_credentials_query,
 };
 use super::{BATCH, SqliteStore};
 use crate::store::Observation;
@@ -100,6 +101,15 @@ async fn a_credential_is_found_by_its_external_id_through_an_index() {
         plan.iter()
             .any(|step| step.contains("USING INDEX credentials_external_id")),
         "{plan:?}"
+    );
+    let chunk: Vec<String> = (0..BATCH).map(|i| format!("AKIA{i}")).collect();
+    let query = find_credentials_query(&chunk);
+    let many = self::plan(&store, query.sql().as_str()).await;
+    assert_indexed(&many, "find credentials");
+    assert!(
+        many.iter()
+            .any(|step| step.contains("USING INDEX credentials_external_id")),
+        "{many:?}"
     );
 }
 
