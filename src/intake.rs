@@ -17,7 +17,7 @@ use crate::actions::{self, ActionError, ActionKind, Engine, Request};
 use crate::leaks::{self, Indicator, Known, Leak, LeakError, LeakFormat, LeakMatch};
 use crate::ledger::LedgerCredential;
 use crate::signers::Signer;
-use crate::store::{RaisedFinding, Store, StoreError};
+use crate::store::{Answered, RaisedFinding, Store, StoreError};
 use crate::trust::DistrustReason;
 
 /// The finding on a credential a leak exposed.
@@ -56,6 +56,10 @@ pub struct Outcome {
     /// Why a matched credential was not contained (its source takes no actions, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_contained: Vec<String>,
+    /// An action answering it could not be seen through now (another process drives it): it is
+    /// left unanswered, and the next ingest of the report answers it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// What one ingest did.
@@ -125,8 +129,8 @@ async fn answer_all(
         })
         .collect();
     let recorded = store.record_leaks(&matched, at).await?;
-    let mut signers: Option<Vec<Signer>> = None;
     let mut outcomes = Vec::with_capacity(matched.len());
+    let mut answering: Vec<Answering> = Vec::new();
     for ((leak, matched), recorded) in matched.into_iter().zip(recorded) {
         // What to answer: everything, the first time or once the report no longer dismisses it;
         // later, only credentials it matches now and did not before (a key scanned since).
@@ -150,7 +154,17 @@ async fn answer_all(
                 all_matched.push(it.clone());
             }
         }
-        let mut outcome = Outcome {
+        let first = recorded.unanswered || recorded.dismissed_before;
+        let acts = changed && !dismissed && (first || !to_answer.is_empty());
+        if changed {
+            answering.push(Answering {
+                index: outcomes.len(),
+                all_matched,
+                new: recorded.new,
+                acts,
+            });
+        }
+        outcomes.push(Outcome {
             leak,
             new: recorded.new,
             answered: false,
@@ -158,30 +172,34 @@ async fn answer_all(
             distrusted: Vec::new(),
             contained: Vec::new(),
             not_contained: Vec::new(),
-        };
-        if changed {
-            let first = recorded.unanswered || recorded.dismissed_before;
-            if !dismissed && (first || !outcome.matched.is_empty()) {
-                if !outcome.matched.is_empty() && signers.is_none() {
-                    signers = Some(crate::signers::load::signers(store, engine.holders).await?);
-                }
-                let signers = signers.as_deref().unwrap_or_default();
-                answer(engine, settings, signers, &mut outcome, at).await?;
+            pending: false,
+        });
+    }
+    answer(engine, settings, &mut outcomes, &answering, at).await?;
+    answering.retain(|it| !outcomes[it.index].pending);
+    // Marked answered after the answer: an ingest that stops before this is answered again by
+    // the next ingest of the report (every answer is idempotent).
+    let answered: Vec<Answered> = answering
+        .iter()
+        .map(|it| {
+            let outcome = &outcomes[it.index];
+            Answered {
+                leak: outcome.leak.clone(),
+                matched: it.all_matched.clone(),
+                what: json!({
+                    "matched": outcome.matched,
+                    "distrusted": outcome.distrusted,
+                    "contained": outcome.contained,
+                    "not_contained": outcome.not_contained,
+                    "dismissed": outcome.leak.dismissed,
+                }),
             }
-            let what = json!({
-                "matched": outcome.matched,
-                "distrusted": outcome.distrusted,
-                "contained": outcome.contained,
-                "not_contained": outcome.not_contained,
-                "dismissed": outcome.leak.dismissed,
-            });
-            store
-                .leak_answered(&outcome.leak, &all_matched, what, at)
-                .await?;
-            outcome.answered = true;
-        }
-        outcome.matched = all_matched;
-        outcomes.push(outcome);
+        })
+        .collect();
+    store.leaks_answered(&answered, at).await?;
+    for it in answering {
+        outcomes[it.index].answered = true;
+        outcomes[it.index].matched = it.all_matched;
     }
     Ok(Ingested {
         format,
@@ -201,18 +219,75 @@ fn evidence(leak: &Leak) -> String {
     text
 }
 
+/// A leak this ingest answers.
+struct Answering {
+    /// Its outcome.
+    index: usize,
+    /// Every credential it has matched, before and now.
+    all_matched: Vec<LeakMatch>,
+    /// Recorded by this ingest.
+    new: bool,
+    /// Findings and containment are due (not only marking it answered: a dismissed leak).
+    acts: bool,
+}
+
+/// Answers the leaks whose answer acts: a critical finding on each
+/// exposed credential, or one for a leak that matches nothing (all raised in one transaction);
+/// for each exposed credential, the unmatched finding of its leak resolved and its containment.
 async fn answer(
     engine: Engine<'_>,
     settings: &Settings,
-    signers: &[Signer],
-    outcome: &mut Outcome,
+    outcomes: &mut [Outcome],
+    answering: &[Answering],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let store = engine.store;
+    let acting: Vec<(usize, bool)> = answering
+        .iter()
+        .filter(|it| it.acts)
+        .map(|it| (it.index, it.new))
+        .collect();
+    let mut raised = Vec::new();
+    for (index, _) in &acting {
+        raised.extend(findings_of(&outcomes[*index]));
+    }
+    store.raise_findings(&raised, at).await?;
+    let mut signers: Option<Vec<Signer>> = None;
+    for (index, new) in acting {
+        let outcome = &mut outcomes[index];
+        if outcome.matched.is_empty() {
+            continue;
+        }
+        // It matches now: a finding that said it matched nothing (an earlier ingest's) is
+        // resolved.
+        if !new {
+            store
+                .clear_raised_finding(LEAK_SOURCE, &outcome.leak.id, UNMATCHED, at)
+                .await?;
+        }
+        if signers.is_none() {
+            signers = Some(crate::signers::load::signers(store, engine.holders).await?);
+        }
+        let signers = signers.as_deref().unwrap_or_default();
+        let evidence = evidence(&outcome.leak);
+        let leak = outcome.leak.clone();
+        for matched in outcome.matched.clone() {
+            contain(
+                engine, settings, signers, &leak, &matched, &evidence, outcome,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The findings answering one leak: a critical one on each credential it exposed, or one on the
+/// leak itself when it matches nothing.
+fn findings_of(outcome: &Outcome) -> Vec<RaisedFinding> {
     let evidence = evidence(&outcome.leak);
     if outcome.matched.is_empty() {
         let indicators: Vec<String> = outcome.leak.indicators.iter().map(describe).collect();
-        let finding = RaisedFinding {
+        return vec![RaisedFinding {
             source: LEAK_SOURCE.to_owned(),
             credential_external_id: outcome.leak.id.clone(),
             policy_id: UNMATCHED.to_owned(),
@@ -225,33 +300,19 @@ async fn answer(
                     indicators.join(", ")
                 }
             ),
-        };
-        store.raise_finding(&finding, at).await?;
-        return Ok(());
+        }];
     }
-    let all_matched = outcome.matched.clone();
-    // It matches now: a finding that said it matched nothing is resolved.
-    if !all_matched.is_empty() {
-        store
-            .clear_raised_finding(LEAK_SOURCE, &outcome.leak.id, UNMATCHED, at)
-            .await?;
-    }
-    for matched in &all_matched {
-        let finding = RaisedFinding {
+    outcome
+        .matched
+        .iter()
+        .map(|matched| RaisedFinding {
             source: matched.source.clone(),
             credential_external_id: matched.credential_external_id.clone(),
             policy_id: LEAKED.to_owned(),
             severity: "critical".to_owned(),
             reason: format!("exposed: {evidence} (matched by {})", describe(&matched.by)),
-        };
-        store.raise_finding(&finding, at).await?;
-        let leak = outcome.leak.clone();
-        contain(
-            engine, settings, signers, &leak, matched, &evidence, outcome,
-        )
-        .await?;
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// When the credential is taken to be compromised: the exposure the report shows minus the
@@ -308,12 +369,22 @@ async fn contain(
     if let Some(earlier) = earlier {
         if earlier.status.is_open() {
             match actions::drive(engine, earlier.id).await {
+                // Stopped by a passing failure: not answered until it gets past it.
+                Ok(record) if record.status == crate::store::ActionStatus::Running => {
+                    outcome.pending = true;
+                }
                 Ok(_) => {}
                 Err(ActionError::Store(err)) => return Err(err),
-                Err(err) => outcome.not_contained.push(format!(
-                    "{}: action {}: {err}",
-                    matched.credential_external_id, earlier.id
-                )),
+                Err(err) => {
+                    // Another process drives it (a crashed one's lease not yet run out): the
+                    // leak stays unanswered, so the next ingest (or `actions resume`) sees it
+                    // through.
+                    outcome.pending = true;
+                    outcome.not_contained.push(format!(
+                        "{}: action {}: {err}",
+                        matched.credential_external_id, earlier.id
+                    ));
+                }
             }
         }
         outcome.contained.push(earlier.id);

@@ -59,10 +59,25 @@ pub struct DistrustPeriod {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinstated: Option<Reinstatement>,
     /// A period that lasts until a credential is replaced (a holder's stale access key): names
-    /// that credential (`source/external id`). While `until` is open the period is in force;
-    /// [`TrustRecord::end_on_replacement`] closes it once the credential is no longer in use.
+    /// that credential. While `until` is open the period is in force;
+    /// [`TrustRecord::end_on_replacement`] closes it once the credential is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until_replaced: Option<String>,
+    pub until_replaced: Option<Replacement>,
+}
+
+/// The credential whose replacement ends a distrust period.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Replacement {
+    /// The ledger source (a partition of a source included: `aws/111122223333`).
+    pub source: String,
+    /// The credential's external id.
+    pub credential: String,
+}
+
+impl std::fmt::Display for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.credential, self.source)
+    }
 }
 
 impl DistrustPeriod {
@@ -163,11 +178,11 @@ impl TrustRecord {
     /// Ends, at `at`, every open period that lasts until `credential` is replaced (it is no longer
     /// in use). A period that has not begun by `at` stays open: a replacement seen before the
     /// period began cannot end it.
-    pub fn end_on_replacement(&mut self, credential: &str, at: DateTime<Utc>) -> Change {
+    pub fn end_on_replacement(&mut self, credential: &Replacement, at: DateTime<Utc>) -> Change {
         let mut changed = Change::Unchanged;
         for period in &mut self.periods {
             if period.until.is_none()
-                && period.until_replaced.as_deref() == Some(credential)
+                && period.until_replaced.as_ref() == Some(credential)
                 && period.from < at
             {
                 period.until = Some(at);
@@ -188,15 +203,22 @@ impl TrustRecord {
                 until,
             });
         }
-        if self
-            .periods
-            .iter()
-            .any(|it| it.reason == period.reason && it.contains(&period))
-        {
+        if !self.would_change(&period) {
             return Ok(Change::Unchanged);
         }
         self.periods.push(period);
         Ok(Change::Changed)
+    }
+
+    /// Whether [`Self::distrust`] would add `period`: no period with the same reason covers it
+    /// already, and no person ended one the same decider opened from as early (a person who
+    /// reinstated a signer a policy distrusted is not overruled by that policy running again).
+    pub fn would_change(&self, period: &DistrustPeriod) -> bool {
+        !self.periods.iter().any(|it| {
+            it.reason == period.reason
+                && (it.contains(period)
+                    || (it.reinstated.is_some() && it.by == period.by && it.from <= period.from))
+        })
     }
 
     /// A person trusts the signer again from `at`: every period in force at `at` ends there,
@@ -387,11 +409,18 @@ mod tests {
         assert!(!record.trusts(t(60)));
     }
 
+    fn replacement(credential: &str) -> Replacement {
+        Replacement {
+            source: "aws/111122223333".to_owned(),
+            credential: credential.to_owned(),
+        }
+    }
+
     #[test]
     fn a_period_until_replacement_is_in_force_until_the_credential_is_replaced() {
         let mut record = TrustRecord::new(t(0));
         let mut pending = period(90, None, DistrustReason::Stale);
-        pending.until_replaced = Some("aws/AKIA1".to_owned());
+        pending.until_replaced = Some(replacement("AKIA1"));
         assert!(!pending.for_good());
         assert_eq!(record.distrust(pending.clone()), Ok(Change::Changed));
         assert_eq!(
@@ -402,21 +431,21 @@ mod tests {
         assert!(record.trusts(t(89)) && !record.trusts(t(1_000)));
         // Another credential's replacement, or one seen before the period began, ends nothing.
         assert_eq!(
-            record.end_on_replacement("aws/AKIA2", t(120)),
+            record.end_on_replacement(&replacement("AKIA2"), t(120)),
             Change::Unchanged
         );
         assert_eq!(
-            record.end_on_replacement("aws/AKIA1", t(90)),
+            record.end_on_replacement(&replacement("AKIA1"), t(90)),
             Change::Unchanged
         );
         assert_eq!(
-            record.end_on_replacement("aws/AKIA1", t(120)),
+            record.end_on_replacement(&replacement("AKIA1"), t(120)),
             Change::Changed
         );
         assert!(!record.trusts(t(119)), "signed while the key was stale");
         assert!(record.trusts(t(120)), "trusted again once it was replaced");
         assert_eq!(
-            record.end_on_replacement("aws/AKIA1", t(150)),
+            record.end_on_replacement(&replacement("AKIA1"), t(150)),
             Change::Unchanged
         );
         assert_eq!(
@@ -430,7 +459,7 @@ mod tests {
     fn a_period_for_good_is_not_inside_one_that_waits_for_a_replacement() {
         let mut record = TrustRecord::new(t(0));
         let mut pending = period(10, None, DistrustReason::Leaked);
-        pending.until_replaced = Some("aws/AKIA1".to_owned());
+        pending.until_replaced = Some(replacement("AKIA1"));
         record.distrust(pending).expect("pending");
         assert_eq!(
             record.distrust(period(20, None, DistrustReason::Leaked)),
@@ -442,7 +471,32 @@ mod tests {
             Ok(Change::Unchanged),
             "inside the period for good"
         );
-        record.end_on_replacement("aws/AKIA1", t(40));
+        record.end_on_replacement(&replacement("AKIA1"), t(40));
         assert!(!record.trusts(t(50)), "the period for good still holds");
+    }
+
+    #[test]
+    fn a_policy_acting_again_does_not_overrule_a_person_who_reinstated() {
+        let mut record = TrustRecord::new(t(0));
+        record
+            .distrust(period(10, None, DistrustReason::Stale))
+            .expect("distrust");
+        record
+            .reinstate(t(20), "alice", "the holder key is rotated out of band")
+            .expect("reinstate");
+        let again = period(10, None, DistrustReason::Stale);
+        assert!(!record.would_change(&again));
+        assert_eq!(record.distrust(again), Ok(Change::Unchanged));
+        assert!(record.trusts(t(30)));
+        let mut other = period(10, None, DistrustReason::Stale);
+        other.by = "policy:other".to_owned();
+        assert!(
+            record.would_change(&other),
+            "another decider still distrusts"
+        );
+        assert!(
+            record.would_change(&period(15, None, DistrustReason::Leaked)),
+            "a leak is a new cause"
+        );
     }
 }

@@ -125,9 +125,10 @@ async fn a_stale_holder_key_distrusts_exactly_the_signers_its_user_holds_until_i
     assert_eq!(periods[0]["reason"], "stale");
     assert_eq!(periods[0]["by"], "policy:holder-key-max-age");
     assert_eq!(periods[0]["until"], Value::Null, "in force until replaced");
+    assert_eq!(periods[0]["until_replaced"]["source"], "aws");
     assert_eq!(
-        periods[0]["until_replaced"],
-        format!("aws/{}", world.stale).as_str()
+        periods[0]["until_replaced"]["credential"],
+        world.stale.as_str()
     );
     let from = DateTime::parse_from_rfc3339(periods[0]["from"].as_str().expect("from"))
         .expect("from")
@@ -145,12 +146,18 @@ async fn a_stale_holder_key_distrusts_exactly_the_signers_its_user_holds_until_i
     assert_eq!(again[0]["decision"], "already_acted", "{again:#?}");
     assert_eq!(world.periods("keys/release.pem"), periods);
 
-    // The key is replaced (switched off): the next run ends the distrust at its own time, the
-    // first time keywarden can tell; what was signed while the key was stale stays distrusted.
+    // Only switched off, the key is not replaced: switched on again, it would sign while stale.
     world
         .account
         .set_status("ci", &world.stale, StatusType::Inactive)
         .await;
+    world.ws.scan(&world.account);
+    assert_eq!(world.periods("keys/release.pem")[0]["until"], Value::Null);
+
+    // Replaced (a new key, the old one off): the next run ends the distrust at its own time,
+    // the first time keywarden can tell; what was signed while the key was stale stays
+    // distrusted.
+    let new_key = world.account.key("ci", 0, None).await;
     let before = Utc::now();
     let replaced = world.ws.scan(&world.account);
     let after = Utc::now();
@@ -166,6 +173,23 @@ async fn a_stale_holder_key_distrusts_exactly_the_signers_its_user_holds_until_i
     );
     assert!(!world.trusted_at(&release, until - Duration::seconds(1)));
     assert!(world.trusted_at(&release, after + Duration::seconds(1)));
+
+    // The stale key switched on again (and the new one off): distrusted again, from when it
+    // went stale, until it is replaced.
+    world
+        .account
+        .set_status("ci", &new_key, StatusType::Inactive)
+        .await;
+    world
+        .account
+        .set_status("ci", &world.stale, StatusType::Active)
+        .await;
+    let back = revoke_items(&world.ws.scan(&world.account));
+    assert_eq!(back[0]["decision"], "started", "{back:#?}");
+    assert!(!world.trusted_at(&release, Utc::now()));
+    assert!(!world.trusted_at(&release, after + Duration::seconds(1)));
+    assert_eq!(world.periods("keys/release.pem").len(), 2);
+
     let exported = world
         .ws
         .ok(&world.account, &["audit", "export", "--since", "0"]);
@@ -177,7 +201,11 @@ async fn a_stale_holder_key_distrusts_exactly_the_signers_its_user_holds_until_i
         .collect();
     assert_eq!(
         kinds,
-        ["signer.distrusted", "signer.distrust_ended"],
+        [
+            "signer.distrusted",
+            "signer.distrust_ended",
+            "signer.distrusted"
+        ],
         "each change is audited"
     );
 }
@@ -202,7 +230,7 @@ async fn a_dry_run_revoke_trust_names_the_signers_and_changes_nothing() {
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(steps[0].contains(&release), "{steps:?}");
     assert!(
-        steps[0].contains(&format!("until aws/{} is replaced", world.stale)),
+        steps[0].contains(&format!("until {} in aws is replaced", world.stale)),
         "{steps:?}"
     );
     assert!(world.periods("keys/release.pem").is_empty());

@@ -36,7 +36,7 @@ use crate::signers::Signer;
 use crate::store::{
     ActionRecord, ActionStatus, Finding, RaisedFinding, StoreError, StoredScanError, TrustChange,
 };
-use crate::trust::DistrustReason;
+use crate::trust::{DistrustReason, Replacement};
 
 /// What a scan read without error: where enforcement may act.
 #[derive(Clone, Debug, Default)]
@@ -348,7 +348,23 @@ async fn decide(
             ));
             return Ok(None);
         }
-        distrust
+        // Only what would change a signer's trust as it stands: a signer added to the holder
+        // since, a period ended by a replacement that no longer holds (the key active again).
+        let changing: Vec<SignerDistrust> = distrust
+            .into_iter()
+            .filter(|it| {
+                signers
+                    .iter()
+                    .find(|signer| signer.key_id == it.key_id)
+                    .is_none_or(|signer| signer.record.would_change(&it.period))
+            })
+            .collect();
+        if changing.is_empty() {
+            item.decision = Decision::AlreadyActed;
+            item.reason = Some("every signer it would distrust already is".to_owned());
+            return Ok(None);
+        }
+        changing
     } else {
         Vec::new()
     };
@@ -390,6 +406,10 @@ async fn decide(
             set_action(item, Decision::InProgress, &open);
             return Ok(None);
         }
+    }
+    if kind == ActionKind::RevokeTrust {
+        // Decided by the signers' trust as it stands, not by an earlier action.
+        return Ok(Some(Candidate::Start(distrust)));
     }
     let origin = format!("policy:{}", policy.id);
     let previous = store
@@ -479,9 +499,11 @@ fn distrust_of(
     revoke_trust::distrust_for(signers, credential, cause)
 }
 
-/// Ends the distrust periods that lasted until a credential was replaced, where the credential's
-/// source was inventoried without error this run and the credential is no longer active (or no
-/// longer there): at this run's time, the first time keywarden can tell.
+/// Ends the distrust periods that lasted until a credential was replaced, at this run's time (the
+/// first time keywarden can tell), where the credential's source and identity were inventoried
+/// without error this run and the credential is replaced: gone, or no longer active while its
+/// identity holds an active credential of the same kind made after it (a rotation). A key only
+/// switched off is not replaced: switched on again, it would sign while stale.
 async fn end_replaced_distrust(
     engine: Engine<'_>,
     scope: &Scope,
@@ -489,33 +511,18 @@ async fn end_replaced_distrust(
     let now = engine.now();
     let mut ended = Vec::new();
     for (key_id, record) in engine.store.distrust_periods().await? {
-        let waiting: std::collections::BTreeSet<&str> = record
+        let waiting: std::collections::BTreeSet<&Replacement> = record
             .periods
             .iter()
             .filter(|it| it.until.is_none())
-            .filter_map(|it| it.until_replaced.as_deref())
+            .filter_map(|it| it.until_replaced.as_ref())
             .collect();
         for credential in waiting {
-            let Some((source, external_id)) = credential.split_once('/') else {
-                continue;
-            };
-            if !scope.clean.iter().any(|it| it == source) {
-                continue;
-            }
-            let in_use = engine
-                .store
-                .find_credential(external_id)
-                .await?
-                .into_iter()
-                .any(|it| {
-                    it.source == source
-                        && it.credential.status == keywarden_connector::CredentialStatus::Active
-                });
-            if in_use {
+            if !replaced(engine, scope, credential).await? {
                 continue;
             }
             let change = TrustChange::Replaced {
-                credential: credential.to_owned(),
+                credential: credential.clone(),
                 at: now,
             };
             if let Ok(crate::trust::Change::Changed) = engine
@@ -523,12 +530,53 @@ async fn end_replaced_distrust(
                 .change_trust(&key_id, record.valid_from, &change, now)
                 .await?
             {
-                tracing::info!(signer = %key_id, credential, "Distrust ended: the credential was replaced.");
-                ended.push((key_id.clone(), credential.to_owned()));
+                tracing::info!(signer = %key_id, %credential, "Distrust ended: the credential was replaced.");
+                ended.push((key_id.clone(), credential.to_string()));
             }
         }
     }
     Ok(ended)
+}
+
+/// Whether a credential a distrust period waits for is replaced, as far as this run can tell.
+async fn replaced(
+    engine: Engine<'_>,
+    scope: &Scope,
+    wanted: &Replacement,
+) -> Result<bool, ActionError> {
+    use keywarden_connector::CredentialStatus;
+    let Some(found) = engine
+        .store
+        .find_credential(&wanted.credential)
+        .await?
+        .into_iter()
+        .find(|it| it.source == wanted.source)
+    else {
+        // Not in the ledger at all: nothing can be told of it.
+        return Ok(false);
+    };
+    if scope
+        .stale(&found.source, &found.identity.external_id)
+        .is_some()
+    {
+        return Ok(false);
+    }
+    match found.credential.status {
+        CredentialStatus::Gone => Ok(true),
+        CredentialStatus::Active => Ok(false),
+        CredentialStatus::Inactive | CredentialStatus::Revoked => {
+            let held = engine
+                .store
+                .identity_credentials(&found.source, &found.identity.external_id)
+                .await?;
+            Ok(held.iter().any(|it| {
+                it.external_id != found.credential.external_id
+                    && it.kind == found.credential.kind
+                    && it.status == CredentialStatus::Active
+                    && it.created_at.unwrap_or(DateTime::<Utc>::MIN_UTC) > found.created_at()
+            }))
+        }
+    }
 }
 
 /// `backoff × 2^attempts`, or `None` where that overflows.

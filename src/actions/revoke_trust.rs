@@ -14,7 +14,7 @@ use super::machine::{Machine, Next, StepCx, StepError};
 use crate::ledger::LedgerCredential;
 use crate::signers::Signer;
 use crate::store::TrustChange;
-use crate::trust::{Change, DistrustPeriod, DistrustReason};
+use crate::trust::{Change, DistrustPeriod, DistrustReason, Replacement};
 
 /// One signer to distrust: its key id, when it is trusted from (for a signer without a stored
 /// record), and the period.
@@ -71,8 +71,10 @@ pub fn distrust_for(
         let (why, until_replaced) = if is_signer {
             (format!("its key {credential}"), None)
         } else {
-            let until = (cause.holder_end == HolderEnd::UntilReplaced)
-                .then(|| format!("{}/{credential}", target.source));
+            let until = (cause.holder_end == HolderEnd::UntilReplaced).then(|| Replacement {
+                source: target.source.clone(),
+                credential: credential.clone(),
+            });
             (
                 format!("{credential} of its holder {}", target.identity.name),
                 until,

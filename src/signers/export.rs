@@ -181,7 +181,11 @@ fn public_key_der(signer: &Signer) -> Result<Vec<u8>, &'static str> {
     Ok(der)
 }
 
-/// The signers trusted at `at` with a known public key, and the others with the reason.
+/// The signers trusted at `at` and from then on, with a known public key, and the others with
+/// the reason. A consumer of a format without time trusts what it is given for as long as it
+/// keeps it: a signer with a distrust period that has not ended by `at` (one in force, one to
+/// come, one open until a replacement) is left out, so an export made with an earlier `--at`, or
+/// kept past a scheduled revocation, never trusts a key that is distrusted later.
 fn trusted_keys(signers: &[Signer], at: DateTime<Utc>) -> (Vec<Key<'_>>, Vec<LeftOut>) {
     let mut keys = Vec::new();
     let mut left_out = Vec::new();
@@ -190,6 +194,23 @@ fn trusted_keys(signers: &[Signer], at: DateTime<Utc>) -> (Vec<Key<'_>>, Vec<Lef
             left_out.push(LeftOut {
                 key_id: signer.key_id.clone(),
                 reason: format!("not trusted at {}: {why}", time(at)),
+            });
+            continue;
+        }
+        if let Some(later) = signer
+            .record
+            .periods
+            .iter()
+            .find(|it| it.until.is_none_or(|until| until > at))
+        {
+            left_out.push(LeftOut {
+                key_id: signer.key_id.clone(),
+                reason: format!(
+                    "distrusted from {} ({}); a format without time cannot say until when it \
+                     is trusted",
+                    time(later.from),
+                    later.reason.as_str()
+                ),
             });
             continue;
         }
@@ -347,7 +368,11 @@ pub fn policy_controller(signers: &[Signer], at: DateTime<Utc>) -> Result<Export
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct KyvernoSpec {
+    /// Kyverno before 1.13 reads only this (default `Audit`: fail open); later ones read each
+    /// rule's `failureAction` and accept this, deprecated. Both say `Enforce`.
+    validation_failure_action: &'static str,
     rules: Vec<KyvernoRule>,
 }
 
@@ -485,7 +510,10 @@ pub fn kyverno(signers: &[Signer], at: DateTime<Utc>) -> Result<Export, ExportEr
         api_version: "kyverno.io/v1",
         kind: "ClusterPolicy",
         metadata: Metadata::at(at),
-        spec: KyvernoSpec { rules: vec![rule] },
+        spec: KyvernoSpec {
+            validation_failure_action: "Enforce",
+            rules: vec![rule],
+        },
     };
     Ok(Export {
         output: Output::File(yaml(Format::Kyverno, at, &policy)?),
@@ -760,7 +788,7 @@ struct BundlePeriod<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reinstated: Option<&'a Reinstatement>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    until_replaced: Option<&'a str>,
+    until_replaced: Option<&'a crate::trust::Replacement>,
 }
 
 impl<'a> From<&'a DistrustPeriod> for BundlePeriod<'a> {
@@ -772,7 +800,7 @@ impl<'a> From<&'a DistrustPeriod> for BundlePeriod<'a> {
             evidence: &it.evidence,
             by: &it.by,
             reinstated: it.reinstated.as_ref(),
-            until_replaced: it.until_replaced.as_deref(),
+            until_replaced: it.until_replaced.as_ref(),
         }
     }
 }

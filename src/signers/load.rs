@@ -75,11 +75,11 @@ pub async fn reconcile_findings(
         {
             match in_force {
                 Some(period) => {
-                    let severity = if period.reason == crate::trust::DistrustReason::Leaked {
-                        "critical"
-                    } else {
-                        "high"
-                    };
+                    // Critical when any period in force is a leak, not only the earliest one.
+                    let leaked = signer.record.periods.iter().any(|it| {
+                        it.covers(at) && it.reason == crate::trust::DistrustReason::Leaked
+                    });
+                    let severity = if leaked { "critical" } else { "high" };
                     let finding = crate::store::RaisedFinding {
                         source: credential.source.clone(),
                         credential_external_id: credential.external_id.clone(),

@@ -75,6 +75,10 @@ pub trait ActionControl: Send + Sync {
     /// Opens (or keeps open, or reopens) a raised finding; returns it.
     async fn raise_finding(&self, finding: &RaisedFinding, at: DateTime<Utc>) -> Result<Finding>;
 
+    /// [`Self::raise_finding`] for many findings in one transaction (a leak report of a hundred
+    /// thousand exposures): each opened, kept open or reopened, with the same audit events.
+    async fn raise_findings(&self, findings: &[RaisedFinding], at: DateTime<Utc>) -> Result<()>;
+
     /// Resolves a raised finding if it is unresolved; returns whether it was.
     async fn clear_raised_finding(
         &self,

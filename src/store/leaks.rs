@@ -9,6 +9,15 @@ use super::Result;
 use crate::leaks::Leak;
 pub use crate::leaks::LeakMatch;
 
+/// One leak as answered, for [`Leaks::leaks_answered`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub leak: Leak,
+    pub matched: Vec<LeakMatch>,
+    /// What was done, for the audit event; never a secret.
+    pub what: serde_json::Value,
+}
+
 /// A leak as stored: the exposure, what it matched, when keywarden first read it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StoredLeak {
@@ -36,7 +45,7 @@ pub struct Recorded {
 pub trait Leaks: Send + Sync {
     /// Records the leaks not recorded before (by id), each with its matches and a `leak.ingested`
     /// audit event, in one transaction. Returns, for each leak given, whether it was new and
-    /// whether it still waits for its answer ([`Leaks::leak_answered`] not yet called): a report
+    /// whether it still waits for its answer ([`Leaks::leaks_answered`] not yet called): a report
     /// ingested twice records nothing the second time, and one whose ingest stopped part-way is
     /// answered again.
     async fn record_leaks(
@@ -45,16 +54,10 @@ pub trait Leaks: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Vec<Recorded>>;
 
-    /// Marks a leak answered (findings raised, signers distrusted, containment started) as it now
-    /// stands (`leak`, with every credential it has matched), with a `leak.answered` audit event
-    /// saying what was done.
-    async fn leak_answered(
-        &self,
-        leak: &Leak,
-        matched: &[LeakMatch],
-        what: serde_json::Value,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Marks leaks answered (findings raised, signers distrusted, containment started), each as
+    /// it now stands (the leak, every credential it has matched), with one `leak.answered` audit
+    /// event each saying what was done; all in one transaction.
+    async fn leaks_answered(&self, answered: &[Answered], at: DateTime<Utc>) -> Result<()>;
 
     /// Every recorded leak, oldest first.
     async fn leaks(&self) -> Result<Vec<StoredLeak>>;

@@ -29,7 +29,7 @@ pub use self::control::{ActionControl, RaisedFinding, Transition};
 pub use self::findings::{
     Finding, FindingChanges, FindingStatus, Findings, Observation, Suppression,
 };
-pub use self::leaks::{LeakMatch, Leaks, Recorded, StoredLeak};
+pub use self::leaks::{Answered, LeakMatch, Leaks, Recorded, StoredLeak};
 pub use self::ledger::Ledger;
 pub use self::scans::{Scans, SourceDiff, SourceRecorder};
 pub use self::sqlite::{SqliteOptions, SqliteStore};

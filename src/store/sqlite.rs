@@ -14,6 +14,7 @@ mod leaks;
 mod leases;
 mod ledger;
 mod pool;
+mod raised;
 mod recorder;
 mod rows;
 mod scans;

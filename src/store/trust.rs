@@ -62,10 +62,10 @@ pub enum TrustChange {
         by: String,
         reason: String,
     },
-    /// The credential (`source/external id`) a period waited for was replaced at `at`: the
-    /// periods that lasted until then end there.
+    /// The credential a period waited for was replaced at `at`: the periods that lasted until
+    /// then end there.
     Replaced {
-        credential: String,
+        credential: crate::trust::Replacement,
         at: DateTime<Utc>,
     },
 }

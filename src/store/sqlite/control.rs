@@ -241,6 +241,12 @@ impl ActionControl for SqliteStore {
         Ok(stored)
     }
 
+    async fn raise_findings(&self, findings: &[RaisedFinding], at: DateTime<Utc>) -> Result<()> {
+        let (mut tx, _timed) = begin_timed(&self.pool, "raise_findings").await?;
+        super::raised::raise_findings(&mut tx, &self.keys, findings, at).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn clear_raised_finding(
         &self,
         source: &str,

@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::{BATCH, SqliteStore, append_events, begin_timed, from_json, map_err, to_json};
 use crate::audit::NewEvent;
 use crate::leaks::Leak;
-use crate::store::leaks::{LeakMatch, Leaks, Recorded, StoredLeak};
+use crate::store::leaks::{Answered, LeakMatch, Leaks, Recorded, StoredLeak};
 use crate::store::{Result, StoreError};
 
 #[async_trait]
@@ -109,24 +109,39 @@ impl Leaks for SqliteStore {
             .collect()
     }
 
-    async fn leak_answered(
-        &self,
-        leak: &Leak,
-        matched: &[LeakMatch],
-        what: serde_json::Value,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let (mut tx, _timed) = begin_timed(&self.pool, "leak_answered").await?;
-        sqlx::query("UPDATE leaks SET answered_at = ?, data = ?, matched = ? WHERE id = ?")
-            .bind(at)
-            .bind(to_json(leak)?)
-            .bind(to_json(&matched)?)
-            .bind(&leak.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let event = NewEvent::new("leak.answered", format!("leak/{}", leak.id), what);
-        append_events(&mut tx, &self.keys, at, vec![event]).await?;
+    async fn leaks_answered(&self, answered: &[Answered], at: DateTime<Utc>) -> Result<()> {
+        let mut rows = Vec::with_capacity(answered.len());
+        for it in answered {
+            rows.push((it, to_json(&it.leak)?, to_json(&it.matched)?));
+        }
+        let (mut tx, _timed) = begin_timed(&self.pool, "leaks_answered").await?;
+        // Three values a row, through the `id` key; one statement per chunk.
+        for chunk in rows.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new("WITH answered (id, data, matched) AS (");
+            query.push_values(chunk, |mut row, (it, data, matched)| {
+                row.push_bind(it.leak.id.clone())
+                    .push_bind(data.clone())
+                    .push_bind(matched.clone());
+            });
+            query.push(") UPDATE leaks SET answered_at = ");
+            query.push_bind(at);
+            query.push(
+                ", data = answered.data, matched = answered.matched FROM answered \
+                 WHERE leaks.id = answered.id",
+            );
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        let events = answered
+            .iter()
+            .map(|it| {
+                NewEvent::new(
+                    "leak.answered",
+                    format!("leak/{}", it.leak.id),
+                    it.what.clone(),
+                )
+            })
+            .collect();
+        append_events(&mut tx, &self.keys, at, events).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -1419,7 +1419,14 @@ async fn a_leak_is_recorded_once_and_waits_for_its_answer_until_answered() {
         }]
     );
     store
-        .leak_answered(&leak, &[], serde_json::json!({}), at)
+        .leaks_answered(
+            &[crate::store::Answered {
+                leak: leak.clone(),
+                matched: Vec::new(),
+                what: serde_json::json!({}),
+            }],
+            at,
+        )
         .await
         .expect("answered");
     let done = store
