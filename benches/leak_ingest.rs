@@ -114,6 +114,13 @@ fn report() -> Vec<u8> {
 }
 
 fn ingest(c: &mut Criterion) {
+    if std::env::var_os("KEYWARDEN_BENCH_PRINT").is_some() {
+        // The store's slow operations, each with its time.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("keywarden=debug")
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

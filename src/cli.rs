@@ -145,7 +145,7 @@ pub enum Command {
         #[command(subcommand)]
         command: actions::ActionsCommand,
     },
-    /// Work with signers and their trust: list, show, revoke, reinstate.
+    /// Work with signers and their trust: list, show, revoke, reinstate, export.
     Trust {
         #[command(subcommand)]
         command: trust::TrustCommand,
