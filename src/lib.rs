@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod scan;
+pub(crate) mod secret_file;
 pub mod signers;
 pub mod store;
 pub mod trust;

@@ -5,11 +5,12 @@
 //! A signature is DER over the exact bundle bytes, as `openssl dgst -sha256 -verify` reads it;
 //! the public half is a PEM `PUBLIC KEY`. The private key lives in types that zeroize on drop
 //! (`p256`'s `SigningKey`, `Zeroizing` buffers) and never reaches a log line or an error message.
-//! The only module that reads or writes the key file.
+//! The only module that reads the key file or makes a new one (written through
+//! [`crate::secret_file`], as the audit key is).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use p256::ecdsa::signature::Signer as _;
@@ -183,38 +184,12 @@ impl BundleKey {
 fn create_key_file(path: &Path) -> Result<(BundleKey, Origin), BundleKeyError> {
     let key = BundleKey::generate().map_err(|err| file_error(path, err))?;
     let pem = key.to_pem().map_err(|err| file_error(path, err))?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|err| file_error(path, format!("cannot create: {err}")))?;
-    // Written whole under a temporary name, then linked into place: readers never see a partial
-    // file, and a key another process linked first is never replaced.
-    let nonce = getrandom::u64().map_err(|err| file_error(path, err))?;
-    let tmp = dir.join(format!(
-        ".{}.{nonce:016x}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(pem.as_bytes())?;
-        file.sync_all()
-    })();
-    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            if let Ok(dir) = File::open(&dir) {
-                let _ = dir.sync_all();
-            }
+    match crate::secret_file::create_once(path, pem.as_bytes()) {
+        Ok(crate::secret_file::Linked::Created) => {
             tracing::info!(file = %path.display(), "Created the bundle signing key file.");
             Ok((key, Origin::Created))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => BundleKey::load(path)?
+        Ok(crate::secret_file::Linked::Exists) => BundleKey::load(path)?
             .map(|key| (key, Origin::Loaded))
             .ok_or_else(|| file_error(path, "vanished while it was being created")),
         Err(err) => Err(file_error(path, format!("cannot create: {err}"))),
@@ -223,6 +198,8 @@ fn create_key_file(path: &Path) -> Result<(BundleKey, Origin), BundleKeyError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use p256::ecdsa::VerifyingKey;
     use p256::ecdsa::signature::Verifier as _;
     use p256::pkcs8::DecodePublicKey as _;

@@ -3,9 +3,9 @@
 //!
 //! The key never enters the database, a log line or an error message.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::audit::AuditKey;
@@ -118,39 +118,13 @@ fn read_key_file(path: &Path) -> Result<Option<AuditKey>> {
 fn create_key_file(path: &Path) -> Result<AuditKey> {
     let key = AuditKey::from_fill(getrandom::fill)
         .map_err(|err| key_error(path, format!("no randomness for a new key: {err}")))?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|err| key_error(path, format!("cannot create: {err}")))?;
-    // Written whole under a temporary name, then linked into place: readers never see a partial
-    // file, and a key another process linked first is never replaced.
-    let nonce = getrandom::u64().map_err(|err| key_error(path, err))?;
-    let tmp = dir.join(format!(
-        ".{}.{nonce:016x}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(key.to_hex().as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()
-    })();
-    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            if let Ok(dir) = File::open(&dir) {
-                let _ = dir.sync_all();
-            }
+    let text = zeroize::Zeroizing::new(format!("{}\n", key.to_hex().as_str()));
+    match crate::secret_file::create_once(path, text.as_bytes()) {
+        Ok(crate::secret_file::Linked::Created) => {
             tracing::info!(file = %path.display(), "Created the audit key file.");
             Ok(key)
         }
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path)?
+        Ok(crate::secret_file::Linked::Exists) => read_key_file(path)?
             .ok_or_else(|| key_error(path, "vanished while it was being created")),
         Err(err) => Err(key_error(path, format!("cannot create: {err}"))),
     }
