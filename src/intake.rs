@@ -131,6 +131,9 @@ async fn answer_all(
     let recorded = store.record_leaks(&matched, at).await?;
     let mut outcomes = Vec::with_capacity(matched.len());
     let mut answering: Vec<Answering> = Vec::new();
+    // Per outcome: every credential its leak has matched, before and now (what it shows at the
+    // end, answered now or not).
+    let mut every_match: Vec<Vec<LeakMatch>> = Vec::with_capacity(matched.len());
     for ((leak, matched), recorded) in matched.into_iter().zip(recorded) {
         // What to answer: everything, the first time or once the report no longer dismisses it;
         // later, only credentials it matches now and did not before (a key scanned since).
@@ -159,11 +162,12 @@ async fn answer_all(
         if changed {
             answering.push(Answering {
                 index: outcomes.len(),
-                all_matched,
+                all_matched: all_matched.clone(),
                 new: recorded.new,
                 acts,
             });
         }
+        every_match.push(all_matched);
         outcomes.push(Outcome {
             leak,
             new: recorded.new,
@@ -199,7 +203,9 @@ async fn answer_all(
     store.leaks_answered(&answered, at).await?;
     for it in answering {
         outcomes[it.index].answered = true;
-        outcomes[it.index].matched = it.all_matched;
+    }
+    for (outcome, all_matched) in outcomes.iter_mut().zip(every_match) {
+        outcome.matched = all_matched;
     }
     Ok(Ingested {
         format,

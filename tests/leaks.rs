@@ -165,6 +165,11 @@ fn a_private_key_in_a_gitleaks_report_exposes_its_signer_and_a_second_ingest_cha
         "{again:#}"
     );
     assert_eq!(ws.events(), events);
+    assert_eq!(
+        again["leaks"][0]["matched"], first["leaks"][0]["matched"],
+        "a leak answered before still shows what it matched"
+    );
+    assert_eq!(again["leaks"][0]["answered"], false, "{again:#}");
     assert_eq!(ws.findings().len(), findings.len());
     assert_eq!(
         shown("2026-11-16T08:00:00Z")["distrust_periods"]
