@@ -506,5 +506,51 @@ async fn known(store: &dyn Store, leaks: &[Leak]) -> Result<Known, StoreError> {
         }
         known.sha1 = by_hash;
     }
+    // Hashes of secrets keywarden created (a rotation's new key), of the credentials still there.
+    for (algorithm, wanted) in [
+        (
+            "sha1",
+            indicators()
+                .filter_map(|it| match it {
+                    Indicator::Sha1(hash) => Some(hash.clone()),
+                    _ => None,
+                })
+                .collect::<BTreeSet<String>>(),
+        ),
+        (
+            "hmsl",
+            indicators()
+                .filter_map(|it| match it {
+                    Indicator::Hmsl(hash) => Some(hash.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    ] {
+        if wanted.is_empty() {
+            continue;
+        }
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let hits = store.secret_hashes(algorithm, &wanted).await?;
+        let ids: Vec<String> = hits.iter().map(|(_, id, _)| id.clone()).collect();
+        let present: std::collections::HashSet<(String, String)> = store
+            .find_credentials(&ids)
+            .await?
+            .into_iter()
+            .filter(|it| it.credential.status != keywarden_connector::CredentialStatus::Gone)
+            .map(|it| (it.source, it.credential.external_id))
+            .collect();
+        let into = if algorithm == "sha1" {
+            &mut known.sha1
+        } else {
+            &mut known.hmsl
+        };
+        for (source, external_id, value) in hits {
+            let key = (source, external_id);
+            if present.contains(&key) {
+                into.entry(value).or_default().push(key);
+            }
+        }
+    }
     Ok(known)
 }

@@ -367,3 +367,126 @@ async fn a_user_aws_quarantined_is_a_confirmed_leak_answered_by_the_scan() {
         actions
     );
 }
+
+/// GitGuardian's `hmsl_hash` of a secret, computed apart from keywarden: OpenSSL's scrypt
+/// (Python `hashlib`) with ggshield's parameters.
+fn hmsl_by_openssl(secret: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.scrypt(sys.argv[1].encode(), \
+             salt=hashlib.sha256(b'GitGuardian').digest(), n=2048, r=8, p=1, dklen=32).hex())",
+            secret,
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_keywarden_created_is_matched_by_the_hashes_reports_carry() {
+    let Some(account) = Account::new().await else {
+        return;
+    };
+    let Some(detect_secrets) = detect_secrets() else {
+        return;
+    };
+    account.user("ci-hash", "/", &[]).await;
+    let old = account.key("ci-hash", 120, Some(1)).await;
+    let ws = Workspace::with_file_delivery(&account);
+    ws.scan(&account);
+    let rotated = ws.json(&account, &["rotate", &old, "--enforce", "--format", "json"]);
+    assert_eq!(rotated[0]["status"], "done", "{rotated:#}");
+    ws.scan(&account);
+    // The secret IAM handed keywarden's rotation (the test made the old key itself).
+    let created = account.created_secrets().await;
+    let (new, secret) = created
+        .into_iter()
+        .find(|(id, _)| *id != old)
+        .expect("the rotation's new key");
+
+    // A GitGuardian incident on the new secret: matched by its HasMySecretLeaked hash.
+    let hook = serde_json::json!({
+        "source": "GitGuardian", "timestamp": "2026-12-01T08:00:00Z",
+        "action": "incident_triggered", "message": "m", "target_user": "u",
+        "incident": {
+            "id": 4100001, "date": "2026-12-01T07:59:00Z",
+            "detector": {"name": "aws_iam", "display_name": "AWS Keys"},
+            "secret_hash": "not-used", "hmsl_hash": hmsl_by_openssl(&secret),
+            "status": "TRIGGERED",
+            "gitguardian_url": "https://dashboard.gitguardian.com/workspace/1/incidents/4100001"
+        }
+    });
+    std::fs::write(ws.path().join("gitguardian.json"), hook.to_string()).expect("hook");
+    let ingested = ws.json(
+        &account,
+        &[
+            "leak",
+            "ingest",
+            "gitguardian.json",
+            "--no-contain",
+            "--output",
+            "json",
+        ],
+    );
+    let matched = &ingested["leaks"][0]["matched"];
+    assert_eq!(
+        matched[0]["credential_external_id"],
+        new.as_str(),
+        "{ingested:#}"
+    );
+    assert_eq!(matched[0]["by"]["type"], "hmsl", "{ingested:#}");
+
+    // The real detect-secrets over a file holding the new secret: matched by its SHA-1.
+    let repo = ws.path().join("repo");
+    write(
+        &repo.join("settings.py"),
+        &format!("aws_secret_access_key = \"{secret}\"\n"),
+    );
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "settings.py"]);
+    git(&repo, &["commit", "-q", "-m", "settings"]);
+    let scanned = Command::new(&detect_secrets)
+        .arg("scan")
+        .current_dir(&repo)
+        .output()
+        .expect("detect-secrets");
+    assert!(scanned.status.success(), "{}", stderr(&scanned));
+    std::fs::write(ws.path().join("baseline.json"), &scanned.stdout).expect("baseline");
+    let ingested = ws.json(
+        &account,
+        &[
+            "leak",
+            "ingest",
+            "baseline.json",
+            "--no-contain",
+            "--output",
+            "json",
+        ],
+    );
+    let by_sha1: Vec<String> = ingested["leaks"]
+        .as_array()
+        .expect("leaks")
+        .iter()
+        .flat_map(|it| it["matched"].as_array().cloned().unwrap_or_default())
+        .filter(|it| it["by"]["type"] == "sha1")
+        .filter_map(|it| it["credential_external_id"].as_str().map(str::to_owned))
+        .collect();
+    // detect-secrets reports the one value under three detectors: each is matched to the key.
+    assert!(!by_sha1.is_empty(), "{ingested:#}");
+    assert!(by_sha1.iter().all(|it| *it == new), "{ingested:#}");
+
+    // No secret is in the store: only its hashes.
+    for file in ["ledger.db", "ledger.db-wal"] {
+        let Ok(bytes) = std::fs::read(ws.path().join(file)) else {
+            continue;
+        };
+        assert!(
+            !bytes
+                .windows(secret.len())
+                .any(|it| it == secret.as_bytes()),
+            "the secret is not in {file}"
+        );
+    }
+}

@@ -395,6 +395,22 @@ async fn create(
         }
     };
     crash_point("create");
+    // One-way hashes of the new secret, while it is in memory, so a leak report that carries only
+    // a hash of it (detect-secrets, GitGuardian) is matched to this key; never the secret.
+    let hashes = [
+        (
+            "sha1",
+            crate::leaks::sha1_hex(new.secret.expose().as_bytes()),
+        ),
+        (
+            "hmsl",
+            crate::leaks::hmsl_hex(new.secret.expose().as_bytes()),
+        ),
+    ];
+    cx.engine
+        .store
+        .record_secret_hashes(&cx.record.source, &new.id, &hashes, cx.now())
+        .await?;
     let token = format!("keywarden-action-{}-{}", cx.record.id, new.id);
     // The new key's id is recorded before delivery; the secret never is.
     let recorded = Rotate::Deliver {

@@ -102,12 +102,14 @@ pub struct LeakMatch {
 }
 
 /// What the ledger knows that leaks are matched against: each credential (source, external id)
-/// by access key id, by key id (signers), and by SHA-1 of its access key id.
+/// by access key id, by key id (signers), by SHA-1 of its access key id or of a secret keywarden
+/// created for it, and by the HasMySecretLeaked hash of such a secret.
 #[derive(Clone, Debug, Default)]
 pub struct Known {
     pub access_keys: HashMap<String, Vec<(String, String)>>,
     pub key_ids: HashMap<String, Vec<(String, String)>>,
     pub sha1: HashMap<String, Vec<(String, String)>>,
+    pub hmsl: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Known {
@@ -119,8 +121,7 @@ impl Known {
                 Indicator::AccessKeyId(id) => self.access_keys.get(id),
                 Indicator::KeyId(id) => self.key_ids.get(id),
                 Indicator::Sha1(hash) => self.sha1.get(hash),
-                // HasMySecretLeaked hashes are not matched yet (keywarden records none).
-                Indicator::Hmsl(_) => None,
+                Indicator::Hmsl(hash) => self.hmsl.get(hash),
             };
             for (source, external_id) in hits.into_iter().flatten() {
                 if !found
@@ -245,6 +246,24 @@ pub fn is_access_key_id(text: &str) -> bool {
 /// Lower-hex SHA-1 of `value`.
 pub fn sha1_hex(value: &[u8]) -> String {
     hex::encode(sha1::Sha1::digest(value))
+}
+
+/// GitGuardian's HasMySecretLeaked hash of a secret (the `hmsl_hash` of its incident webhooks),
+/// lower hex: scrypt of the UTF-8 secret with GitGuardian's public pepper, SHA-256("GitGuardian"),
+/// as salt, N = 2048, r = 8, p = 1, 32 bytes (ggshield's `verticals/hmsl/crypto.py`). Only for
+/// secrets of high entropy keywarden itself created: a hash of a guessable secret can be
+/// reversed.
+pub fn hmsl_hex(secret: &[u8]) -> String {
+    let pepper = sha2::Sha256::digest(b"GitGuardian");
+    let mut out = Zeroizing::new([0_u8; 32]);
+    // N = 2^11. Valid parameters and a 32-byte output cannot fail; an empty hash never matches.
+    let hashed = scrypt::Params::new(11, 8, 1)
+        .ok()
+        .and_then(|params| scrypt::scrypt(secret, &pepper, &params, out.as_mut()).ok());
+    match hashed {
+        Some(()) => hex::encode(out.as_ref()),
+        None => String::new(),
+    }
 }
 
 /// The indicators of a plaintext value a report carries, taken at once; the value is dropped

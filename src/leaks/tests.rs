@@ -271,3 +271,17 @@ fn known_credentials_are_matched_by_access_key_id_key_id_and_hash_each_once() {
     ]));
     assert!(none.is_empty());
 }
+
+#[test]
+fn the_hmsl_hash_is_ggshields() {
+    // Vectors from OpenSSL's scrypt (Python `hashlib.scrypt`) with ggshield 1.56.1's parameters
+    // (`hash_string`: salt sha256(b"GitGuardian").digest(), n=2048, r=8, p=1, length=32).
+    assert_eq!(
+        super::hmsl_hex(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        "a2727ef11569043cc925d57a621a7dfc6422357a68c25b80463f5666f3bac778"
+    );
+    assert_eq!(
+        super::hmsl_hex(b"AKIAIOSFODNN7EXAMPLE"),
+        "495e16db667d3649f7d7151d75aecf681cb280220cf139f4037137778b2ae818"
+    );
+}

@@ -60,5 +60,24 @@ pub trait Leaks: Send + Sync {
     async fn leaks_answered(&self, answered: &[Answered], at: DateTime<Utc>) -> Result<()>;
 
     /// Every recorded leak, oldest first.
+    /// Records one-way hashes of a secret keywarden created for a credential (`(algorithm,
+    /// value)`: `sha1`, `hmsl`), with a `credential.secret_hashed` audit event naming the
+    /// algorithms; a hash recorded before is kept.
+    async fn record_secret_hashes(
+        &self,
+        source: &str,
+        credential_external_id: &str,
+        hashes: &[(&'static str, String)],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The credentials (source, external id) with a recorded hash of this algorithm among
+    /// `values`, with the value; chunked, through the `(algorithm, value)` index.
+    async fn secret_hashes(
+        &self,
+        algorithm: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, String, String)>>;
+
     async fn leaks(&self) -> Result<Vec<StoredLeak>>;
 }

@@ -792,7 +792,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[test]
     fn arns_name_account_and_user() {
         let arn = "arn:aws:iam::123456789012:user/ci/deploy/publisher";
         assert_eq!(arn_account(arn), Some("123456789012"));

@@ -145,6 +145,69 @@ impl Leaks for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn record_secret_hashes(
+        &self,
+        source: &str,
+        credential_external_id: &str,
+        hashes: &[(&'static str, String)],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let (mut tx, _timed) = begin_timed(&self.pool, "record_secret_hashes").await?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO secret_hashes (source, credential_external_id, algorithm, value, \
+             recorded_at) ",
+        );
+        query.push_values(hashes, |mut row, (algorithm, value)| {
+            row.push_bind(source.to_owned())
+                .push_bind(credential_external_id.to_owned())
+                .push_bind(*algorithm)
+                .push_bind(value.clone())
+                .push_bind(at);
+        });
+        query.push(" ON CONFLICT DO NOTHING");
+        let added = query.build().execute(&mut *tx).await.map_err(map_err)?;
+        if added.rows_affected() > 0 {
+            let algorithms: Vec<&str> = hashes.iter().map(|(it, _)| *it).collect();
+            let event = NewEvent::new(
+                "credential.secret_hashed",
+                format!("{source}/{credential_external_id}"),
+                json!({ "algorithms": algorithms }),
+            );
+            append_events(&mut tx, &self.keys, at, vec![event]).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn secret_hashes(
+        &self,
+        algorithm: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut found = Vec::new();
+        for chunk in values.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT source, credential_external_id, value FROM secret_hashes WHERE algorithm = ",
+            );
+            query.push_bind(algorithm.to_owned());
+            query.push(" AND value IN (");
+            let mut list = query.separated(", ");
+            for value in chunk {
+                list.push_bind(value.clone());
+            }
+            list.push_unseparated(")");
+            let rows: Vec<(String, String, String)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     async fn leaks(&self) -> Result<Vec<StoredLeak>> {
         let rows: Vec<(String, String, DateTime<Utc>)> =
             sqlx::query_as("SELECT data, matched, ingested_at FROM leaks ORDER BY seq")
