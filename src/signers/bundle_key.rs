@@ -112,7 +112,9 @@ impl BundleKey {
                 ),
             ));
         }
-        let mut text = Zeroizing::new(String::new());
+        // Room for the whole file up front: a buffer that grew would leave copies of the key in
+        // memory it freed, which no zeroizing reaches.
+        let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
         file.take(MAX_KEY_FILE + 1)
             .read_to_string(&mut text)
             .map_err(|err| file_error(path, format!("cannot read: {err}")))?;

@@ -106,7 +106,8 @@ fn read_key_file(path: &Path) -> Result<Option<AuditKey>> {
             ),
         ));
     }
-    let mut text = zeroize::Zeroizing::new(String::new());
+    // Room for all it reads up front: a buffer that grew would leave copies of the key behind.
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(1024));
     file.take(1024)
         .read_to_string(&mut text)
         .map_err(|err| key_error(path, format!("cannot read: {err}")))?;
