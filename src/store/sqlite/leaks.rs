@@ -71,7 +71,23 @@ impl Leaks for SqliteStore {
         // Each leak as it now stands: answered or not, what it matched and whether it was
         // dismissed when last answered.
         let mut stored: HashMap<String, Recorded> = HashMap::new();
-        for chunk in rows.chunks(BATCH) {
+        // A leak this call inserted stands as given; only the others are read back.
+        for (leak, matched) in leaks.iter().filter(|(leak, _)| new.contains(&leak.id)) {
+            stored.insert(
+                leak.id.clone(),
+                Recorded {
+                    new: true,
+                    unanswered: true,
+                    matched_before: matched.clone(),
+                    dismissed_before: leak.dismissed.is_some(),
+                },
+            );
+        }
+        let known: Vec<&(&Leak, String, String, usize)> = rows
+            .iter()
+            .filter(|(leak, ..)| !new.contains(&leak.id))
+            .collect();
+        for chunk in known.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "SELECT id, answered_at IS NULL AS unanswered, data, matched FROM leaks WHERE id IN (",
             );
