@@ -162,6 +162,8 @@ async fn answer_all(
         if changed {
             answering.push(Answering {
                 index: outcomes.len(),
+                // Recorded now with these matches: stored as it is.
+                stored_as_is: recorded.new && all_matched == matched,
                 all_matched: all_matched.clone(),
                 new: recorded.new,
                 acts,
@@ -197,6 +199,7 @@ async fn answer_all(
                     "not_contained": outcome.not_contained,
                     "dismissed": outcome.leak.dismissed,
                 }),
+                stored_as_is: it.stored_as_is,
             }
         })
         .collect();
@@ -235,6 +238,8 @@ struct Answering {
     new: bool,
     /// Findings and containment are due (not only marking it answered: a dismissed leak).
     acts: bool,
+    /// Recorded by this ingest with the matches it has now.
+    stored_as_is: bool,
 }
 
 /// Answers the leaks whose answer acts: a critical finding on each

@@ -16,6 +16,9 @@ pub struct Answered {
     pub matched: Vec<LeakMatch>,
     /// What was done, for the audit event; never a secret.
     pub what: serde_json::Value,
+    /// Whether the leak and its matches are stored as they are now (recorded by this ingest and
+    /// unchanged since): only the answer's time is written then.
+    pub stored_as_is: bool,
 }
 
 /// A leak as stored: the exposure, what it matched, when keywarden first read it.

@@ -127,10 +127,23 @@ impl Leaks for SqliteStore {
 
     async fn leaks_answered(&self, answered: &[Answered], at: DateTime<Utc>) -> Result<()> {
         let mut rows = Vec::with_capacity(answered.len());
-        for it in answered {
+        for it in answered.iter().filter(|it| !it.stored_as_is) {
             rows.push((it, to_json(&it.leak)?, to_json(&it.matched)?));
         }
         let (mut tx, _timed) = begin_timed(&self.pool, "leaks_answered").await?;
+        // Stored as they are: only the time of the answer, by id.
+        let as_is: Vec<&Answered> = answered.iter().filter(|it| it.stored_as_is).collect();
+        for chunk in as_is.chunks(BATCH) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE leaks SET answered_at = ");
+            query.push_bind(at);
+            query.push(" WHERE id IN (");
+            let mut ids = query.separated(", ");
+            for it in chunk {
+                ids.push_bind(it.leak.id.clone());
+            }
+            ids.push_unseparated(")");
+            query.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
         // Three values a row, through the `id` key; one statement per chunk.
         for chunk in rows.chunks(BATCH) {
             let mut query = QueryBuilder::<Sqlite>::new("WITH answered (id, data, matched) AS (");

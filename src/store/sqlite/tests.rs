@@ -1424,6 +1424,7 @@ async fn a_leak_is_recorded_once_and_waits_for_its_answer_until_answered() {
                 leak: leak.clone(),
                 matched: Vec::new(),
                 what: serde_json::json!({}),
+                stored_as_is: false,
             }],
             at,
         )
