@@ -242,3 +242,31 @@ async fn a_dry_run_revoke_trust_names_the_signers_and_changes_nothing() {
             .is_some_and(Vec::is_empty)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoke_trust_awaiting_approval_is_started_once_and_distrusts_only_when_approved() {
+    let Some(world) = world("enforce").await else {
+        return;
+    };
+    world.ws.use_policies(&format!(
+        "{}    enforce:\n      approval: required\n",
+        POLICY.replace("MODE", "enforce")
+    ));
+    world.ws.scan_with(&world.account, &["--no-enforce"]);
+    let first = revoke_items(&world.ws.scan(&world.account));
+    assert_eq!(first[0]["decision"], "started", "{first:#?}");
+    assert_eq!(first[0]["action_status"], "awaiting_approval", "{first:#?}");
+    assert!(
+        world.periods("keys/release.pem").is_empty(),
+        "nothing before approval"
+    );
+    let again = revoke_items(&world.ws.scan(&world.account));
+    assert_eq!(again[0]["decision"], "in_progress", "{again:#?}");
+    assert_eq!(again[0]["action_id"], first[0]["action_id"]);
+    let id = first[0]["action_id"].to_string();
+    world.ws.ok(
+        &world.account,
+        &["actions", "approve", &id, "--by", "alice"],
+    );
+    assert_eq!(world.periods("keys/release.pem").len(), 1);
+}

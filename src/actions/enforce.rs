@@ -407,11 +407,21 @@ async fn decide(
             return Ok(None);
         }
     }
+    let origin = format!("policy:{}", policy.id);
     if kind == ActionKind::RevokeTrust {
-        // Decided by the signers' trust as it stands, not by an earlier action.
+        // Decided by the signers' trust as it stands, not by an earlier action; but one of the
+        // policy's still open (awaiting approval) is not started twice.
+        let open = store
+            .credential_actions(&finding.source, &finding.credential_external_id)
+            .await?
+            .into_iter()
+            .find(|it| it.kind == kind && it.origin == origin && it.status.is_open());
+        if let Some(open) = open {
+            set_action(item, Decision::InProgress, &open);
+            return Ok(None);
+        }
         return Ok(Some(Candidate::Start(distrust)));
     }
-    let origin = format!("policy:{}", policy.id);
     let previous = store
         .credential_actions(&finding.source, &finding.credential_external_id)
         .await?
