@@ -318,6 +318,16 @@ fn write_directory(
             let _ = fs::remove_dir_all(&tmp);
             return Err(err);
         }
+        // Checked again on what was moved away: a directory put in its place since the first
+        // check is put back, never deleted.
+        if !written_by_export(&old) {
+            let _ = fs::rename(&old, out);
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(std::io::Error::other(
+                "it was replaced while the export was written by something an export did not \
+                 write; it is left as it is",
+            ));
+        }
         if let Err(err) = fs::rename(&tmp, out) {
             let _ = fs::rename(&old, out);
             let _ = fs::remove_dir_all(&tmp);
@@ -330,6 +340,14 @@ fn write_directory(
             let _ = fs::remove_dir_all(&tmp);
         })
     }
+}
+
+/// Whether a directory is one an export may replace: a real directory (not a link) that holds the
+/// export marker, or nothing.
+fn written_by_export(dir: &Path) -> bool {
+    fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir())
+        && (dir.join(EXPORT_MARKER).is_file()
+            || fs::read_dir(dir).is_ok_and(|mut it| it.next().is_none()))
 }
 
 /// A `/`-separated path of an export, which must stay inside its directory.
@@ -395,4 +413,35 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
         return Err(format!("{} is larger than 1 MiB", path.display()));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_directory_or_an_exports_own_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).expect("mkdir");
+        assert!(written_by_export(&empty));
+        let ours = dir.path().join("ours");
+        fs::create_dir(&ours).expect("mkdir");
+        fs::write(ours.join(EXPORT_MARKER), "x").expect("marker");
+        fs::write(ours.join("a.pub"), "x").expect("file");
+        assert!(written_by_export(&ours));
+        let foreign = dir.path().join("foreign");
+        fs::create_dir(&foreign).expect("mkdir");
+        fs::write(foreign.join("notes.txt"), "mine").expect("file");
+        assert!(!written_by_export(&foreign));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&ours, &link).expect("symlink");
+        assert!(
+            !written_by_export(&link),
+            "a link is never taken for a directory"
+        );
+        let file = dir.path().join("file");
+        fs::write(&file, "x").expect("file");
+        assert!(!written_by_export(&file));
+    }
 }
