@@ -105,6 +105,11 @@ pub(super) async fn resolve_key(pool: &SqlitePool, source: &KeySource) -> Result
         return Ok(key);
     }
     if let (_, Some(id)) = meta(pool).await? {
+        // Another process may have made the key and keyed the log between the two reads (three
+        // scans started together on a new store): read the file again before refusing.
+        if let Some(key) = source.load()? {
+            return Ok(key);
+        }
         return Err(StoreError::AuditKey(format!(
             "the audit log is keyed (key id {id}) but its key file {source} does not exist: \
              restore it or set {KEY_ENV}; a new key would not verify the log"
