@@ -49,12 +49,16 @@ pub struct Account {
 
 pub static NEXT: AtomicI64 = AtomicI64::new(0);
 
-/// A fresh account id: moto's state outlives test runs, so it must differ from earlier runs.
+/// A fresh account id: moto's state outlives test runs, so it must differ from earlier runs
+/// (a base from the time and process id, taken once per process) and from every other id of this
+/// process (a counter on top: time read per call could repeat across threads racing on it).
 pub fn fresh_account_id() -> String {
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let n =
-        (nanos / 1000 + i64::from(std::process::id()) * 7919 + NEXT.fetch_add(1, Ordering::SeqCst))
-            % 900_000_000_000;
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        nanos / 1000 + i64::from(std::process::id()) * 7919
+    });
+    let n = (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 900_000_000_000;
     format!("{:012}", 100_000_000_000 + n)
 }
 
