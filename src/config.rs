@@ -243,6 +243,8 @@ pub enum SourceConfig {
     Synthetic(keywarden_synthetic::SyntheticConfig),
     /// The IAM users of AWS accounts: access keys, signing certificates, SSH keys.
     AwsIam(Box<keywarden_aws_iam::AwsIamConfig>),
+    /// A Vault or OpenBao server: tokens, AppRole secret-ids, KV secrets, Transit keys.
+    Vault(Box<keywarden_vault::VaultConfig>),
 }
 
 impl SourceConfig {
@@ -252,6 +254,7 @@ impl SourceConfig {
             Self::Files(_) => "files",
             Self::Synthetic(_) => "synthetic",
             Self::AwsIam(_) => "aws_iam",
+            Self::Vault(_) => "vault",
         }
     }
 
@@ -261,6 +264,7 @@ impl SourceConfig {
             Self::Files(config) => config.validate(),
             Self::Synthetic(config) => config.validate(),
             Self::AwsIam(config) => config.validate(),
+            Self::Vault(config) => config.validate(),
         }
     }
 }
@@ -440,6 +444,22 @@ impl Config {
                 SourceConfig::Synthetic(config) => connectors.push(Arc::new(config.build(name))),
                 SourceConfig::AwsIam(config) => {
                     match with_tag_defaults(config, &self.defaults).build(name) {
+                        Ok(connector) => connectors.push(Arc::new(connector)),
+                        Err(err) => errors.push(Diagnostic::file(
+                            &self.file,
+                            format!("sources.{name}: {err}"),
+                        )),
+                    }
+                }
+                SourceConfig::Vault(config) => {
+                    let mut config = (**config).clone();
+                    config
+                        .owner_key
+                        .get_or_insert_with(|| self.defaults.owner_tag.clone());
+                    config
+                        .purpose_key
+                        .get_or_insert_with(|| self.defaults.purpose_tag.clone());
+                    match config.build(name, &self.base_dir) {
                         Ok(connector) => connectors.push(Arc::new(connector)),
                         Err(err) => errors.push(Diagnostic::file(
                             &self.file,
@@ -659,6 +679,33 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("colour"), "{text}");
         assert!(text.contains("keywarden.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn a_vault_source_is_read_and_its_errors_name_field_and_place() {
+        let config = parse(
+            "sources:\n  v:\n    type: vault\n    address: http://127.0.0.1:8200\n    token_env: VAULT_TOKEN\n",
+        )
+        .expect("config");
+        assert_eq!(config.sources[0].1.kind(), "vault");
+        let err = parse(
+            "sources:\n  v:\n    type: vault\n    address: vault:8200\n    token_env: VAULT_TOKEN\n    namespaces: [team-a]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert_eq!((err.0[0].line, err.0[0].column), (3, 5), "{err}");
+        assert!(err.0[0].message.starts_with("sources.v.address: "), "{err}");
+        assert!(
+            err.0[1].message.starts_with("sources.v.namespaces[0]: "),
+            "{err}"
+        );
+        // The token itself is not a field of the file.
+        let err =
+            parse("sources:\n  v:\n    type: vault\n    address: http://x\n    token: s.abc\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown field `token`"), "{err}");
+        // A tagged source is read as a whole: its unknown field is placed at the source's entry.
+        assert_eq!((err.0[0].line, err.0[0].column), (2, 3), "{err}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ named_enum! {
         ApproleRole = "approle_role",
         VaultEntity = "vault_entity",
         TransitKey = "transit_key",
+        /// A Vault mount: the KV engine a secret lives in, or the auth path that minted a token
+        /// bound to no entity.
+        VaultMount = "vault_mount",
         /// A signing key pair (a cosign key pair, a PEM key pair, an SSH key).
         KeyPair = "key_pair",
         /// The subject a certificate was issued to.

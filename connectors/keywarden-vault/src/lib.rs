@@ -1,0 +1,32 @@
+//! The `vault` connector: the machine credentials a Vault or OpenBao server holds, read through
+//! vaultrs (with a thin raw-request layer on vaultrs's own HTTP client where vaultrs falls short).
+//!
+//! Per namespace, after discovering its mounts (`sys/mounts`, `sys/auth`):
+//! - identity entities (`vault_entity` identities; metadata names the owner);
+//! - token accessors (`token` credentials of their entity, or of the auth path that minted them);
+//! - AppRole roles (`approle_role` identities) and their secret-id accessors (`secret_id`);
+//! - KV v2 and v1 secrets (`kv_secret`, of their mount, a `vault_mount` identity), never their
+//!   values;
+//! - Transit keys (`transit_key` identities) and each version (`transit_key_version`); a signing
+//!   key's versions carry their public key and `sha256_spki` key id, so each is a signer.
+//!
+//! A path that cannot be read is a scan error of the identity it belongs to, whose ledger entries
+//! are kept as they were; a failure of a whole kind (the server down, a list denied) fails the
+//! source's scan so that nothing is marked gone on its strength.
+
+mod approle;
+mod client;
+mod config;
+mod connector;
+mod entities;
+mod facts;
+mod kv;
+mod mounts;
+mod tokens;
+mod transit;
+
+pub use crate::approle::LAST_LOGIN;
+pub use crate::client::VaultError;
+pub use crate::config::VaultConfig;
+pub use crate::connector::VaultConnector;
+pub use crate::tokens::LAST_RENEWAL;

@@ -1,0 +1,74 @@
+//! Discovery: which secret engines and auth methods a namespace has mounted, at which paths.
+
+use crate::client::{Namespace, VaultError};
+
+/// What keywarden reads at a mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// A KV engine, version 1 or 2.
+    Kv {
+        version: u8,
+    },
+    Transit,
+    /// An AppRole auth method.
+    AppRole,
+}
+
+/// One mount keywarden reads: its path (`secret/`, `ci/approle/`) and kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub path: String,
+    pub kind: MountKind,
+}
+
+/// The secret engines and auth methods of a namespace that keywarden reads, by path.
+pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
+    let engines = namespace
+        .typed("sys/mounts", || vaultrs::sys::mount::list(&namespace.vault))
+        .await?;
+    let auths = namespace
+        .typed("sys/auth", || vaultrs::sys::auth::list(&namespace.vault))
+        .await?;
+    let mut mounts = Vec::new();
+    for (path, mount) in engines {
+        let kind = match mount.mount_type.as_str() {
+            "kv" => MountKind::Kv {
+                version: kv_version(mount.options.as_ref().and_then(|it| it.get("version"))),
+            },
+            "transit" => MountKind::Transit,
+            _ => continue,
+        };
+        mounts.push(Mount { path, kind });
+    }
+    for (path, auth) in auths {
+        if auth.mount_type == "approle" {
+            mounts.push(Mount {
+                path,
+                kind: MountKind::AppRole,
+            });
+        }
+    }
+    mounts.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(mounts)
+}
+
+/// `options.version` of a KV mount: `"2"` is version 2, anything else (absent, `"1"`) version 1.
+fn kv_version(version: Option<&String>) -> u8 {
+    if version.is_some_and(|it| it == "2") {
+        2
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_version_two_only_when_the_option_says_so() {
+        assert_eq!(kv_version(Some(&"2".to_owned())), 2);
+        assert_eq!(kv_version(Some(&"1".to_owned())), 1);
+        assert_eq!(kv_version(None), 1);
+    }
+}
