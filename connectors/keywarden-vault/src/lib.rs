@@ -14,6 +14,7 @@
 //! are kept as they were; a failure of a whole kind (the server down, a list denied) fails the
 //! source's scan so that nothing is marked gone on its strength.
 
+mod acl;
 mod approle;
 mod client;
 mod config;
@@ -25,6 +26,7 @@ mod mounts;
 mod tokens;
 mod transit;
 
+pub use crate::acl::{Acl, PolicyError};
 pub use crate::approle::LAST_LOGIN;
 pub use crate::client::VaultError;
 pub use crate::config::VaultConfig;
