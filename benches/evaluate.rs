@@ -137,6 +137,7 @@ fn credentials(n: usize) -> Vec<LedgerCredential> {
                     purpose: None,
                     tags: BTreeMap::new(),
                     attributes: BTreeMap::new(),
+                    signs_with: Vec::new(),
                 },
                 first_seen,
                 last_seen: now,

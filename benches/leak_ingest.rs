@@ -67,6 +67,7 @@ fn ledger_batches() -> Vec<Inventory> {
             purpose: None,
             tags: Default::default(),
             attributes: Default::default(),
+            signs_with: Vec::new(),
         });
         if batch.identities.len() >= 1000 && index % 2 == 1 {
             batches.push(std::mem::take(&mut batch));

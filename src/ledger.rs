@@ -188,6 +188,7 @@ pub(crate) mod fixtures {
                 purpose: None,
                 tags: BTreeMap::new(),
                 attributes: BTreeMap::new(),
+                signs_with: Vec::new(),
             },
             first_seen,
             last_seen: first_seen,

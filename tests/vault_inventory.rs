@@ -510,6 +510,7 @@ path "kv/metadata/private" { capabilities = ["deny"] }
         purpose: None,
         tags: BTreeMap::new(),
         attributes: BTreeMap::new(),
+        signs_with: Vec::new(),
     };
     let known_secret = Credential {
         external_id: format!("{p}kv/private/x"),

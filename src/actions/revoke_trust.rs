@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::crash_point;
 use super::machine::{Machine, Next, StepCx, StepError};
 use crate::ledger::LedgerCredential;
-use crate::signers::Signer;
+use crate::signers::{HeldVia, Signer};
 use crate::store::TrustChange;
 use crate::trust::{Change, DistrustPeriod, DistrustReason, Replacement};
 
@@ -61,10 +61,15 @@ pub fn distrust_for(
             .credentials
             .iter()
             .any(|it| it.source == target.source && &it.external_id == credential);
-        let holds = signer
-            .holders
-            .iter()
-            .any(|it| it.source == target.source && it.identity == target.identity.external_id);
+        // An identity holds the signer through all its credentials, except where only some
+        // of them may sign with it (a Vault token's policies): then through just those.
+        let holds = signer.holders.iter().any(|it| {
+            it.source == target.source
+                && match it.via {
+                    HeldVia::Own | HeldVia::Config => it.identity == target.identity.external_id,
+                    HeldVia::Policy => it.credentials.iter().any(|c| &c.external_id == credential),
+                }
+        });
         if !is_signer && !holds {
             continue;
         }

@@ -227,6 +227,7 @@ impl Connector for Source {
                     purpose: None,
                     tags: Default::default(),
                     attributes: Default::default(),
+                    signs_with: Vec::new(),
                 })
                 .collect(),
             errors: Vec::new(),

@@ -39,11 +39,13 @@ pub async fn signers(
     } else {
         store.present_credentials().await?
     };
+    let signing = store.signing_holders().await?;
     Ok(assemble(Inputs {
         ledger,
         records,
         configured,
         credentials: &credentials,
+        signing: &signing,
     }))
 }
 

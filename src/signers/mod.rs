@@ -15,7 +15,7 @@ pub mod load;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keywarden_connector::{CredentialKind, CredentialStatus, LastUse};
+use keywarden_connector::{CredentialKind, CredentialStatus};
 use serde::Serialize;
 
 use crate::config::signers::HolderSelector;
@@ -31,6 +31,9 @@ pub enum HeldVia {
     Own,
     /// A `signers:` entry of the config names the identity.
     Config,
+    /// The source's own access rules let some of the identity's credentials sign with it (a
+    /// Vault token whose policies allow `transit/sign/<key>`): only those credentials hold it.
+    Policy,
 }
 
 /// A credential of a holder, as the ledger last saw it.
@@ -51,7 +54,8 @@ pub struct Holder {
     pub identity: String,
     pub name: String,
     pub via: HeldVia,
-    /// Its present credentials (for `own` holders: the ones the signer was found in).
+    /// Its present credentials (for `own` holders: the ones the signer was found in; for
+    /// `policy` holders: the ones whose access rules let them sign with it).
     pub credentials: Vec<HolderCredential>,
 }
 
@@ -84,6 +88,9 @@ pub struct Inputs<'a> {
     /// The ledger's present credentials of the sources the config's holders name (to list each
     /// holder's credentials).
     pub credentials: &'a [LedgerCredential],
+    /// The present credentials that can sign with a signer by their source's access rules
+    /// (their `signs_with`).
+    pub signing: &'a [LedgerCredential],
 }
 
 /// The signers, by key id: from the ledger, and from stored records of signers whose credentials
@@ -105,7 +112,11 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
         };
         let mut holders = own_holders(&found.credentials);
         // An identity that holds the signer itself is listed once, as its own holder.
-        for holder in configured_holders(&found.key_id, inputs.configured, inputs.credentials) {
+        let configured = configured_holders(&found.key_id, inputs.configured, inputs.credentials);
+        for holder in configured
+            .into_iter()
+            .chain(policy_holders(&found.key_id, inputs.signing))
+        {
             if !holders
                 .iter()
                 .any(|it| it.source == holder.source && it.identity == holder.identity)
@@ -123,7 +134,8 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
         });
     }
     for (key_id, record) in records {
-        let holders = configured_holders(&key_id, inputs.configured, inputs.credentials);
+        let mut holders = configured_holders(&key_id, inputs.configured, inputs.credentials);
+        holders.extend(policy_holders(&key_id, inputs.signing));
         signers.push(Signer {
             key_id,
             public_key: None,
@@ -164,6 +176,42 @@ fn own_holders(credentials: &[SignerCredential]) -> Vec<Holder> {
     holders
 }
 
+fn holder_credential(it: &LedgerCredential) -> HolderCredential {
+    HolderCredential {
+        external_id: it.credential.external_id.clone(),
+        kind: it.credential.kind,
+        status: it.credential.status,
+        created_at: it.credential.created_at,
+        last_used: it.credential.last_used.at(),
+    }
+}
+
+/// The identities some of whose credentials may sign with `key_id` by their source's access
+/// rules, each with just those credentials.
+fn policy_holders(key_id: &str, signing: &[LedgerCredential]) -> Vec<Holder> {
+    let mut holders: Vec<Holder> = Vec::new();
+    for it in signing
+        .iter()
+        .filter(|it| it.credential.signs_with.iter().any(|held| held == key_id))
+    {
+        let credential = holder_credential(it);
+        match holders
+            .iter_mut()
+            .find(|h| h.source == it.source && h.identity == it.identity.external_id)
+        {
+            Some(holder) => holder.credentials.push(credential),
+            None => holders.push(Holder {
+                source: it.source.clone(),
+                identity: it.identity.external_id.clone(),
+                name: it.identity.name.clone(),
+                via: HeldVia::Policy,
+                credentials: vec![credential],
+            }),
+        }
+    }
+    holders
+}
+
 fn configured_holders(
     key_id: &str,
     configured: &[(String, Vec<HolderSelector>)],
@@ -185,16 +233,7 @@ fn configured_holders(
         {
             continue;
         }
-        let credential = HolderCredential {
-            external_id: it.credential.external_id.clone(),
-            kind: it.credential.kind,
-            status: it.credential.status,
-            created_at: it.credential.created_at,
-            last_used: match &it.credential.last_used {
-                LastUse::At { at, .. } => Some(*at),
-                LastUse::Never | LastUse::Unknown => None,
-            },
-        };
+        let credential = holder_credential(it);
         match holders
             .iter_mut()
             .find(|h| h.source == it.source && h.identity == it.identity.external_id)
@@ -279,3 +318,6 @@ pub fn pem_public_key(base64_der: &str) -> Option<String> {
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     ))
 }
+
+#[cfg(test)]
+mod holder_tests;

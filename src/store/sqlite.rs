@@ -169,3 +169,5 @@ mod tests;
 mod concurrency_tests;
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod signing_power_tests;

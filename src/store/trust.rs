@@ -97,6 +97,11 @@ pub trait SignerTrust: Send + Sync {
     /// `sha256_spki` fingerprint. One pass over the fingerprints.
     async fn signers(&self) -> Result<Vec<LedgerSigner>>;
 
+    /// The present credentials that can sign with a signer by their source's own access rules
+    /// (a non-empty `signs_with`: a Vault token whose policies allow `transit/sign/<key>`), with
+    /// their identities. Through the signing-power index, not a pass over every credential.
+    async fn signing_holders(&self) -> Result<Vec<crate::ledger::LedgerCredential>>;
+
     /// The stored trust record of each signer that has one, by key id: when it is trusted from
     /// (never moved earlier once stored) and its distrust periods.
     async fn distrust_periods(&self) -> Result<Vec<(String, TrustRecord)>>;

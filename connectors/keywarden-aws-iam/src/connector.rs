@@ -588,6 +588,7 @@ impl UserScan<'_> {
                 ("user_name".to_owned(), name.to_owned()),
                 ("user_path".to_owned(), path.to_owned()),
             ]),
+            signs_with: Vec::new(),
         };
 
         // Access keys: reuse the ledger's when the report's slots show they are unchanged.

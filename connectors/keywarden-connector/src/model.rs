@@ -213,6 +213,11 @@ pub struct Credential {
     pub tags: BTreeMap<String, String>,
     /// Kind-specific facts: certificate subject, issuer, serial, key usage, file path, ...
     pub attributes: BTreeMap<String, String>,
+    /// The signers (key ids: SHA-256 of the DER SubjectPublicKeyInfo, hex) this credential can
+    /// make signatures with by the source's own access rules, sorted: a Vault token or AppRole
+    /// secret-id whose policies allow `transit/sign/<key>`. Its identity holds them through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signs_with: Vec<String>,
 }
 
 /// One record a connector could not read; the scan goes on without it.

@@ -486,6 +486,7 @@ fn assemble_key_group(
             purpose: rule.and_then(|it| it.purpose.clone()).or(default_purpose),
             tags: rule.map(|it| it.tags.clone()).unwrap_or_default(),
             attributes,
+            signs_with: Vec::new(),
         },
         paths,
     }
@@ -563,6 +564,7 @@ fn assemble_certificates(
                 purpose: rule.purpose.clone().or(default_purpose),
                 tags: rule.tags.clone(),
                 attributes,
+                signs_with: Vec::new(),
             },
             paths,
         });

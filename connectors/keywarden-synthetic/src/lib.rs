@@ -168,6 +168,7 @@ impl SyntheticConnector {
             purpose: None,
             tags: BTreeMap::new(),
             attributes,
+            signs_with: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! AppRole: each role an identity, each of its secret-ids (by accessor) a credential.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use keywarden_connector::{
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Namespace, VaultError};
 use crate::facts::{self, Settings, rfc3339, string_map, text};
+use crate::holders::Powers;
 
 /// Where a limited-use secret-id's last use comes from: Vault bumps `last_updated_time` on a
 /// login only when it counts the secret-id's uses down.
@@ -22,6 +23,7 @@ pub async fn inventory(
     mount: &str,
     settings: &Settings,
     out: &mut Inventory,
+    powers: &mut Powers,
 ) -> Result<(), VaultError> {
     let roles = namespace.list(&format!("auth/{mount}role")).await?;
     let found: Vec<_> = futures::stream::iter(roles)
@@ -32,8 +34,13 @@ pub async fn inventory(
         .buffered(settings.concurrency)
         .collect()
         .await;
-    for (role, (credentials, errors)) in found {
+    for (role, (credentials, errors, policies)) in found {
         let identity = role_identity(&namespace.name, mount, &role);
+        for credential in &credentials {
+            powers
+                .grants
+                .push((credential.external_id.clone(), policies.clone()));
+        }
         out.credentials.extend(credentials);
         out.errors.extend(errors);
         out.identities.push(identity);
@@ -61,23 +68,59 @@ fn role_identity(namespace: &str, mount: &str, role: &str) -> Identity {
     }
 }
 
-/// A role's secret-ids, and the paths that could not be read.
+/// The policies of the tokens a role's secret-ids log in to: its `token_policies` (or the
+/// older `policies`), and `default` unless the role says `token_no_default_policy`.
+fn role_policies(role: &Value) -> BTreeSet<String> {
+    let mut policies: BTreeSet<String> = ["token_policies", "policies"]
+        .iter()
+        .filter_map(|field| role.get(*field).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let no_default = role
+        .get("token_no_default_policy")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !no_default {
+        policies.insert("default".to_owned());
+    }
+    policies
+}
+
+/// What one role holds: its secret-ids, the paths that could not be read, and the policies its
+/// secret-ids log in to.
+type RoleFound = (
+    Vec<Credential>,
+    Vec<keywarden_connector::ScanError>,
+    BTreeSet<String>,
+);
+
+fn role_failed(namespace: &str, err: &VaultError, identity: String) -> RoleFound {
+    (
+        Vec::new(),
+        vec![facts::scan_error(namespace, err, Some(identity))],
+        BTreeSet::new(),
+    )
+}
+
+/// A role's secret-ids, the paths that could not be read and the role's policies. A role that
+/// cannot be read is the role's scan error alone: its secret-ids' signing power would be unknown.
 async fn secret_ids(
     namespace: &Namespace,
     mount: &str,
     role: &str,
     settings: &Settings,
-) -> (Vec<Credential>, Vec<keywarden_connector::ScanError>) {
+) -> RoleFound {
     let identity = role_id(&namespace.name, mount, role);
     let base = format!("auth/{mount}role/{role}");
+    let policies = match namespace.read(&base).await {
+        Ok(it) => role_policies(&it),
+        Err(err) => return role_failed(&namespace.name, &err, identity),
+    };
     let accessors = match namespace.list(&format!("{base}/secret-id")).await {
         Ok(it) => it,
-        Err(err) => {
-            return (
-                Vec::new(),
-                vec![facts::scan_error(&namespace.name, &err, Some(identity))],
-            );
-        }
+        Err(err) => return role_failed(&namespace.name, &err, identity),
     };
     let lookups: Vec<_> = futures::stream::iter(accessors)
         .map(|accessor| {
@@ -111,7 +154,7 @@ async fn secret_ids(
             )),
         }
     }
-    (credentials, errors)
+    (credentials, errors, policies)
 }
 
 /// The credential of one secret-id accessor lookup.
@@ -169,6 +212,7 @@ fn secret_id(
         purpose,
         tags: metadata,
         attributes,
+        signs_with: Vec::new(),
     }
 }
 

@@ -12,8 +12,9 @@ use keywarden_connector::{
 use crate::client::Namespace;
 use crate::config::VaultConfig;
 use crate::facts::Settings;
+use crate::holders::Powers;
 use crate::mounts::{self, MountKind};
-use crate::{approle, entities, kv, tokens, transit};
+use crate::{approle, entities, holders, kv, tokens, transit};
 
 /// A configured `vault` source.
 #[derive(Debug)]
@@ -60,22 +61,38 @@ impl VaultConnector {
     /// what the ledger knows gone.
     async fn namespace(&self, namespace: &Namespace) -> Result<Inventory, ConnectorError> {
         let mut out = Inventory::default();
+        let mut powers = Powers::default();
         let found = mounts::discover(namespace).await?;
         entities::inventory(namespace, &self.settings, &mut out).await?;
-        tokens::inventory(namespace, &self.settings, &mut out).await?;
+        tokens::inventory(namespace, &self.settings, &mut out, &mut powers).await?;
         for mount in &found {
             match mount.kind {
                 MountKind::AppRole => {
-                    approle::inventory(namespace, &mount.path, &self.settings, &mut out).await?;
+                    approle::inventory(
+                        namespace,
+                        &mount.path,
+                        &self.settings,
+                        &mut out,
+                        &mut powers,
+                    )
+                    .await?;
                 }
                 MountKind::Kv { version } => {
                     kv::inventory(namespace, &mount.path, version, &self.settings, &mut out).await;
                 }
                 MountKind::Transit => {
-                    transit::inventory(namespace, &mount.path, &self.settings, &mut out).await?;
+                    transit::inventory(
+                        namespace,
+                        &mount.path,
+                        &self.settings,
+                        &mut out,
+                        &mut powers,
+                    )
+                    .await?;
                 }
             }
         }
+        holders::resolve(namespace, &powers, &self.settings, &mut out).await;
         Ok(out)
     }
 }

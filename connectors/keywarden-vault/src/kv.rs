@@ -159,6 +159,7 @@ fn kv2_secret(
         purpose,
         tags: custom,
         attributes,
+        signs_with: Vec::new(),
     }
 }
 
@@ -186,6 +187,7 @@ fn kv1_secret(namespace: &str, mount: &str, path: &str) -> Credential {
             ("mount".to_owned(), mount.to_owned()),
             ("namespace".to_owned(), namespace.to_owned()),
         ]),
+        signs_with: Vec::new(),
     }
 }
 

@@ -21,6 +21,7 @@ mod config;
 mod connector;
 mod entities;
 mod facts;
+mod holders;
 mod kv;
 mod mounts;
 mod tokens;

@@ -1,7 +1,7 @@
 //! Token accessors: every service token of a namespace, looked up by its accessor (the token
 //! itself is never seen). Batch tokens have no accessor and are not listed by Vault.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use keywarden_connector::{
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Namespace, VaultError};
 use crate::facts::{self, Settings, rfc3339, string_map, text, unix};
+use crate::holders::Powers;
 
 /// Where a token's last renewal comes from.
 pub const LAST_RENEWAL: &str = "vault_token_last_renewal";
@@ -21,6 +22,7 @@ pub async fn inventory(
     namespace: &Namespace,
     settings: &Settings,
     out: &mut Inventory,
+    powers: &mut Powers,
 ) -> Result<(), VaultError> {
     let accessors = namespace.list("auth/token/accessors").await?;
     let lookups: Vec<_> = futures::stream::iter(accessors)
@@ -41,6 +43,9 @@ pub async fn inventory(
         match found {
             Ok(data) => {
                 let credential = token(&namespace.name, &accessor, &data, settings);
+                powers
+                    .grants
+                    .push((credential.external_id.clone(), policies(&data)));
                 if !credential.identity_id.starts_with("entity:") {
                     let path = data
                         .get("path")
@@ -59,6 +64,17 @@ pub async fn inventory(
     }
     out.identities.extend(mounts.into_values());
     Ok(())
+}
+
+/// A token's policies: its own and its entity's.
+fn policies(data: &Value) -> BTreeSet<String> {
+    ["policies", "identity_policies"]
+        .iter()
+        .filter_map(|field| data.get(*field).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The credential of one token lookup.
@@ -129,6 +145,7 @@ fn token(namespace: &str, accessor: &str, data: &Value, settings: &Settings) -> 
         purpose,
         tags: meta,
         attributes,
+        signs_with: Vec::new(),
     }
 }
 

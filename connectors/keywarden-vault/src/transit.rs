@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{Namespace, VaultError};
 use crate::facts::{self, Settings, rfc3339, text, unix};
+use crate::holders::{Powers, SigningVersion};
 
 /// Every key of one Transit mount (`transit/`) with its versions. A key that cannot be read is a
 /// scan error of that key; the list of keys failing is the mount's.
@@ -25,6 +26,7 @@ pub async fn inventory(
     mount: &str,
     settings: &Settings,
     out: &mut Inventory,
+    powers: &mut Powers,
 ) -> Result<(), VaultError> {
     let names = match namespace
         .typed(&format!("{mount}keys"), || {
@@ -48,6 +50,30 @@ pub async fn inventory(
         let identity = key_id(&namespace.name, mount, &name);
         match found.and_then(|data| key(&namespace.name, mount, &name, &data)) {
             Ok((key, versions)) => {
+                let min_encryption_version = key
+                    .tags
+                    .get("min_encryption_version")
+                    .and_then(|it| it.parse().ok())
+                    .unwrap_or(0);
+                for version in &versions {
+                    let signer = version
+                        .fingerprints
+                        .iter()
+                        .find(|it| it.algorithm == "sha256_spki");
+                    let number = version
+                        .attributes
+                        .get("version")
+                        .and_then(|it| it.parse().ok());
+                    if let (Some(signer), Some(number)) = (signer, number) {
+                        powers.signers.push(SigningVersion {
+                            mount: mount.to_owned(),
+                            key: name.clone(),
+                            version: number,
+                            min_encryption_version,
+                            key_id: signer.value.clone(),
+                        });
+                    }
+                }
                 out.identities.push(key);
                 out.credentials.extend(versions);
             }
@@ -207,6 +233,7 @@ fn key_version(
             ("mount".to_owned(), mount.to_owned()),
             ("namespace".to_owned(), namespace.to_owned()),
         ]),
+        signs_with: Vec::new(),
     }
 }
 

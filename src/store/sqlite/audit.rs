@@ -181,6 +181,7 @@ pub(super) fn history_event(
         "last_used" => "credential.last_used_changed",
         "owner" => "credential.owner_changed",
         "expires_at" => "credential.expiry_changed",
+        "signs_with" => "credential.signing_power_changed",
         "gone" => "credential.gone",
         "reappeared" => "credential.reappeared",
         _ => "credential.changed",

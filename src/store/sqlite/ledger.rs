@@ -12,7 +12,7 @@ use super::{BATCH, SqliteStore, Timed, from_json, map_err, rows};
 use crate::ledger::{IdentityCounts, LedgerCredential};
 use crate::store::{CredentialCursor, HistoryEntry, Ledger, Result, StoreError};
 
-fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
+pub(super) fn ledger_credential_from_row(row: &SqliteRow) -> Result<LedgerCredential> {
     let identity_data: Option<String> = row.try_get("identity_data").map_err(map_err)?;
     let identity = match identity_data {
         Some(data) => from_json(&data)?,
@@ -62,7 +62,7 @@ fn push_in_list(query: &mut QueryBuilder<Sqlite>, chunk: &[String]) {
     ids.push_unseparated(")");
 }
 
-const CREDENTIAL_COLUMNS: &str = "SELECT c.id, c.source, c.identity_external_id, c.status, \
+pub(super) const CREDENTIAL_COLUMNS: &str = "SELECT c.id, c.source, c.identity_external_id, c.status, \
      c.data, c.first_seen, c.last_seen, i.data AS identity_data FROM credentials c \
      LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id ";
 

@@ -48,6 +48,13 @@ fn tracked_changes(old: &Credential, new: &Credential) -> Vec<(&'static str, Str
             new.owner.clone().unwrap_or_default(),
         ));
     }
+    if old.signs_with != new.signs_with {
+        changes.push((
+            "signs_with",
+            old.signs_with.join(","),
+            new.signs_with.join(","),
+        ));
+    }
     if old.expires_at != new.expires_at {
         changes.push((
             "expires_at",
@@ -130,6 +137,23 @@ async fn insert_fingerprints(
             row.push_bind(*id)
                 .push_bind(fingerprint.algorithm.clone())
                 .push_bind(fingerprint.value.clone());
+        });
+        query.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Records which signers each credential can sign with (its `signs_with`).
+async fn insert_signing_power(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[(i64, &String)],
+) -> Result<()> {
+    for chunk in rows.chunks(BATCH) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO signing_power (credential_id, key_id) ",
+        );
+        query.push_values(chunk, |mut row, (id, key_id)| {
+            row.push_bind(*id).push_bind((*key_id).clone());
         });
         query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -313,8 +337,8 @@ impl<'a> Sorted<'a> {
 }
 
 /// Writes changed credentials over their rows (a multi-row upsert on the (source, external id)
-/// key: one statement per 1,000, not one per credential) and drops their fingerprints, written
-/// again after.
+/// key: one statement per 1,000, not one per credential) and drops their fingerprints and signing power,
+/// written again after.
 async fn update_credentials(
     tx: &mut Transaction<'_, Sqlite>,
     scan: ScanId,
@@ -337,14 +361,17 @@ async fn update_credentials(
              gone_at = NULL, last_scan_id = MAX(last_scan_id, excluded.last_scan_id)",
         );
         query.build().execute(&mut **tx).await.map_err(map_err)?;
-        let mut query =
-            QueryBuilder::<Sqlite>::new("DELETE FROM fingerprints WHERE credential_id IN (");
-        let mut ids = query.separated(", ");
-        for (_, _, id) in chunk {
-            ids.push_bind(*id);
+        for table in ["fingerprints", "signing_power"] {
+            let mut query = QueryBuilder::<Sqlite>::new(format!(
+                "DELETE FROM {table} WHERE credential_id IN ("
+            ));
+            let mut ids = query.separated(", ");
+            for (_, _, id) in chunk {
+                ids.push_bind(*id);
+            }
+            ids.push_unseparated(")");
+            query.build().execute(&mut **tx).await.map_err(map_err)?;
         }
-        ids.push_unseparated(")");
-        query.build().execute(&mut **tx).await.map_err(map_err)?;
     }
     Ok(())
 }
@@ -511,9 +538,11 @@ impl SqliteSourceRecorder {
         self.diff.changed += sorted.updates.len() as u64;
         self.diff.new += sorted.new_rows.len() as u64;
         let mut fingerprints = Vec::new();
+        let mut power = Vec::new();
         update_credentials(&mut tx, scan, source, at, &sorted.updates).await?;
         for (credential, _, id) in &sorted.updates {
             fingerprints.extend(credential.fingerprints.iter().map(|it| (*id, it)));
+            power.extend(credential.signs_with.iter().map(|it| (*id, it)));
         }
         insert_fingerprints(&mut tx, &fingerprints).await?;
         let new = insert_credentials(&mut tx, scan, source, at, &sorted.new_rows).await?;
@@ -527,8 +556,10 @@ impl SqliteSourceRecorder {
                 new_value: Some(credential.status.as_str().to_owned()),
             });
             fingerprints.extend(credential.fingerprints.iter().map(|it| (*id, it)));
+            power.extend(credential.signs_with.iter().map(|it| (*id, it)));
         }
         insert_fingerprints(&mut tx, &fingerprints).await?;
+        insert_signing_power(&mut tx, &power).await?;
         touch_unchanged(&mut tx, scan, at, &sorted.unchanged_ids).await?;
         insert_history(&mut tx, &self.keys, scan, source, at, &sorted.history).await?;
         insert_scan_errors(&mut tx, scan, source, &scan_errors).await?;

@@ -45,6 +45,22 @@ fn signers_query() -> String {
 
 #[async_trait]
 impl SignerTrust for SqliteStore {
+    async fn signing_holders(&self) -> Result<Vec<crate::ledger::LedgerCredential>> {
+        let _timed = Timed::start("signing_holders");
+        let query = format!(
+            "{}WHERE c.status != 'gone' AND c.id IN (SELECT DISTINCT credential_id FROM \
+             signing_power) ORDER BY c.id",
+            super::ledger::CREDENTIAL_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(super::ledger::ledger_credential_from_row)
+            .collect()
+    }
+
     async fn signers(&self) -> Result<Vec<LedgerSigner>> {
         let _timed = Timed::start("signers");
         let rows: Vec<SignerRow> = sqlx::query_as(sqlx::AssertSqlSafe(signers_query()))
