@@ -190,6 +190,9 @@ mod tests {
         let read_only = acl(r#"path "transit/sign/release" { capabilities = ["read"] }"#);
         let verify = acl(r#"path "transit/verify/release" { capabilities = ["update"] }"#);
         let denied = acl(r#"path "transit/sign/*" { capabilities = ["update"] }
+               path "transit/sign/release*" { capabilities = ["deny"] }"#);
+        // A deny of `sign/release` alone leaves `sign/release/sha2-256` to the glob.
+        let loophole = acl(r#"path "transit/sign/*" { capabilities = ["update"] }
                path "transit/sign/release" { capabilities = ["deny"] }"#);
         let signers = [
             version("release", 1, 2),
@@ -207,6 +210,7 @@ mod tests {
         assert!(ids(&read_only).is_empty());
         assert!(ids(&verify).is_empty());
         assert_eq!(ids(&denied), ["other-v1"]);
+        assert_eq!(ids(&loophole), ["other-v1", "release-v2"]);
         let root = Acl::from_policies([("root", "")]).expect("root");
         assert_eq!(ids(&root), ["other-v1", "release-v2"]);
     }
