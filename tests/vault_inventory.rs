@@ -594,11 +594,12 @@ async fn a_scan_records_the_vault_source_and_its_signers_and_no_secret_anywhere(
     let seeded = seed(&peer).await;
     let dir = tempfile::tempdir().expect("dir");
     let config = format!(
-        "store:\n  path: ledger.db\npolicies:\n  - {}\nsources:\n  vault:\n    type: vault\n    address: {}\n    token_file: {}\n    namespaces: [\"{}\"]\n",
+        "store:\n  path: ledger.db\npolicies:\n  - {}\nsources:\n  vault:\n    type: vault\n    address: {}\n    token_file: {}\n    namespaces: [\"{}\"]\n    audit_log:\n      path: {}\n",
         common::repo().join("policies").display(),
         peer.addr,
         peer.token_file.display(),
-        seeded.namespace
+        seeded.namespace,
+        peer.audit_log.display()
     );
     common::write(&dir.path().join("keywarden.yaml"), &config);
     let output = common::keywarden_with_env(

@@ -22,6 +22,9 @@ use crate::connector::VaultConnector;
 /// concurrency: 8
 /// timeout: 10s
 /// max_attempts: 4
+/// audit_log:                               # Vault's file audit device, for last use
+///   path: /var/log/vault/audit.log
+///   device: file                           # the device's path in `sys/audit`
 /// ```
 ///
 /// The token is read from the named environment variable or file when the source is built; it
@@ -59,6 +62,25 @@ pub struct VaultConfig {
     /// How many attempts a call that failed for a passing reason (a 5xx, 429, a timeout) gets.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Vault's file audit log, read incrementally for when tokens, secret-ids and Transit keys
+    /// were last used.
+    #[serde(default)]
+    pub audit_log: Option<AuditLogConfig>,
+}
+
+/// Where Vault's file audit device writes, and its name.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogConfig {
+    /// The device's `file_path`, readable by keywarden (relative to the config file).
+    pub path: PathBuf,
+    /// The device's path in `sys/audit` (`file`), for `sys/audit-hash/<device>`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_device() -> String {
+    "file".to_owned()
 }
 
 fn default_namespaces() -> Vec<String> {
@@ -142,6 +164,25 @@ impl VaultConfig {
         if self.max_attempts == 0 || self.max_attempts > 20 {
             errors.push(FieldError::new("max_attempts", "must be between 1 and 20"));
         }
+        if let Some(log) = &self.audit_log {
+            if log.path.as_os_str().is_empty() {
+                errors.push(FieldError::new("audit_log.path", "must not be empty"));
+            }
+            let device = log.device.trim_end_matches('/');
+            if device.is_empty()
+                || !device
+                    .chars()
+                    .all(|it| it.is_ascii_alphanumeric() || matches!(it, '-' | '_' | '/'))
+            {
+                errors.push(FieldError::new(
+                    "audit_log.device",
+                    format!(
+                        "`{}` is not an audit device path (letters, digits, `-`, `_`, `/`)",
+                        log.device
+                    ),
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -153,7 +194,8 @@ impl VaultConfig {
     pub fn build(&self, source: &str, base_dir: &Path) -> Result<VaultConnector, ConnectorError> {
         let token = self.token(base_dir)?;
         let ca_file = self.ca_file.as_ref().map(|it| base_dir.join(it));
-        VaultConnector::new(source, self, token, ca_file)
+        let audit_log = self.audit_log.as_ref().map(|it| base_dir.join(&it.path));
+        VaultConnector::new(source, self, token, ca_file, audit_log)
     }
 
     fn token(&self, base_dir: &Path) -> Result<Secret, ConnectorError> {
@@ -274,6 +316,33 @@ mod tests {
             .map(|it| it.field)
             .collect();
         assert_eq!(fields, ["token_env", "namespaces"]);
+    }
+
+    #[test]
+    fn the_audit_log_names_its_file_and_device() {
+        let config = parse(
+            r#"{"address":"http://x","token_env":"T","audit_log":{"path":"/var/log/vault/audit.log"}}"#,
+        );
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            config.audit_log.as_ref().map(|it| it.device.as_str()),
+            Some("file")
+        );
+        let bad = parse(
+            r#"{"address":"http://x","token_env":"T","audit_log":{"path":"","device":"a b"}}"#,
+        );
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|it| it.field)
+            .collect();
+        assert_eq!(fields, ["audit_log.path", "audit_log.device"]);
+        let err = serde_json::from_str::<VaultConfig>(
+            r#"{"address":"http://x","token_env":"T","audit_log":{"path":"a","hmac":false}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `hmac`"), "{err}");
     }
 
     #[test]

@@ -8,11 +8,15 @@ use async_trait::async_trait;
 use keywarden_connector::{
     Connector, ConnectorError, Inventory, InventorySink, ScanContext, Secret,
 };
+use serde::{Deserialize, Serialize};
 
+use crate::audit_file;
+use crate::audit_log::Uses;
 use crate::client::Namespace;
 use crate::config::VaultConfig;
 use crate::facts::Settings;
 use crate::holders::Powers;
+use crate::last_use::{self, AuditState, Matcher};
 use crate::mounts::{self, MountKind};
 use crate::{approle, entities, holders, kv, tokens, transit};
 
@@ -22,6 +26,23 @@ pub struct VaultConnector {
     source: String,
     namespaces: Vec<Namespace>,
     settings: Settings,
+    audit: Option<AuditLog>,
+}
+
+/// The audit log read for last use, and the client `sys/audit-hash` is asked through (audit
+/// devices live in the root namespace).
+#[derive(Debug)]
+struct AuditLog {
+    path: PathBuf,
+    device: String,
+    root: Namespace,
+}
+
+/// What the connector keeps between scans.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    #[serde(default)]
+    audit: AuditState,
 }
 
 impl VaultConnector {
@@ -30,20 +51,30 @@ impl VaultConnector {
         config: &VaultConfig,
         token: Secret,
         ca_file: Option<PathBuf>,
+        audit_log: Option<PathBuf>,
     ) -> Result<Self, ConnectorError> {
+        let client = |namespace: &str| {
+            Namespace::new(
+                &config.address,
+                namespace,
+                &token,
+                ca_file.as_deref(),
+                config.timeout,
+                config.max_attempts,
+            )
+        };
+        let audit = match (audit_log, &config.audit_log) {
+            (Some(path), Some(log)) => Some(AuditLog {
+                path,
+                device: log.device.trim_end_matches('/').to_owned(),
+                root: client("")?,
+            }),
+            _ => None,
+        };
         let namespaces = config
             .namespaces
             .iter()
-            .map(|namespace| {
-                Namespace::new(
-                    &config.address,
-                    namespace,
-                    &token,
-                    ca_file.as_deref(),
-                    config.timeout,
-                    config.max_attempts,
-                )
-            })
+            .map(|namespace| client(namespace))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             source: source.to_owned(),
@@ -53,6 +84,7 @@ impl VaultConnector {
                 purpose_key: config.purpose_key().to_owned(),
                 concurrency: config.concurrency,
             },
+            audit,
         })
     }
 
@@ -97,6 +129,51 @@ impl VaultConnector {
     }
 }
 
+impl VaultConnector {
+    /// The uses the audit log shows since the last scan, with `state`'s position moved on; or
+    /// none and a scan error (without an identity: last use is unsure, so enforcement waits)
+    /// when it cannot be read. The last uses remembered are applied either way.
+    async fn read_audit_log(
+        &self,
+        log: &AuditLog,
+        state: &mut AuditState,
+    ) -> (Option<Uses>, Option<keywarden_connector::ScanError>) {
+        let path = log.path.clone();
+        let from = state.position.clone();
+        let read = tokio::task::spawn_blocking(move || audit_file::read_new(&path, from)).await;
+        let error = |message: String| keywarden_connector::ScanError {
+            subject: log.path.display().to_string(),
+            message,
+            identity: None,
+        };
+        match read {
+            Ok(Ok(read)) => {
+                if read.lost_rotated {
+                    tracing::warn!(
+                        path = %log.path.display(),
+                        "The audit log was rotated away before it was read to its end; uses \
+                         logged there since the last scan are not seen."
+                    );
+                }
+                if read.uses.unreadable > 0 {
+                    tracing::warn!(
+                        path = %log.path.display(),
+                        lines = read.uses.unreadable,
+                        "Lines of the audit log are not audit entries; they are skipped."
+                    );
+                }
+                state.position = Some(read.position);
+                (Some(read.uses), None)
+            }
+            Ok(Err(err)) => (Some(Uses::default()), Some(error(err.to_string()))),
+            Err(err) => (
+                Some(Uses::default()),
+                Some(error(format!("reading it stopped: {err}"))),
+            ),
+        }
+    }
+}
+
 /// Keeps what the ledger knew of each identity whose inventory a failed path left incomplete,
 /// so nothing of it is marked gone on the strength of a call that failed.
 async fn carry_forward(cx: &ScanContext, out: &mut Inventory) -> Result<(), ConnectorError> {
@@ -135,6 +212,16 @@ impl Connector for VaultConnector {
         cx: &ScanContext,
         sink: &mut dyn InventorySink,
     ) -> Result<(), ConnectorError> {
+        let mut state: State = match cx.known.state().await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => State::default(),
+        };
+        let (uses, mut log_error) = match &self.audit {
+            Some(log) => self.read_audit_log(log, &mut state.audit).await,
+            None => (None, None),
+        };
+        let mut seen = BTreeSet::new();
+        let mut accessors = BTreeSet::new();
         for namespace in &self.namespaces {
             let mut out = self.namespace(namespace).await.map_err(|err| {
                 let label = if namespace.name.is_empty() {
@@ -144,10 +231,39 @@ impl Connector for VaultConnector {
                 };
                 prefix(err, &label)
             })?;
+            out.errors.extend(log_error.take());
+            if let (Some(log), Some(uses)) = (&self.audit, &uses) {
+                let matcher = Matcher {
+                    root: &log.root,
+                    device: &log.device,
+                    settings: &self.settings,
+                };
+                matcher
+                    .apply(
+                        &namespace.name,
+                        uses,
+                        &mut state.audit,
+                        cx.known.as_ref(),
+                        &mut out,
+                    )
+                    .await?;
+            }
             carry_forward(cx, &mut out).await?;
+            for it in &out.credentials {
+                seen.insert(it.external_id.clone());
+                if let Some(accessor) = it.attributes.get("accessor") {
+                    accessors.insert(accessor.clone());
+                }
+            }
             cx.progress.add_total(out.credentials.len() as u64);
             cx.progress.advance(out.credentials.len() as u64);
             sink.batch(out).await?;
+        }
+        if self.audit.is_some() {
+            last_use::prune(&mut state.audit, &seen, &accessors);
+            let value = serde_json::to_value(&state)
+                .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
+            sink.save_state(value).await?;
         }
         Ok(())
     }

@@ -10,12 +10,18 @@
 //! - Transit keys (`transit_key` identities) and each version (`transit_key_version`); a signing
 //!   key's versions carry their public key and `sha256_spki` key id, so each is a signer.
 //!
+//! Signing power: which tokens and secret-ids may sign with each Transit signer, from their ACL
+//! policies (`holders`, resolved by `acl`). Last use: from Vault's file audit log, followed
+//! between scans (`audit_file`), parsed (`audit_log`) and matched to the inventory (`last_use`).
+//!
 //! A path that cannot be read is a scan error of the identity it belongs to, whose ledger entries
 //! are kept as they were; a failure of a whole kind (the server down, a list denied) fails the
 //! source's scan so that nothing is marked gone on its strength.
 
 mod acl;
 mod approle;
+mod audit_file;
+mod audit_log;
 mod client;
 mod config;
 mod connector;
@@ -23,6 +29,7 @@ mod entities;
 mod facts;
 mod holders;
 mod kv;
+mod last_use;
 mod mounts;
 mod tokens;
 mod transit;

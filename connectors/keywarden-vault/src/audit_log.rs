@@ -1,0 +1,348 @@
+//! Vault's JSON audit log, read for last use: which token made a request, which secret-id logged
+//! in to which AppRole role, which Transit key version signed. Pure: lines in, uses out.
+//!
+//! An audit entry carries the token's accessor as `hmac-sha256:<hex>` (in clear when the device
+//! sets `hmac_accessor=false`), the request's namespace and its namespace-relative path in clear,
+//! a login's `secret_id` as an HMAC, and a sign response's `key_version` in clear. Only those
+//! fields are read (the rest is skipped unparsed); a `secret_id` that is not an HMAC (a device
+//! with `log_raw=true` writes it raw) is never kept.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use keywarden_connector::Secret;
+use serde::Deserialize;
+
+/// The prefix of a value the audit device has hashed.
+pub const HMAC: &str = "hmac-sha256:";
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: String,
+    time: DateTime<Utc>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    auth: Option<Auth>,
+    #[serde(default)]
+    request: Option<Request>,
+    #[serde(default)]
+    response: Option<Response>,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    #[serde(default)]
+    accessor: Option<String>,
+    #[serde(default)]
+    metadata: Option<HashMap<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    mount_point: String,
+    #[serde(default)]
+    mount_type: String,
+    #[serde(default)]
+    namespace: Option<NamespaceRef>,
+    #[serde(default)]
+    data: Option<RequestData>,
+}
+
+#[derive(Deserialize)]
+struct NamespaceRef {
+    #[serde(default)]
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct RequestData {
+    /// Held as a secret until it is shown to be an HMAC: a raw log carries the secret-id itself.
+    #[serde(default, deserialize_with = "secret")]
+    secret_id: Option<Secret>,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let value: Option<String> = Option::deserialize(d)?;
+    Ok(value.map(Secret::new))
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    auth: Option<Auth>,
+    #[serde(default)]
+    data: Option<ResponseData>,
+}
+
+#[derive(Deserialize)]
+struct ResponseData {
+    /// Any value: only a number is a Transit sign's version.
+    #[serde(default)]
+    key_version: Option<serde_json::Value>,
+    #[serde(default)]
+    batch_results: Option<Vec<BatchResult>>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    #[serde(default)]
+    key_version: Option<serde_json::Value>,
+}
+
+/// A login to an AppRole role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Login {
+    /// The namespace path (`""` or `team-a/`).
+    pub namespace: String,
+    /// The AppRole mount (`approle/`).
+    pub mount: String,
+    pub role: String,
+    /// The HMAC of the secret-id it logged in with.
+    pub secret_id_hmac: String,
+}
+
+/// A signature made with one Transit key version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Signature {
+    pub namespace: String,
+    /// The Transit mount (`transit/`).
+    pub mount: String,
+    pub key: String,
+    pub version: u64,
+}
+
+/// The last time each thing was used, from the lines read.
+#[derive(Debug, Default)]
+pub struct Uses {
+    /// A token's accessor as the log shows it (an HMAC, or in clear) → its last request.
+    pub tokens: HashMap<String, DateTime<Utc>>,
+    pub logins: HashMap<Login, DateTime<Utc>>,
+    pub signatures: HashMap<Signature, DateTime<Utc>>,
+    /// Lines that were not an audit entry.
+    pub unreadable: u64,
+    pub lines: u64,
+}
+
+fn later(map_entry: &mut DateTime<Utc>, at: DateTime<Utc>) {
+    if at > *map_entry {
+        *map_entry = at;
+    }
+}
+
+impl Uses {
+    /// Takes one line of the log.
+    pub fn add_line(&mut self, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.lines += 1;
+        let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
+            self.unreadable += 1;
+            return;
+        };
+        let at = entry.time;
+        // A token is used by every request it makes, allowed or not.
+        if entry.kind == "request" {
+            if let Some(accessor) = entry
+                .auth
+                .as_ref()
+                .and_then(|it| it.accessor.as_ref())
+                .filter(|it| !it.is_empty())
+            {
+                later(self.tokens.entry(accessor.clone()).or_insert(at), at);
+            }
+            return;
+        }
+        if entry.kind != "response" || entry.error.as_deref().is_some_and(|it| !it.is_empty()) {
+            return;
+        }
+        let (Some(request), Some(response)) = (entry.request, entry.response) else {
+            return;
+        };
+        let namespace = request
+            .namespace
+            .as_ref()
+            .map(|it| it.path.clone())
+            .unwrap_or_default();
+        if request.mount_type == "approle" {
+            if let Some(login) = login(&request, &response, &namespace) {
+                later(self.logins.entry(login).or_insert(at), at);
+            }
+        } else if request.mount_type == "transit" && request.operation == "update" {
+            for signature in signatures(&request, &response, &namespace) {
+                later(self.signatures.entry(signature).or_insert(at), at);
+            }
+        }
+    }
+}
+
+fn login(request: &Request, response: &Response, namespace: &str) -> Option<Login> {
+    let mount = request
+        .path
+        .strip_prefix("auth/")?
+        .strip_suffix("login")?
+        .to_owned();
+    let role = response
+        .auth
+        .as_ref()?
+        .metadata
+        .as_ref()?
+        .get("role_name")?
+        .as_str()?
+        .to_owned();
+    let secret_id = request.data.as_ref()?.secret_id.as_ref()?;
+    // Only an HMAC is kept; a raw secret-id is dropped here, zeroized.
+    if !secret_id.expose().starts_with(HMAC) {
+        return None;
+    }
+    Some(Login {
+        namespace: namespace.to_owned(),
+        mount,
+        role,
+        secret_id_hmac: secret_id.expose().to_owned(),
+    })
+}
+
+fn signatures(request: &Request, response: &Response, namespace: &str) -> Vec<Signature> {
+    let mount = request
+        .mount_point
+        .strip_prefix(namespace)
+        .unwrap_or(&request.mount_point);
+    let Some(rest) = request
+        .path
+        .strip_prefix(mount)
+        .and_then(|it| it.strip_prefix("sign/"))
+    else {
+        return Vec::new();
+    };
+    let key = rest.split('/').next().unwrap_or_default();
+    if key.is_empty() {
+        return Vec::new();
+    }
+    let Some(data) = &response.data else {
+        return Vec::new();
+    };
+    let mut versions: Vec<u64> = data
+        .key_version
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .into_iter()
+        .collect();
+    versions.extend(
+        data.batch_results
+            .iter()
+            .flatten()
+            .filter_map(|it| it.key_version.as_ref().and_then(serde_json::Value::as_u64)),
+    );
+    versions.sort_unstable();
+    versions.dedup();
+    versions
+        .into_iter()
+        .map(|version| Signature {
+            namespace: namespace.to_owned(),
+            mount: mount.to_owned(),
+            key: key.to_owned(),
+            version,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("time")
+    }
+
+    const TOKEN_REQUEST: &str = r#"{"time":"2026-12-02T10:00:00.5Z","type":"request","auth":{"client_token":"hmac-sha256:aa","accessor":"hmac-sha256:acc1","policies":["root"]},"request":{"path":"kv/data/x","operation":"read","namespace":{"id":"root","path":""}}}"#;
+    const LOGIN: &str = r#"{"time":"2026-12-02T11:00:00Z","type":"response","auth":{"accessor":"hmac-sha256:new"},"request":{"operation":"update","mount_point":"team-a/auth/approle/","mount_type":"approle","namespace":{"id":"x","path":"team-a/"},"path":"auth/approle/login","data":{"role_id":"hmac-sha256:r","secret_id":"hmac-sha256:s1"}},"response":{"auth":{"accessor":"hmac-sha256:new","metadata":{"role_name":"ci"}},"mount_type":"approle"}}"#;
+    const SIGN: &str = r#"{"time":"2026-12-02T12:00:00Z","type":"response","request":{"operation":"update","mount_point":"team-a/transit/","mount_type":"transit","namespace":{"id":"x","path":"team-a/"},"path":"transit/sign/release/sha2-256","data":{"input":"hmac-sha256:i"}},"response":{"data":{"key_version":2,"signature":"hmac-sha256:sig"}}}"#;
+
+    #[test]
+    fn a_request_login_and_signature_are_each_a_use() {
+        let mut uses = Uses::default();
+        for line in [TOKEN_REQUEST, LOGIN, SIGN, "", "not json"] {
+            uses.add_line(line.as_bytes());
+        }
+        assert_eq!(uses.lines, 4);
+        assert_eq!(uses.unreadable, 1);
+        assert_eq!(
+            uses.tokens.get("hmac-sha256:acc1"),
+            Some(&at("2026-12-02T10:00:00.5Z"))
+        );
+        assert_eq!(uses.tokens.len(), 1, "a response is not counted twice");
+        let login = Login {
+            namespace: "team-a/".to_owned(),
+            mount: "approle/".to_owned(),
+            role: "ci".to_owned(),
+            secret_id_hmac: "hmac-sha256:s1".to_owned(),
+        };
+        assert_eq!(uses.logins.get(&login), Some(&at("2026-12-02T11:00:00Z")));
+        let signature = Signature {
+            namespace: "team-a/".to_owned(),
+            mount: "transit/".to_owned(),
+            key: "release".to_owned(),
+            version: 2,
+        };
+        assert_eq!(
+            uses.signatures.get(&signature),
+            Some(&at("2026-12-02T12:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_latest_use_wins_and_failures_and_raw_secrets_count_for_nothing() {
+        let mut uses = Uses::default();
+        let earlier = TOKEN_REQUEST.replace("10:00:00.5Z", "09:00:00Z");
+        let failed = SIGN.replace("12:00:00Z", "13:00:00Z").replace(
+            r#""type":"response","#,
+            r#""type":"response","error":"permission denied","#,
+        );
+        let raw = LOGIN.replace("hmac-sha256:s1", "raw-secret-id-value");
+        let verify = SIGN.replace("transit/sign/", "transit/verify/");
+        for line in [TOKEN_REQUEST, &earlier, SIGN, &failed, &raw, &verify] {
+            uses.add_line(line.as_bytes());
+        }
+        assert_eq!(
+            uses.tokens.get("hmac-sha256:acc1"),
+            Some(&at("2026-12-02T10:00:00.5Z"))
+        );
+        assert_eq!(uses.signatures.len(), 1, "{:?}", uses.signatures);
+        assert_eq!(
+            uses.signatures.values().next(),
+            Some(&at("2026-12-02T12:00:00Z"))
+        );
+        assert!(uses.logins.is_empty(), "a raw secret-id is never kept");
+        assert!(!format!("{uses:?}").contains("raw-secret-id-value"));
+    }
+
+    #[test]
+    fn a_batch_signature_uses_every_version_it_names_and_root_has_no_prefix() {
+        let batch = r#"{"time":"2026-12-02T12:00:00Z","type":"response","request":{"operation":"update","mount_point":"transit/","mount_type":"transit","path":"transit/sign/k","data":{}},"response":{"data":{"batch_results":[{"key_version":1},{"key_version":3}]}}}"#;
+        let mut uses = Uses::default();
+        uses.add_line(batch.as_bytes());
+        let mut versions: Vec<(String, u64)> = uses
+            .signatures
+            .keys()
+            .map(|it| {
+                (
+                    format!("{}{}{}", it.namespace, it.mount, it.key),
+                    it.version,
+                )
+            })
+            .collect();
+        versions.sort();
+        assert_eq!(
+            versions,
+            [("transit/k".to_owned(), 1), ("transit/k".to_owned(), 3)]
+        );
+    }
+}
