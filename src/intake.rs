@@ -92,8 +92,51 @@ pub async fn ingest(
     format: Option<LeakFormat>,
     at: DateTime<Utc>,
 ) -> Result<Ingested, IngestError> {
-    let (format, found) = leaks::parse(bytes, format)?;
+    let (format, mut found) = leaks::parse(bytes, format)?;
+    identify(engine, &mut found).await;
     Ok(answer_all(engine, settings, format, found, at).await?)
+}
+
+/// Asks each configured source which of its credentials the exposed values no indicator
+/// identifies are (Vault looks a token or secret-id up); each answer becomes a `lookup`
+/// indicator. The values are dropped (zeroized) here, asked or not. A source that cannot be
+/// asked is a warning: the leak is then matched by what else it shows, or stays unmatched.
+async fn identify(engine: Engine<'_>, found: &mut [Leak]) {
+    for leak in found.iter_mut() {
+        let candidates = std::mem::take(&mut leak.candidates);
+        for value in &candidates.0 {
+            for connector in engine.connectors {
+                match connector.identify_leaked(value).await {
+                    Ok(ids) => {
+                        for credential in ids {
+                            let indicator = Indicator::Lookup {
+                                source: connector.source().to_owned(),
+                                credential,
+                            };
+                            if !leak.indicators.contains(&indicator) {
+                                leak.indicators.push(indicator);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        let text = err.to_string();
+                        // Never the value itself, should an error ever quote it.
+                        let text = if text.contains(value.expose().trim()) {
+                            "the error quoted the value; withheld".to_owned()
+                        } else {
+                            text
+                        };
+                        tracing::warn!(
+                            source = connector.source(),
+                            leak = %leak.id,
+                            error = %text,
+                            "A source could not be asked which credential a leaked value is."
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Answers the leaks a provider confirmed during inventory (AWS's quarantine policy on a user)
@@ -455,6 +498,9 @@ fn describe(indicator: &Indicator) -> String {
     match indicator {
         Indicator::AccessKeyId(id) => format!("access key id {id}"),
         Indicator::KeyId(id) => format!("key id {id}"),
+        Indicator::Lookup { source, credential } => {
+            format!("{source} itself, asked, named {credential}")
+        }
         Indicator::Sha1(hash) => format!("SHA-1 {}…", hash.get(..12).unwrap_or(hash)),
         Indicator::Hmsl(hash) => {
             format!("HasMySecretLeaked hash {}…", hash.get(..12).unwrap_or(hash))

@@ -174,6 +174,7 @@ fn action_of(policy: &Policy) -> Option<Result<ActionKind, String>> {
         P::Delete => Some(Ok(ActionKind::Delete)),
         P::Quarantine => Some(Ok(ActionKind::Quarantine)),
         P::RevokeTrust => Some(Ok(ActionKind::RevokeTrust)),
+        P::Revoke => Some(Ok(ActionKind::Revoke)),
     })
 }
 

@@ -10,6 +10,7 @@ use super::keys::{Delete, Disable, Quarantine};
 use super::lease::{self, Lease};
 use super::machine::{self, Machine, Next, StepCx, StepError, from_record, to_value};
 use super::playbook::{self, Contain, RaiseFinding};
+use super::revoke::Revoke;
 use super::revoke_trust::{RevokeTrust, SignerDistrust};
 use super::rotate::Rotate;
 use super::{ActionError, ActionKind, Engine, connector_of, is_containment, key_actions};
@@ -56,6 +57,11 @@ pub(crate) struct Seed<'s> {
     pub delete_hold: TimeDelta,
     pub reason: &'s str,
     pub distrust: &'s [SignerDistrust],
+    /// `contain`: how it takes the key out of use (`quarantine`, or `revoke` where the source
+    /// revokes for good).
+    pub containment: ActionKind,
+    /// `revoke`: revoke what the credential minted too.
+    pub minted: bool,
 }
 
 impl Seed<'_> {
@@ -63,6 +69,8 @@ impl Seed<'_> {
         delete_hold: TimeDelta::zero(),
         reason: "",
         distrust: &[],
+        containment: ActionKind::Quarantine,
+        minted: false,
     };
 }
 
@@ -89,6 +97,8 @@ fn initial_state(
         delete_hold,
         reason,
         distrust,
+        containment,
+        minted,
     } = seed;
     fn of<M: Machine>(state: M) -> Result<(String, serde_json::Value), StepError> {
         Ok((state.step_name().to_owned(), to_value(&state)?))
@@ -101,7 +111,7 @@ fn initial_state(
         }),
         ActionKind::Quarantine => of(Quarantine::Deactivate),
         ActionKind::Contain => of(Contain::Children {
-            children: playbook::default_children(!distrust.is_empty()),
+            children: playbook::default_children(!distrust.is_empty(), containment),
             next: 0,
             reason: reason.to_owned(),
             distrust: distrust.to_vec(),
@@ -114,6 +124,7 @@ fn initial_state(
         ActionKind::RevokeTrust => of(RevokeTrust::Revoke {
             signers: distrust.to_vec(),
         }),
+        ActionKind::Revoke => of(Revoke::Check { minted }),
     }
 }
 
@@ -148,6 +159,9 @@ pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRec
         delete_hold: request.delete_hold,
         reason: &reason,
         distrust: &request.distrust,
+        containment: containment_of(engine, target),
+        // Revoked because it leaked: what it minted may be in other hands too.
+        minted: request.origin.starts_with("leak:"),
     };
     let (step, state) = initial_state(request.kind, seed).map_err(action_err)?;
     let record = engine
@@ -177,6 +191,26 @@ pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRec
         return Ok(record);
     }
     drive_record(engine, record).await
+}
+
+/// How a containment takes the credential out of use: `revoke` where its source revokes
+/// credentials of its kind for good and cannot switch them off (a Vault token), else
+/// `quarantine`.
+fn containment_of(engine: Engine<'_>, target: &LedgerCredential) -> ActionKind {
+    let offers = |kind| {
+        key_actions(
+            engine.connectors,
+            &target.source,
+            kind,
+            target.credential.kind,
+        )
+        .is_ok_and(|it| it.is_some())
+    };
+    if offers(ActionKind::Revoke) && !offers(ActionKind::Quarantine) {
+        ActionKind::Revoke
+    } else {
+        ActionKind::Quarantine
+    }
 }
 
 /// Whether a containment of `kind` cancels an open action of kind `open` to act at once.
@@ -242,6 +276,7 @@ pub(crate) async fn drive_record(
         ActionKind::Disable => drive_as::<Disable>(engine, record).await,
         ActionKind::Delete => drive_as::<Delete>(engine, record).await,
         ActionKind::Quarantine => drive_as::<Quarantine>(engine, record).await,
+        ActionKind::Revoke => drive_as::<Revoke>(engine, record).await,
         ActionKind::Contain => drive_as::<Contain>(engine, record).await,
         ActionKind::RaiseFinding => drive_as::<RaiseFinding>(engine, record).await,
         ActionKind::RevokeTrust => drive_as::<RevokeTrust>(engine, record).await,
@@ -566,6 +601,7 @@ pub(crate) async fn cancel_record(
             ActionKind::Disable => cancel_as::<Disable>(&cx).await,
             ActionKind::Delete => cancel_as::<Delete>(&cx).await,
             ActionKind::Quarantine => cancel_as::<Quarantine>(&cx).await,
+            ActionKind::Revoke => cancel_as::<Revoke>(&cx).await,
             ActionKind::Contain => cancel_as::<Contain>(&cx).await,
             ActionKind::RaiseFinding => cancel_as::<RaiseFinding>(&cx).await,
             ActionKind::RevokeTrust => cancel_as::<RevokeTrust>(&cx).await,

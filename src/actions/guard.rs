@@ -1,7 +1,7 @@
 //! The live re-check before a destructive step: re-read the key's state from its source and
 //! evaluate the policy that started the action on it, as it is now.
 
-use keywarden_connector::{CredentialKind, CredentialStatus, HeldKey};
+use keywarden_connector::{CredentialStatus, HeldKey};
 
 use super::machine::{StepCx, StepError};
 use crate::ledger::IdentityCounts;
@@ -24,9 +24,9 @@ pub(crate) async fn live_key(cx: &StepCx<'_>) -> Result<Live, StepError> {
     })
 }
 
-/// The identity's credential counts for conditions over them, as they are now: its access keys
-/// (`all`, as the source reports them: an action earlier in the run may have switched one off),
-/// its other credentials from the ledger.
+/// The identity's credential counts for conditions over them, as they are now: its credentials
+/// of the target's kind (`all`, as the source reports them: an action earlier in the run may
+/// have switched one off), its other credentials from the ledger.
 async fn live_counts(
     cx: &StepCx<'_>,
     credential: &crate::ledger::LedgerCredential,
@@ -40,7 +40,7 @@ async fn live_counts(
         .identity_credentials(source, identity)
         .await?
         .into_iter()
-        .filter(|it| it.kind != CredentialKind::AccessKey && it.status != CredentialStatus::Gone)
+        .filter(|it| it.kind != credential.credential.kind && it.status != CredentialStatus::Gone)
     {
         counts.add(source, identity, it.kind, it.status, 1);
     }
@@ -50,7 +50,7 @@ async fn live_counts(
         } else {
             CredentialStatus::Inactive
         };
-        counts.add(source, identity, CredentialKind::AccessKey, status, 1);
+        counts.add(source, identity, credential.credential.kind, status, 1);
     }
     Ok(counts)
 }
@@ -90,7 +90,13 @@ pub(crate) async fn condition_lapsed(
     if live.created_at.is_some() {
         credential.credential.created_at = live.created_at;
     }
-    credential.credential.last_used = cx.keys()?.last_used(cx.identity(), cx.key()).await?;
+    // The later of what the source says now and what the ledger saw: a live read that knows
+    // less (Vault's last renewal, where the ledger has the audit log's last request) never
+    // makes a credential look less used than it was.
+    let live_use = cx.keys()?.last_used(cx.identity(), cx.key()).await?;
+    if live_use.at() >= credential.credential.last_used.at() {
+        credential.credential.last_used = live_use;
+    }
     let one = PolicySet {
         policies: vec![policy.clone()],
     };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::{
-    Capability, ConnectorError, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming,
+    Capability, ConnectorError, HeldKey, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -195,6 +195,25 @@ impl Fenced<'_, '_> {
         self.inner.delete_key(identity, key).await
     }
 
+    pub async fn key(&self, identity: &str, key: &str) -> Result<Option<HeldKey>, ConnectorError> {
+        self.inner.key(identity, key).await
+    }
+
+    pub async fn revoke(&self, identity: &str, key: &str) -> Result<(), ConnectorError> {
+        self.fence().await?;
+        self.inner.revoke(identity, key).await
+    }
+
+    pub async fn revoke_minted(
+        &self,
+        identity: &str,
+        key: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<String>, ConnectorError> {
+        self.fence().await?;
+        self.inner.revoke_minted(identity, key, since).await
+    }
+
     pub async fn deny_sessions_before(
         &self,
         identity: &str,
@@ -239,6 +258,7 @@ pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
         ActionKind::Quarantine => &[ReadKeys, DeactivateKey, RevokeSessions],
         // The playbook's children check their own needs when they are created.
         ActionKind::Contain => &[ReadKeys],
+        ActionKind::Revoke => &[ReadKeys, RevokeKey],
         ActionKind::RaiseFinding | ActionKind::RevokeTrust => &[],
     }
 }

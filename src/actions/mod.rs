@@ -14,6 +14,8 @@
 //! - `contain` ([`playbook`]): a parent whose ordered children (distrust the signers, quarantine,
 //!   then a critical finding) each run as their own crash-resumable action; done when they are.
 //! - `raise_finding` ([`playbook`]): opens a finding keywarden raises itself; touches no connector.
+//! - `revoke` ([`revoke`]): check → revoke → (revoke what it minted, in a containment) → done;
+//!   for credentials that cannot be switched off and on (Vault tokens and secret-ids).
 //! - `revoke_trust` ([`revoke_trust`]): distrusts the signers a credential is or holds, from when
 //!   its condition began or it was compromised; touches no connector.
 //!
@@ -36,6 +38,7 @@ pub mod lease;
 mod machine;
 mod plan;
 mod playbook;
+mod revoke;
 pub mod revoke_trust;
 mod rotate;
 #[cfg(test)]
@@ -207,6 +210,6 @@ pub fn key_actions(
 pub fn is_containment(kind: ActionKind) -> bool {
     matches!(
         kind,
-        ActionKind::Quarantine | ActionKind::Disable | ActionKind::Contain
+        ActionKind::Quarantine | ActionKind::Disable | ActionKind::Contain | ActionKind::Revoke
     )
 }

@@ -141,12 +141,15 @@ fn describe(
                 holder.name
             ),
         ],
+        ActionKind::Revoke => vec![format!("revoke {key} for good")],
         ActionKind::Contain => vec![
             format!(
                 "distrust the signers {key} is or {} holds, from the compromise time",
                 holder.name
             ),
-            format!("quarantine {key} (pre-empting a rotation in flight)"),
+            format!(
+                "take {key} out of use (quarantine, or revoke where it cannot be switched off), pre-empting a rotation in flight"
+            ),
             format!("open a critical finding on {key}"),
         ],
         ActionKind::RaiseFinding => vec![format!("open a critical finding on {key}")],

@@ -34,14 +34,15 @@ pub(crate) enum Contain {
 }
 
 /// The default containment: distrust the signers the credential is or holds (first: it touches
-/// no connector, and a quarantine that fails must not leave them trusted), quarantine the key,
-/// then open a critical finding.
-pub(crate) fn default_children(distrust: bool) -> Vec<ActionKind> {
+/// no connector, and a quarantine that fails must not leave them trusted), take the key out of
+/// use (`containment`: quarantine it, or revoke it where its source revokes for good), then open
+/// a critical finding.
+pub(crate) fn default_children(distrust: bool, containment: ActionKind) -> Vec<ActionKind> {
     let mut children = Vec::with_capacity(3);
     if distrust {
         children.push(ActionKind::RevokeTrust);
     }
-    children.extend([ActionKind::Quarantine, ActionKind::RaiseFinding]);
+    children.extend([containment, ActionKind::RaiseFinding]);
     children
 }
 
@@ -65,6 +66,9 @@ impl Machine for Contain {
             delete_hold: chrono::TimeDelta::zero(),
             reason: &reason,
             distrust: &distrust,
+            containment: ActionKind::Quarantine,
+            // A containment's revoke takes what the credential minted too.
+            minted: true,
         };
         let child = engine::child(cx, kind, next, seed).await?;
         // A playbook retried after this child failed or was refused retries the child with it

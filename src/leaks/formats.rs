@@ -266,7 +266,7 @@ fn github_leak(alert: GithubAlert, repository: Option<&str>) -> Leak {
         (None, Some(repo), Some(n)) => format!("{repo}#{n}"),
         _ => digest_id(&[&alert.secret_type, location.as_deref().unwrap_or_default()]),
     };
-    let indicators = alert
+    let (indicators, candidates) = alert
         .secret
         .map(|it| indicators_of(it.0))
         .unwrap_or_default();
@@ -286,6 +286,7 @@ fn github_leak(alert: GithubAlert, repository: Option<&str>) -> Leak {
         exposed_at,
         indicators,
         dismissed,
+        candidates,
     }
 }
 
@@ -328,6 +329,7 @@ pub(super) fn gitguardian(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
         indicators,
         dismissed: (hook.action.as_deref() == Some("incident_ignored"))
             .then(|| "ignored on GitGuardian".to_owned()),
+        candidates: Default::default(),
     }])
 }
 
@@ -379,7 +381,7 @@ pub(super) fn trufflehog(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
         let place = finding
             .source_metadata
             .and_then(|it| it.data.into_values().next());
-        let indicators = finding
+        let (indicators, candidates) = finding
             .raw
             .map(|it| indicators_of(it.0))
             .unwrap_or_default();
@@ -415,6 +417,7 @@ pub(super) fn trufflehog(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
             exposed_at,
             indicators,
             dismissed: None,
+            candidates,
         });
     }
     Ok(leaks)
@@ -454,7 +457,7 @@ pub(super) fn gitleaks(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
                         _ => file.clone(),
                     });
             // A redacted report (`--redact`) keeps `REDACTED`: its hash matches nothing.
-            let indicators = finding
+            let (indicators, candidates) = finding
                 .secret
                 .map(|it| indicators_of(it.0))
                 .unwrap_or_default();
@@ -473,6 +476,7 @@ pub(super) fn gitleaks(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
                     .map(|it| it.with_timezone(&Utc)),
                 indicators,
                 dismissed: None,
+                candidates,
             }
         })
         .collect())
@@ -523,6 +527,7 @@ pub(super) fn detect_secrets(bytes: &[u8]) -> Result<Vec<Leak>, LeakError> {
                 indicators: vec![Indicator::Sha1(hash)],
                 dismissed: (result.is_secret == Some(false))
                     .then(|| "marked not a secret in the baseline".to_owned()),
+                candidates: Default::default(),
             });
         }
     }

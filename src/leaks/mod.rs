@@ -73,7 +73,31 @@ pub enum Indicator {
     Sha1(String),
     /// GitGuardian's HasMySecretLeaked hash.
     Hmsl(String),
+    /// The source itself said which of its credentials the exposed value is, when asked at
+    /// intake (Vault looked the token or secret-id up).
+    Lookup { source: String, credential: String },
 }
+
+/// Plaintext values a report carries that no indicator identifies but their source might (a
+/// Vault token or secret-id): held as secrets only until intake has asked the sources
+/// ([`crate::intake`]), never stored, serialized or shown.
+#[derive(Clone, Default)]
+pub struct Candidates(pub Vec<std::sync::Arc<Secret>>);
+
+impl std::fmt::Debug for Candidates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Candidates({} redacted)", self.0.len())
+    }
+}
+
+/// Candidates never make two leaks differ: they are not part of what a leak is.
+impl PartialEq for Candidates {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Candidates {}
 
 /// One exposure a report tells of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +115,9 @@ pub struct Leak {
     /// Why the report itself says this is no longer a concern (a GitHub alert resolved as a false
     /// positive), if it does.
     pub dismissed: Option<String>,
+    /// Exposed values only their source can identify; dropped once intake asked.
+    #[serde(skip)]
+    pub candidates: Candidates,
 }
 
 /// A ledger credential a leak was matched to, and by what.
@@ -117,11 +144,16 @@ impl Known {
     pub fn matches(&self, leak: &Leak) -> Vec<LeakMatch> {
         let mut found: Vec<LeakMatch> = Vec::new();
         for indicator in &leak.indicators {
+            let looked_up;
             let hits = match indicator {
                 Indicator::AccessKeyId(id) => self.access_keys.get(id),
                 Indicator::KeyId(id) => self.key_ids.get(id),
                 Indicator::Sha1(hash) => self.sha1.get(hash),
                 Indicator::Hmsl(hash) => self.hmsl.get(hash),
+                Indicator::Lookup { source, credential } => {
+                    looked_up = vec![(source.clone(), credential.clone())];
+                    Some(&looked_up)
+                }
             };
             for (source, external_id) in hits.into_iter().flatten() {
                 if !found
@@ -226,6 +258,7 @@ impl ConfirmedLeak {
                 .map(|it| Indicator::AccessKeyId(it.clone()))
                 .collect(),
             dismissed: None,
+            candidates: Default::default(),
         }
     }
 }
@@ -266,11 +299,29 @@ pub fn hmsl_hex(secret: &[u8]) -> String {
     }
 }
 
-/// The indicators of a plaintext value a report carries, taken at once; the value is dropped
+/// The indicators of a plaintext value a report carries, taken at once, and the value as a
+/// candidate for its source to identify when nothing else does; otherwise the value is dropped
 /// (zeroized) when this returns. A private key gives the key id of its public half; an access key
 /// id gives itself; anything else nothing: an unsalted hash of a password or token could be
 /// reversed with a dictionary, so none is made or kept (only hashes a report itself carries are).
-fn indicators_of(value: Secret) -> Vec<Indicator> {
+fn indicators_of(value: Secret) -> (Vec<Indicator>, Candidates) {
+    let found = known_indicators(&value);
+    let text = value.expose().trim();
+    // What nothing here identifies, its source may (a Vault token or secret-id): one line of
+    // printable text, kept as a secret until intake has asked.
+    let candidate = found.is_empty()
+        && (8..=512).contains(&text.len())
+        && text.chars().all(|it| it.is_ascii_graphic())
+        && text != "REDACTED";
+    let candidates = if candidate {
+        Candidates(vec![std::sync::Arc::new(Secret::new(text.to_owned()))])
+    } else {
+        Candidates::default()
+    };
+    (found, candidates)
+}
+
+fn known_indicators(value: &Secret) -> Vec<Indicator> {
     let text = value.expose().trim();
     if is_access_key_id(text) {
         return vec![Indicator::AccessKeyId(text.to_owned())];

@@ -252,6 +252,7 @@ fn known_credentials_are_matched_by_access_key_id_key_id_and_hash_each_once() {
         exposed_at: None,
         indicators,
         dismissed: None,
+        candidates: Default::default(),
     };
     // By id and by hash: one match, by the first indicator.
     let both = known.matches(&leak(vec![

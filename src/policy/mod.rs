@@ -164,6 +164,9 @@ named_enum! {
         RevokeTrust = "revoke_trust",
         /// Cut the identity off (e.g. a deny-all policy) while people investigate.
         Quarantine = "quarantine",
+        /// Revoke the credential for good (a Vault token or secret-id: they cannot be switched
+        /// off and on).
+        Revoke = "revoke",
     }
 }
 

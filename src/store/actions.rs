@@ -17,13 +17,16 @@ keywarden_connector::named_enum! {
         /// Deactivate one key and deny the sessions it minted.
         Quarantine = "quarantine",
         /// Containment playbook: ordered children (distrust the signers the credential is or
-        /// holds, quarantine, then a critical finding).
+        /// holds, quarantine or revoke it, then a critical finding).
         Contain = "contain",
         /// Open a finding keywarden raises itself (a child of a playbook); touches no connector.
         RaiseFinding = "raise_finding",
         /// Distrust signers from a point in time (the credential is one, or its identity holds
         /// them); touches no connector.
         RevokeTrust = "revoke_trust",
+        /// Revoke a credential for good (a Vault token, a secret-id), and in a containment what
+        /// it minted (a secret-id's tokens).
+        Revoke = "revoke",
     }
 }
 

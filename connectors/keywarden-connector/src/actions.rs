@@ -35,6 +35,12 @@ named_enum! {
         /// Cut off the sessions an identity's keys minted before a time
         /// ([`KeyActions::deny_sessions_before`]).
         RevokeSessions = "revoke_sessions",
+        /// Revoke a credential for good: it cannot be switched back on (a Vault token revoked
+        /// by its accessor, a secret-id destroyed) ([`KeyActions::revoke`]).
+        RevokeKey = "revoke_key",
+        /// Revoke what a credential minted (the tokens of a secret-id's logins)
+        /// ([`KeyActions::revoke_minted`]).
+        RevokeMinted = "revoke_minted",
     }
 }
 
@@ -129,6 +135,43 @@ pub trait KeyActions: Send + Sync + fmt::Debug {
 
     /// The names of the deny policies attached to the identity by [`Self::deny_sessions_before`].
     async fn session_denials(&self, identity_id: &str) -> Result<Vec<String>, ConnectorError>;
+
+    /// One key of the identity as the source reports it now (`None`: it no longer exists).
+    /// Sources that can look one key up without listing the identity's others do.
+    async fn key(
+        &self,
+        identity_id: &str,
+        key_id: &str,
+    ) -> Result<Option<HeldKey>, ConnectorError> {
+        Ok(self
+            .keys(identity_id)
+            .await?
+            .keys
+            .into_iter()
+            .find(|it| it.id == key_id))
+    }
+
+    /// Revokes one credential for good; one that no longer exists counts as revoked.
+    async fn revoke(&self, identity_id: &str, key_id: &str) -> Result<(), ConnectorError> {
+        let _ = (identity_id, key_id);
+        Err(ConnectorError::Refused(
+            "this source revokes no credential".to_owned(),
+        ))
+    }
+
+    /// Revokes what the credential minted (the tokens of a secret-id's logins) from `since` on;
+    /// returns what it revoked, in words safe to log.
+    async fn revoke_minted(
+        &self,
+        identity_id: &str,
+        key_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let _ = (identity_id, key_id, since);
+        Err(ConnectorError::Refused(
+            "this source revokes nothing a credential minted".to_owned(),
+        ))
+    }
 }
 
 /// The waits of a rotation, from the source's configuration.

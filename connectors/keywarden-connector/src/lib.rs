@@ -59,6 +59,13 @@ pub trait Connector: Send + Sync + fmt::Debug {
         sink: &mut dyn InventorySink,
     ) -> Result<(), ConnectorError>;
 
+    /// Which of this source's credentials a leaked plaintext value is, asked of the source
+    /// itself (a Vault token or AppRole secret-id looked up): their external ids. The value is
+    /// never kept, logged or put in an error. Sources that cannot tell say none.
+    async fn identify_leaked(&self, _value: &Secret) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
     /// The key actions (rotate, disable, delete, quarantine) this source supports, if any.
     fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
         None

@@ -3,13 +3,15 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use keywarden_connector::{
-    Connector, ConnectorError, Inventory, InventorySink, ScanContext, Secret,
+    Connector, ConnectorError, Inventory, InventorySink, KeyActions, ScanContext, Secret,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::actions::VaultActions;
 use crate::audit_file;
 use crate::audit_log::Uses;
 use crate::client::Namespace;
@@ -24,7 +26,7 @@ use crate::{approle, entities, holders, kv, tokens, transit};
 #[derive(Debug)]
 pub struct VaultConnector {
     source: String,
-    namespaces: Vec<Namespace>,
+    namespaces: Arc<Vec<Namespace>>,
     settings: Settings,
     audit: Option<AuditLog>,
 }
@@ -78,7 +80,7 @@ impl VaultConnector {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             source: source.to_owned(),
-            namespaces,
+            namespaces: Arc::new(namespaces),
             settings: Settings {
                 owner_key: config.owner_key().to_owned(),
                 purpose_key: config.purpose_key().to_owned(),
@@ -207,6 +209,22 @@ impl Connector for VaultConnector {
         &self.source
     }
 
+    fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
+        Some(Arc::new(VaultActions {
+            namespaces: Arc::clone(&self.namespaces),
+            settings: self.settings.clone(),
+        }))
+    }
+
+    async fn identify_leaked(&self, value: &Secret) -> Result<Vec<String>, ConnectorError> {
+        VaultActions {
+            namespaces: Arc::clone(&self.namespaces),
+            settings: self.settings.clone(),
+        }
+        .identify(value)
+        .await
+    }
+
     async fn inventory(
         &self,
         cx: &ScanContext,
@@ -222,7 +240,7 @@ impl Connector for VaultConnector {
         };
         let mut seen = BTreeSet::new();
         let mut accessors = BTreeSet::new();
-        for namespace in &self.namespaces {
+        for namespace in self.namespaces.iter() {
             let mut out = self.namespace(namespace).await.map_err(|err| {
                 let label = if namespace.name.is_empty() {
                     "the root namespace".to_owned()

@@ -19,6 +19,7 @@
 //! source's scan so that nothing is marked gone on its strength.
 
 mod acl;
+mod actions;
 mod approle;
 mod audit_file;
 mod audit_log;

@@ -1389,6 +1389,7 @@ async fn a_leak_is_recorded_once_and_waits_for_its_answer_until_answered() {
         exposed_at: None,
         indicators: vec![Indicator::AccessKeyId("AKIAZ6EXAMPLE7KEY4ID".to_owned())],
         dismissed: None,
+        candidates: Default::default(),
     };
     let at = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
     let first = store

@@ -1,0 +1,464 @@
+//! What the daemon's action machines may do to Vault credentials: read a token or secret-id
+//! live, revoke a token by its accessor, destroy a secret-id by its accessor, revoke the tokens
+//! a secret-id's role minted since the secret-id was made; and tell which token or secret-id a
+//! leaked plaintext value is, by asking Vault. Single idempotent steps: the machines sequence
+//! them. Tokens and secret-ids cannot be switched off and on, so only `revoke` takes them out.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use keywarden_connector::{
+    Capability, ConnectorError, CredentialKind, HeldKey, KeyActions, KeyHolder, LastUse, NewKey,
+    RotationTiming, Secret,
+};
+use serde_json::{Value, json};
+
+use crate::client::{Namespace, VaultError};
+use crate::facts::{Settings, rfc3339, unix};
+use crate::mounts::{self, MountKind};
+
+/// The key actions of a `vault` source.
+#[derive(Debug)]
+pub struct VaultActions {
+    pub(crate) namespaces: Arc<Vec<Namespace>>,
+    pub(crate) settings: Settings,
+}
+
+/// A credential of this source, by its external id.
+enum Target<'a> {
+    Token {
+        accessor: &'a str,
+    },
+    SecretId {
+        mount: &'a str,
+        role: &'a str,
+        accessor: &'a str,
+    },
+}
+
+impl VaultActions {
+    /// The namespace a credential's external id belongs to (the longest configured prefix that
+    /// leaves a token or auth path), and what it names there.
+    fn target<'a>(&self, key_id: &'a str) -> Result<(&Namespace, Target<'a>), ConnectorError> {
+        let unknown = || {
+            ConnectorError::NotFound(format!(
+                "`{key_id}` is not a Vault token or secret-id of this source"
+            ))
+        };
+        let namespace = self
+            .namespaces
+            .iter()
+            .filter(|ns| {
+                key_id
+                    .strip_prefix(ns.name.as_str())
+                    .is_some_and(|rest| rest.starts_with("token/") || rest.starts_with("auth/"))
+            })
+            .max_by_key(|ns| ns.name.len())
+            .ok_or_else(unknown)?;
+        let rest = &key_id[namespace.name.len()..];
+        if let Some(accessor) = rest.strip_prefix("token/") {
+            return Ok((namespace, Target::Token { accessor }));
+        }
+        // auth/<mount>role/<role>/secret-id/<accessor>, the mount ending in `/`.
+        let path = rest.strip_prefix("auth/").ok_or_else(unknown)?;
+        let (head, accessor) = path.rsplit_once("/secret-id/").ok_or_else(unknown)?;
+        let (mount_end, role) = head
+            .rfind("role/")
+            .map(|at| (at, &head[at + "role/".len()..]))
+            .ok_or_else(unknown)?;
+        Ok((
+            namespace,
+            Target::SecretId {
+                mount: &head[..mount_end],
+                role,
+                accessor,
+            },
+        ))
+    }
+
+    async fn live(
+        namespace: &Namespace,
+        target: &Target<'_>,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let found = match target {
+            Target::Token { accessor } => {
+                namespace
+                    .write(
+                        "auth/token/lookup-accessor",
+                        &json!({ "accessor": accessor }),
+                    )
+                    .await
+            }
+            Target::SecretId {
+                mount,
+                role,
+                accessor,
+            } => {
+                namespace
+                    .write(
+                        &format!("auth/{mount}role/{role}/secret-id-accessor/lookup"),
+                        &json!({ "secret_id_accessor": accessor }),
+                    )
+                    .await
+            }
+        };
+        match found {
+            Ok(data) if data.is_null() => Ok(None),
+            Ok(data) => Ok(Some(data)),
+            Err(VaultError::NotFound { .. }) => Ok(None),
+            Err(VaultError::Permanent { message, .. }) if message.contains("invalid accessor") => {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The tokens of `namespace` a login to the role minted since `since`.
+    async fn minted(
+        &self,
+        namespace: &Namespace,
+        mount: &str,
+        role: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let login = format!("auth/{mount}login");
+        let accessors = namespace.list("auth/token/accessors").await?;
+        let lookups: Vec<_> = futures::stream::iter(accessors)
+            .map(|accessor| async move {
+                let found = namespace
+                    .write(
+                        "auth/token/lookup-accessor",
+                        &json!({ "accessor": accessor }),
+                    )
+                    .await;
+                (accessor, found)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let mut minted = Vec::new();
+        for (accessor, found) in lookups {
+            let data = match found {
+                Ok(data) => data,
+                Err(VaultError::Permanent { message, .. })
+                    if message.contains("invalid accessor") =>
+                {
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let of_role = data.get("path").and_then(Value::as_str) == Some(login.as_str())
+                && data.pointer("/meta/role_name").and_then(Value::as_str) == Some(role);
+            let created = unix(data.get("creation_time"));
+            let after = match (since, created) {
+                // Vault shows a token's creation to the second only.
+                (Some(since), Some(created)) => created.timestamp() >= since.timestamp(),
+                // Without a time to tell, every token of the role is taken.
+                _ => true,
+            };
+            if of_role && after {
+                minted.push(accessor);
+            }
+        }
+        minted.sort();
+        Ok(minted)
+    }
+}
+
+#[async_trait]
+impl KeyActions for VaultActions {
+    fn capabilities(&self, kind: CredentialKind) -> &'static [Capability] {
+        use Capability::*;
+        match kind {
+            CredentialKind::Token => &[ReadKeys, RevokeKey],
+            CredentialKind::SecretId => &[ReadKeys, RevokeKey, RevokeMinted],
+            _ => &[],
+        }
+    }
+
+    /// The secret-ids of an AppRole role. A token's identity (an entity, an auth path) has
+    /// tokens Vault cannot list by holder; they are read one at a time ([`Self::key`]).
+    async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
+        let probe = format!("{identity_id}/secret-id/-");
+        let refused = || {
+            ConnectorError::Refused(format!(
+                "`{identity_id}` holds tokens, which Vault does not list by holder"
+            ))
+        };
+        let (namespace, target) = self.target(&probe).map_err(|_| refused())?;
+        let Target::SecretId { mount, role, .. } = target else {
+            return Err(refused());
+        };
+        let base = format!("auth/{mount}role/{role}");
+        let mut keys = Vec::new();
+        for accessor in namespace.list(&format!("{base}/secret-id")).await? {
+            let id = format!("{identity_id}/secret-id/{accessor}");
+            if let Some(held) = self.key(identity_id, &id).await? {
+                keys.push(held);
+            }
+        }
+        Ok(KeyHolder {
+            identity_id: identity_id.to_owned(),
+            name: role.to_owned(),
+            keys,
+        })
+    }
+
+    async fn key(
+        &self,
+        _identity_id: &str,
+        key_id: &str,
+    ) -> Result<Option<HeldKey>, ConnectorError> {
+        let (namespace, target) = self.target(key_id)?;
+        let Some(data) = Self::live(namespace, &target).await? else {
+            return Ok(None);
+        };
+        let created_at = match target {
+            Target::Token { .. } => unix(data.get("creation_time")),
+            Target::SecretId { .. } => rfc3339(data.get("creation_time")),
+        };
+        Ok(Some(HeldKey {
+            id: key_id.to_owned(),
+            active: true,
+            created_at,
+        }))
+    }
+
+    fn destination(&self, identity_id: &str) -> Result<String, ConnectorError> {
+        Err(not_offered(identity_id))
+    }
+
+    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError> {
+        Err(not_offered(identity_id))
+    }
+
+    async fn deliver(
+        &self,
+        identity_id: &str,
+        _key: &NewKey,
+        _token: &str,
+    ) -> Result<(), ConnectorError> {
+        Err(not_offered(identity_id))
+    }
+
+    async fn delivered(&self, _identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
+        Ok(None)
+    }
+
+    async fn verify(&self, identity_id: &str, _key: &NewKey) -> Result<(), ConnectorError> {
+        Err(not_offered(identity_id))
+    }
+
+    /// A token's last renewal, as Vault shows it now; nothing else is known live (the audit
+    /// log's uses are the ledger's, and a live re-check keeps the later of the two).
+    async fn last_used(&self, _identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
+        let (namespace, target) = self.target(key_id)?;
+        if !matches!(target, Target::Token { .. }) {
+            return Ok(LastUse::Unknown);
+        }
+        Ok(match Self::live(namespace, &target).await? {
+            Some(data) => match unix(data.get("last_renewal_time")) {
+                Some(at) => LastUse::At {
+                    at,
+                    source: crate::tokens::LAST_RENEWAL.to_owned(),
+                },
+                None => LastUse::Unknown,
+            },
+            None => LastUse::Unknown,
+        })
+    }
+
+    async fn set_active(
+        &self,
+        _identity_id: &str,
+        key_id: &str,
+        _active: bool,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Refused(format!(
+            "`{key_id}` cannot be switched off and on; it can only be revoked"
+        )))
+    }
+
+    fn rotation_timing(&self) -> RotationTiming {
+        RotationTiming {
+            overlap: std::time::Duration::ZERO,
+            last_use_settle: std::time::Duration::ZERO,
+            grace: std::time::Duration::ZERO,
+        }
+    }
+
+    async fn delete_key(&self, identity_id: &str, key_id: &str) -> Result<(), ConnectorError> {
+        self.revoke(identity_id, key_id).await
+    }
+
+    async fn deny_sessions_before(
+        &self,
+        identity_id: &str,
+        _before: DateTime<Utc>,
+    ) -> Result<String, ConnectorError> {
+        Err(ConnectorError::Refused(format!(
+            "`{identity_id}`: Vault has no deny on older sessions; revoke the tokens instead"
+        )))
+    }
+
+    async fn session_denials(&self, _identity_id: &str) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    async fn revoke(&self, _identity_id: &str, key_id: &str) -> Result<(), ConnectorError> {
+        let (namespace, target) = self.target(key_id)?;
+        // Vault answers a destroy of a secret-id that is gone with a 500: ask first.
+        if Self::live(namespace, &target).await?.is_none() {
+            return Ok(());
+        }
+        match target {
+            Target::Token { accessor } => {
+                namespace
+                    .write(
+                        "auth/token/revoke-accessor",
+                        &json!({ "accessor": accessor }),
+                    )
+                    .await?;
+            }
+            Target::SecretId {
+                mount,
+                role,
+                accessor,
+            } => {
+                namespace
+                    .write(
+                        &format!("auth/{mount}role/{role}/secret-id-accessor/destroy"),
+                        &json!({ "secret_id_accessor": accessor }),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn revoke_minted(
+        &self,
+        _identity_id: &str,
+        key_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let (namespace, target) = self.target(key_id)?;
+        let Target::SecretId { mount, role, .. } = target else {
+            return Err(ConnectorError::Refused(
+                "a token's child tokens are revoked with it".to_owned(),
+            ));
+        };
+        let mut revoked = Vec::new();
+        for accessor in self.minted(namespace, mount, role, since).await? {
+            namespace
+                .write(
+                    "auth/token/revoke-accessor",
+                    &json!({ "accessor": accessor }),
+                )
+                .await?;
+            revoked.push(format!("token {}token/{accessor}", namespace.name));
+        }
+        Ok(revoked)
+    }
+}
+
+fn not_offered(identity_id: &str) -> ConnectorError {
+    ConnectorError::Refused(format!(
+        "keywarden does not create Vault credentials for `{identity_id}` yet"
+    ))
+}
+
+/// Whether a plaintext value looks like a Vault token (`hvs.`, `hvb.`, `s.`, `b.`, `r.` ...).
+fn token_shaped(value: &str) -> bool {
+    let Some((prefix, rest)) = value.split_once('.') else {
+        return false;
+    };
+    matches!(prefix, "hvs" | "hvb" | "hvr" | "s" | "b" | "r")
+        && rest.len() >= 20
+        && rest
+            .chars()
+            .all(|it| it.is_ascii_alphanumeric() || matches!(it, '.' | '_' | '-'))
+}
+
+/// Whether a plaintext value looks like an AppRole secret-id (a UUID).
+fn uuid_shaped(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(part, len)| part.len() == len && part.chars().all(|it| it.is_ascii_hexdigit()))
+}
+
+impl VaultActions {
+    /// Which token or secret-id of the configured namespaces `value` is: Vault looks the token
+    /// up, or each AppRole role of each namespace looks the secret-id up. The value goes only to
+    /// Vault, in a request body; a lookup that fails is no match.
+    pub(crate) async fn identify(&self, value: &Secret) -> Result<Vec<String>, ConnectorError> {
+        let text = value.expose().trim();
+        let mut found = Vec::new();
+        if token_shaped(text) {
+            for namespace in self.namespaces.iter() {
+                let looked_up = namespace
+                    .write("auth/token/lookup", &json!({ "token": text }))
+                    .await;
+                if let Some(accessor) = looked_up
+                    .ok()
+                    .as_ref()
+                    .and_then(|it| it.get("accessor"))
+                    .and_then(Value::as_str)
+                {
+                    found.push(format!("{}token/{accessor}", namespace.name));
+                }
+            }
+        } else if uuid_shaped(text) {
+            for namespace in self.namespaces.iter() {
+                for mount in mounts::discover(namespace).await? {
+                    if !matches!(mount.kind, MountKind::AppRole) {
+                        continue;
+                    }
+                    let path = &mount.path;
+                    for role in namespace.list(&format!("auth/{path}role")).await? {
+                        let data = namespace
+                            .write(
+                                &format!("auth/{path}role/{role}/secret-id/lookup"),
+                                &json!({ "secret_id": text }),
+                            )
+                            .await;
+                        if let Some(accessor) = data
+                            .ok()
+                            .as_ref()
+                            .and_then(|it| it.get("secret_id_accessor"))
+                            .and_then(Value::as_str)
+                        {
+                            found.push(format!(
+                                "{}{}",
+                                crate::approle::role_id(&namespace.name, path, &role),
+                                format_args!("/secret-id/{accessor}")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_shaped_values_are_told_apart() {
+        assert!(token_shaped("hvs.CAESIJ3XUr2kB9fR8m0r2pSxKp3aTqGZ"));
+        assert!(token_shaped("s.COToAbCdEfGhIjKlMnOpQrSt.nVEVpd"));
+        assert!(!token_shaped("s.short"));
+        assert!(!token_shaped("AKIAIOSFODNN7EXAMPLE"));
+        assert!(uuid_shaped("c098607f-fe21-d1a9-4af9-17e77a7d2648"));
+        assert!(!uuid_shaped("c098607f-fe21-d1a9-4af9-17e77a7d264"));
+        assert!(!uuid_shaped("not-a-uuid-at-all-x"));
+    }
+}
