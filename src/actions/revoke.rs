@@ -25,14 +25,14 @@ pub(crate) enum Revoke {
         #[serde(default)]
         minted: bool,
     },
-    Revoke {
+    #[serde(rename = "revoke")]
+    Cut {
         minted: bool,
         /// Its creation, as the source showed it: what it minted since is revoked.
         since: Option<DateTime<Utc>>,
     },
-    RevokeMinted {
-        since: Option<DateTime<Utc>>,
-    },
+    #[serde(rename = "revoke_minted")]
+    Minted { since: Option<DateTime<Utc>> },
 }
 
 /// The identity's credentials of the target's kind as the ledger holds them, with the target as
@@ -67,8 +67,8 @@ impl Machine for Revoke {
     fn step_name(&self) -> &'static str {
         match self {
             Self::Check { .. } => "check",
-            Self::Revoke { .. } => "revoke",
-            Self::RevokeMinted { .. } => "revoke_minted",
+            Self::Cut { .. } => "revoke",
+            Self::Minted { .. } => "revoke_minted",
         }
     }
 
@@ -85,24 +85,23 @@ impl Machine for Revoke {
                     return Ok(Next::Skipped(reason));
                 }
                 Next::Step(
-                    Self::Revoke {
+                    Self::Cut {
                         minted,
                         since: live.created_at,
                     },
                     Some(format!("{key} is live")),
                 )
             }
-            Self::Revoke { minted, since } => {
+            Self::Cut { minted, since } => {
                 actions.revoke(identity, key).await?;
                 crash_point("revoke_revoked");
                 if minted {
-                    Next::Step(Self::RevokeMinted { since }, Some(format!("{key} revoked")))
+                    Next::Step(Self::Minted { since }, Some(format!("{key} revoked")))
                 } else {
                     Next::Done(format!("{key} revoked"))
                 }
             }
-            Self::RevokeMinted { since } => match actions.revoke_minted(identity, key, since).await
-            {
+            Self::Minted { since } => match actions.revoke_minted(identity, key, since).await {
                 Ok(revoked) if revoked.is_empty() => {
                     Next::Done(format!("{key} revoked; it had minted nothing still valid"))
                 }
@@ -119,10 +118,10 @@ impl Machine for Revoke {
     async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError> {
         Ok(match self {
             Self::Check { .. } => format!("stopped before {} was changed", cx.key()),
-            Self::Revoke { .. } => {
+            Self::Cut { .. } => {
                 format!("stopped at revoking {}: it may have been revoked", cx.key())
             }
-            Self::RevokeMinted { .. } => {
+            Self::Minted { .. } => {
                 format!("{} is revoked; what it minted was not revoked", cx.key())
             }
         })
