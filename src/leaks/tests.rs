@@ -286,3 +286,25 @@ fn the_hmsl_hash_is_ggshields() {
         "495e16db667d3649f7d7151d75aecf681cb280220cf139f4037137778b2ae818"
     );
 }
+
+#[test]
+fn a_value_no_indicator_identifies_is_held_as_a_secret_for_its_source_to_identify() {
+    let token = "s.9fQm2LrT4pXa7KzWcVb3NdYe.AbCdE";
+    let report = format!(
+        r#"[{{"RuleID":"vault-service-token","File":"ci.sh","StartLine":3,"Secret":{}}},
+            {{"RuleID":"aws-access-token","File":"ci.sh","StartLine":4,"Secret":"{AKID}"}},
+            {{"RuleID":"generic-api-key","File":"ci.sh","StartLine":5,"Secret":"REDACTED"}}]"#,
+        json_string(token)
+    );
+    let (_, leaks) = parse(report.as_bytes(), Some(LeakFormat::Gitleaks)).expect("parse");
+    assert!(leaks[0].indicators.is_empty());
+    let held: Vec<&str> = leaks[0].candidates.0.iter().map(|it| it.expose()).collect();
+    assert_eq!(held, [token]);
+    assert!(
+        leaks[1].candidates.0.is_empty(),
+        "an access key id is an indicator, not asked of the sources"
+    );
+    assert!(leaks[2].candidates.0.is_empty(), "a redacted report holds nothing");
+    let shown = format!("{leaks:?} {}", serde_json::to_string(&leaks).expect("json"));
+    assert!(!shown.contains("9fQm2LrT4pXa7KzW"), "{shown}");
+}
