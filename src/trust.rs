@@ -24,6 +24,8 @@ pub enum DistrustReason {
     Leaked,
     /// A person said so.
     Manual,
+    /// The key version was retired by a rotation: its source no longer uses it.
+    Retired,
 }
 
 impl DistrustReason {
@@ -32,6 +34,7 @@ impl DistrustReason {
             Self::Stale => "stale",
             Self::Leaked => "leaked",
             Self::Manual => "manual",
+            Self::Retired => "retired",
         }
     }
 }

@@ -330,6 +330,9 @@ async fn decide(
             return Ok(None);
         }
     };
+    // What the action runs as (a Transit version's rotation is a `rotate_version`): earlier
+    // actions of the policy are looked up by it.
+    let kind = super::resolve_kind(kind, credential.credential.kind);
     if let Err(err) = key_actions(
         engine.connectors,
         &credential.source,

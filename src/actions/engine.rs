@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use keywarden_connector::{ConnectorError, KeyActions};
+use keywarden_connector::{ConnectorError, KeyActions, VersionedKeys};
 
 use super::keys::{Delete, Disable, Quarantine};
 use super::lease::{self, Lease};
@@ -13,7 +13,10 @@ use super::playbook::{self, Contain, RaiseFinding};
 use super::revoke::Revoke;
 use super::revoke_trust::{RevokeTrust, SignerDistrust};
 use super::rotate::Rotate;
-use super::{ActionError, ActionKind, Engine, connector_of, is_containment, key_actions};
+use super::rotate_version::RotateVersion;
+use super::{
+    ActionError, ActionKind, Engine, connector_of, is_containment, key_actions, resolve_kind,
+};
 use crate::ledger::LedgerCredential;
 use crate::store::{
     ActionRecord, ActionStatus, ActionUpdate, ChildOf, NewAction, StoreError, Transition,
@@ -125,6 +128,7 @@ fn initial_state(
             signers: distrust.to_vec(),
         }),
         ActionKind::Revoke => of(Revoke::Check { minted }),
+        ActionKind::RotateVersion => of(RotateVersion::Check),
     }
 }
 
@@ -138,8 +142,13 @@ fn action_err(err: StepError) -> ActionError {
 /// Starts an action and drives it as far as it goes now (done, waiting, refused, failed), or
 /// leaves it `awaiting_approval`. A containment first cancels an open rotation or delete of the
 /// same credential at a safe point.
-pub async fn start(engine: Engine<'_>, request: Request<'_>) -> Result<ActionRecord, ActionError> {
+pub async fn start(
+    engine: Engine<'_>,
+    mut request: Request<'_>,
+) -> Result<ActionRecord, ActionError> {
     let target = request.target;
+    // A rotation of a versioned signing key adds a version rather than a key.
+    request.kind = resolve_kind(request.kind, target.credential.kind);
     key_actions(
         engine.connectors,
         &target.source,
@@ -280,7 +289,31 @@ pub(crate) async fn drive_record(
         ActionKind::Contain => drive_as::<Contain>(engine, record).await,
         ActionKind::RaiseFinding => drive_as::<RaiseFinding>(engine, record).await,
         ActionKind::RevokeTrust => drive_as::<RevokeTrust>(engine, record).await,
+        ActionKind::RotateVersion => drive_as::<RotateVersion>(engine, record).await,
     }
+}
+
+/// The steps on versioned keys an action's machine works with (`rotate_version` only).
+fn versions_of(
+    engine: Engine<'_>,
+    record: &ActionRecord,
+) -> Result<Option<Arc<dyn VersionedKeys>>, ActionError> {
+    if record.kind != ActionKind::RotateVersion {
+        return Ok(None);
+    }
+    let connector = connector_of(engine.connectors, &record.source).ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "source `{}` is not in the configuration",
+            record.source
+        ))
+    })?;
+    connector.versioned_keys().map(Some).ok_or_else(|| {
+        ActionError::Unsupported(format!(
+            "source `{}` ({}) has no versioned keys",
+            record.source,
+            connector.kind()
+        ))
+    })
 }
 
 /// The key actions an action's machine works with (none for a kind that needs none).
@@ -351,6 +384,7 @@ async fn drive_held<M: Machine>(
     held: &Lease,
 ) -> Result<ActionRecord, ActionError> {
     let keys = keys_of(engine, &record)?;
+    let versions = versions_of(engine, &record)?;
     let every = lease::heartbeat_every(engine.store.action_lease());
     loop {
         if !runnable(engine, &record) {
@@ -361,6 +395,7 @@ async fn drive_held<M: Machine>(
             engine,
             record: &record,
             keys: keys.clone(),
+            versions: versions.clone(),
             holder: &held.owner,
             token: held.token,
         };
@@ -589,10 +624,12 @@ pub(crate) async fn cancel_record(
     } else {
         let record = claim(engine, &record).await?;
         let keys = keys_of(engine, &record)?;
+        let versions = versions_of(engine, &record)?;
         let cx = StepCx {
             engine,
             record: &record,
             keys,
+            versions,
             holder: &holder,
             token: record.lease_token,
         };
@@ -605,6 +642,7 @@ pub(crate) async fn cancel_record(
             ActionKind::Contain => cancel_as::<Contain>(&cx).await,
             ActionKind::RaiseFinding => cancel_as::<RaiseFinding>(&cx).await,
             ActionKind::RevokeTrust => cancel_as::<RevokeTrust>(&cx).await,
+            ActionKind::RotateVersion => cancel_as::<RotateVersion>(&cx).await,
         };
         match ended {
             Ok(report) => report,

@@ -1,7 +1,7 @@
 //! The live re-check before a destructive step: re-read the key's state from its source and
 //! evaluate the policy that started the action on it, as it is now.
 
-use keywarden_connector::{CredentialStatus, HeldKey};
+use keywarden_connector::{CredentialStatus, HeldKey, LastUse};
 
 use super::machine::{StepCx, StepError};
 use crate::ledger::IdentityCounts;
@@ -64,6 +64,21 @@ pub(crate) async fn condition_lapsed(
     live: &HeldKey,
     all: &[HeldKey],
 ) -> Result<Option<String>, StepError> {
+    if !cx.record.origin.starts_with("policy:") {
+        return Ok(None);
+    }
+    let live_use = cx.keys()?.last_used(cx.identity(), cx.key()).await?;
+    condition_lapsed_with(cx, live, all, live_use).await
+}
+
+/// [`condition_lapsed`] with the last use the source shows now already read (`Unknown` where it
+/// shows none live: the ledger's is kept).
+pub(crate) async fn condition_lapsed_with(
+    cx: &StepCx<'_>,
+    live: &HeldKey,
+    all: &[HeldKey],
+    live_use: LastUse,
+) -> Result<Option<String>, StepError> {
     let Some(policy_id) = cx.record.origin.strip_prefix("policy:") else {
         return Ok(None);
     };
@@ -93,7 +108,6 @@ pub(crate) async fn condition_lapsed(
     // The later of what the source says now and what the ledger saw: a live read that knows
     // less (Vault's last renewal, where the ledger has the audit log's last request) never
     // makes a credential look less used than it was.
-    let live_use = cx.keys()?.last_used(cx.identity(), cx.key()).await?;
     if live_use.at() >= credential.credential.last_used.at() {
         credential.credential.last_used = live_use;
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_connector::{
-    Capability, ConnectorError, HeldKey, KeyActions, KeyHolder, LastUse, NewKey, RotationTiming,
+    Capability, ConnectorError, HeldKey, KeyActions, KeyHolder, KeyVersions, LastUse, NewKey,
+    RotationTiming, VersionedKeys,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,6 +55,8 @@ pub(crate) struct StepCx<'a> {
     pub engine: Engine<'a>,
     pub record: &'a ActionRecord,
     pub keys: Option<Arc<dyn KeyActions>>,
+    /// The source's steps on versioned signing keys (for `rotate_version`).
+    pub versions: Option<Arc<dyn VersionedKeys>>,
     /// The process driving the action (it holds the lease), and the lease's fencing token.
     pub holder: &'a str,
     pub token: i64,
@@ -82,6 +85,33 @@ impl StepCx<'_> {
                 self.record.id
             )))),
         }
+    }
+
+    /// The source's steps on versioned keys, fenced; an error if the kind declared no need.
+    pub fn versions(&self) -> Result<FencedVersions<'_, '_>, StepError> {
+        match self.versions.as_deref() {
+            Some(inner) => Ok(FencedVersions { cx: self, inner }),
+            None => Err(StepError::Action(ActionError::Unsupported(format!(
+                "action {} has no versioned keys",
+                self.record.id
+            )))),
+        }
+    }
+
+    /// Renews the lease, or refuses to act: taken over, finished, or not confirmable.
+    async fn fence(&self) -> Result<(), ConnectorError> {
+        self.engine
+            .store
+            .renew_lease(self.record.id, self.holder, self.token, self.now())
+            .await
+            .map(|_| ())
+            .map_err(|err| ConnectorError::Retryable {
+                message: format!(
+                    "not acting on action {}: its lease is not held ({err})",
+                    self.record.id
+                ),
+                retry_after: None,
+            })
     }
 
     /// Persists a state in the middle of a step (rotate's `create` records the new key's id
@@ -120,21 +150,8 @@ pub(crate) struct Fenced<'s, 'a> {
 }
 
 impl Fenced<'_, '_> {
-    /// Renews the lease, or refuses to act: taken over, finished, or not confirmable.
     async fn fence(&self) -> Result<(), ConnectorError> {
-        let cx = self.cx;
-        cx.engine
-            .store
-            .renew_lease(cx.record.id, cx.holder, cx.token, cx.now())
-            .await
-            .map(|_| ())
-            .map_err(|err| ConnectorError::Retryable {
-                message: format!(
-                    "not acting on action {}: its lease is not held ({err})",
-                    cx.record.id
-                ),
-                retry_after: None,
-            })
+        self.cx.fence().await
     }
 
     pub async fn keys(&self, identity: &str) -> Result<KeyHolder, ConnectorError> {
@@ -224,6 +241,33 @@ impl Fenced<'_, '_> {
     }
 }
 
+/// A source's steps on versioned keys as a step uses them, fenced like [`Fenced`].
+#[derive(Clone, Copy)]
+pub(crate) struct FencedVersions<'s, 'a> {
+    cx: &'s StepCx<'a>,
+    inner: &'s dyn VersionedKeys,
+}
+
+impl FencedVersions<'_, '_> {
+    pub async fn versions(&self, identity: &str) -> Result<KeyVersions, ConnectorError> {
+        self.inner.versions(identity).await
+    }
+
+    pub async fn add_version(&self, identity: &str) -> Result<KeyVersions, ConnectorError> {
+        self.cx.fence().await?;
+        self.inner.add_version(identity).await
+    }
+
+    pub async fn retire_below(&self, identity: &str, version: u64) -> Result<(), ConnectorError> {
+        self.cx.fence().await?;
+        self.inner.retire_below(identity, version).await
+    }
+
+    pub fn retire_after(&self) -> std::time::Duration {
+        self.inner.retire_after()
+    }
+}
+
 /// One action kind's state machine.
 #[async_trait]
 pub(crate) trait Machine:
@@ -259,7 +303,8 @@ pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
         // The playbook's children check their own needs when they are created.
         ActionKind::Contain => &[ReadKeys],
         ActionKind::Revoke => &[ReadKeys, RevokeKey],
-        ActionKind::RaiseFinding | ActionKind::RevokeTrust => &[],
+        // Versioned keys are asked of the connector's own steps on them ([`VersionedKeys`]).
+        ActionKind::RaiseFinding | ActionKind::RevokeTrust | ActionKind::RotateVersion => &[],
     }
 }
 

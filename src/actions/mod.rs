@@ -16,6 +16,8 @@
 //! - `raise_finding` ([`playbook`]): opens a finding keywarden raises itself; touches no connector.
 //! - `revoke` ([`revoke`]): check → revoke → (revoke what it minted, in a containment) → done;
 //!   for credentials that cannot be switched off and on (Vault tokens and secret-ids).
+//! - `rotate_version` ([`rotate_version`]): check → rotate → retire (waits) → close_trust; a
+//!   `rotate` of a versioned signing key (a Vault Transit key version) runs as this kind.
 //! - `revoke_trust` ([`revoke_trust`]): distrusts the signers a credential is or holds, from when
 //!   its condition began or it was compromised; touches no connector.
 //!
@@ -41,6 +43,7 @@ mod playbook;
 mod revoke;
 pub mod revoke_trust;
 mod rotate;
+mod rotate_version;
 #[cfg(test)]
 mod tests;
 
@@ -167,6 +170,15 @@ fn pick_target(
     })
 }
 
+/// The kind an action on a credential of `credential` runs as: a `rotate` of a versioned signing
+/// key's version is a `rotate_version` (a new version, not a new key).
+pub fn resolve_kind(kind: ActionKind, credential: CredentialKind) -> ActionKind {
+    match (kind, credential) {
+        (ActionKind::Rotate, CredentialKind::TransitKeyVersion) => ActionKind::RotateVersion,
+        _ => kind,
+    }
+}
+
 /// The key actions of a credential's source, checked to offer everything `kind` needs on
 /// credentials of `credential_kind`.
 pub fn key_actions(
@@ -175,6 +187,22 @@ pub fn key_actions(
     kind: ActionKind,
     credential_kind: CredentialKind,
 ) -> Result<Option<Arc<dyn KeyActions>>, ActionError> {
+    let kind = resolve_kind(kind, credential_kind);
+    if kind == ActionKind::RotateVersion {
+        let connector = connector_of(connectors, source).ok_or_else(|| {
+            ActionError::NotFound(format!("source `{source}` is not in the configuration"))
+        })?;
+        if credential_kind != CredentialKind::TransitKeyVersion
+            || connector.versioned_keys().is_none()
+        {
+            return Err(ActionError::Unsupported(format!(
+                "source `{source}` ({}) cannot rotate_version a {credential_kind}: it has no \
+                 versioned keys of that kind",
+                connector.kind()
+            )));
+        }
+        return Ok(None);
+    }
     let needs = machine::needs(kind);
     if needs.is_empty() {
         return Ok(None);

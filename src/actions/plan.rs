@@ -1,8 +1,6 @@
 //! Dry runs: what an action would do, and what would refuse it, touching nothing.
 
-use keywarden_connector::{
-    ConnectorError, CredentialKind, CredentialStatus, HeldKey, KeyActions, KeyHolder,
-};
+use keywarden_connector::{ConnectorError, CredentialStatus, HeldKey, KeyActions, KeyHolder};
 use serde::Serialize;
 
 use super::ActionKind;
@@ -67,7 +65,7 @@ pub(super) fn plan_from_held(
 ) -> Plan {
     let keys = held
         .into_iter()
-        .filter(|it| it.kind == CredentialKind::AccessKey)
+        .filter(|it| it.kind == target.credential.kind)
         .map(|it| HeldKey {
             active: it.status == CredentialStatus::Active,
             id: it.external_id,
@@ -142,6 +140,15 @@ fn describe(
             ),
         ],
         ActionKind::Revoke => vec![format!("revoke {key} for good")],
+        ActionKind::RotateVersion => vec![
+            format!(
+                "add a version to {} that signs from now on (unless a newer one already does)",
+                holder.name
+            ),
+            format!("keep {key} and older versions accepted for the source's transit_retire_after"),
+            format!("retire {key} and older versions (Vault's minimum versions raised past it)"),
+            format!("distrust their signers from the retirement (reason retired)"),
+        ],
         ActionKind::Contain => vec![
             format!(
                 "distrust the signers {key} is or {} holds, from the compromise time",

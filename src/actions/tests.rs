@@ -653,6 +653,7 @@ async fn a_holder_whose_lease_was_taken_over_changes_no_key() {
         engine: world.engine(&clock),
         record: &held,
         keys: Some(keys.clone()),
+        versions: None,
         holder: "process-a",
         token: held.lease_token,
     };

@@ -207,6 +207,7 @@ async fn act_with(
     let target = actions::target(&loaded.store, &args.credential, args.source.as_deref())
         .await
         .map_err(action_failure)?;
+    let kind = actions::resolve_kind(kind, target.credential.kind);
     let key_actions = actions::key_actions(
         &loaded.connectors,
         &target.source,

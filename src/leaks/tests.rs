@@ -304,7 +304,10 @@ fn a_value_no_indicator_identifies_is_held_as_a_secret_for_its_source_to_identif
         leaks[1].candidates.0.is_empty(),
         "an access key id is an indicator, not asked of the sources"
     );
-    assert!(leaks[2].candidates.0.is_empty(), "a redacted report holds nothing");
+    assert!(
+        leaks[2].candidates.0.is_empty(),
+        "a redacted report holds nothing"
+    );
     let shown = format!("{leaks:?} {}", serde_json::to_string(&leaks).expect("json"));
     assert!(!shown.contains("9fQm2LrT4pXa7KzW"), "{shown}");
 }

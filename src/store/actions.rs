@@ -27,6 +27,9 @@ keywarden_connector::named_enum! {
         /// Revoke a credential for good (a Vault token, a secret-id), and in a containment what
         /// it minted (a secret-id's tokens).
         Revoke = "revoke",
+        /// Rotate a versioned signing key (a Vault Transit key): add a version, retire the older
+        /// ones after a while, and close their signers' trust from then.
+        RotateVersion = "rotate_version",
     }
 }
 

@@ -184,3 +184,30 @@ pub struct RotationTiming {
     /// The old key stays deactivated this long before it is deleted.
     pub grace: std::time::Duration,
 }
+
+/// The versions of a versioned signing key (a Vault Transit key), as its source shows them now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyVersions {
+    pub latest: u64,
+    /// The oldest version still accepted (Vault's `min_decryption_version`).
+    pub min_decryption: u64,
+    /// The oldest version that may still sign (`min_encryption_version`; 0: any).
+    pub min_encryption: u64,
+}
+
+/// Single, idempotent steps on a versioned signing key (a Vault Transit key): the daemon's
+/// version rotation sequences them (add a version, wait, retire the older ones).
+#[async_trait]
+pub trait VersionedKeys: Send + Sync + fmt::Debug {
+    /// The key's versions now.
+    async fn versions(&self, identity_id: &str) -> Result<KeyVersions, ConnectorError>;
+
+    /// Adds a version, which becomes the one that signs; returns the versions after.
+    async fn add_version(&self, identity_id: &str) -> Result<KeyVersions, ConnectorError>;
+
+    /// Makes the source refuse every version below `version` (to sign and to verify).
+    async fn retire_below(&self, identity_id: &str, version: u64) -> Result<(), ConnectorError>;
+
+    /// How long the versions before a new one stay accepted after it was added.
+    fn retire_after(&self) -> std::time::Duration;
+}

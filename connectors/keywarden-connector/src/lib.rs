@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use crate::actions::{Capability, HeldKey, KeyActions, KeyHolder, NewKey, RotationTiming};
+pub use crate::actions::{
+    Capability, HeldKey, KeyActions, KeyHolder, KeyVersions, NewKey, RotationTiming, VersionedKeys,
+};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
     IdentityKind, Inventory, LastUse, ParseKindError, ScanError, SkipReason, Skipped,
@@ -64,6 +66,11 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// never kept, logged or put in an error. Sources that cannot tell say none.
     async fn identify_leaked(&self, _value: &Secret) -> Result<Vec<String>, ConnectorError> {
         Ok(Vec::new())
+    }
+
+    /// The steps on versioned signing keys (Vault Transit keys) this source supports, if any.
+    fn versioned_keys(&self) -> Option<Arc<dyn VersionedKeys>> {
+        None
     }
 
     /// The key actions (rotate, disable, delete, quarantine) this source supports, if any.

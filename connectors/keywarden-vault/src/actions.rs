@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use keywarden_connector::{
-    Capability, ConnectorError, CredentialKind, HeldKey, KeyActions, KeyHolder, LastUse, NewKey,
-    RotationTiming, Secret,
+    Capability, ConnectorError, CredentialKind, HeldKey, KeyActions, KeyHolder, KeyVersions,
+    LastUse, NewKey, RotationTiming, Secret, VersionedKeys,
 };
 use serde_json::{Value, json};
 
@@ -24,6 +24,8 @@ use crate::mounts::{self, MountKind};
 pub struct VaultActions {
     pub(crate) namespaces: Arc<Vec<Namespace>>,
     pub(crate) settings: Settings,
+    /// How long a Transit key's older versions stay accepted after a rotation.
+    pub(crate) retire_after: std::time::Duration,
 }
 
 /// A credential of this source, by its external id.
@@ -254,7 +256,9 @@ impl KeyActions for VaultActions {
     /// A token's last renewal, as Vault shows it now; nothing else is known live (the audit
     /// log's uses are the ledger's, and a live re-check keeps the later of the two).
     async fn last_used(&self, _identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
-        let (namespace, target) = self.target(key_id)?;
+        let Ok((namespace, target)) = self.target(key_id) else {
+            return Ok(LastUse::Unknown);
+        };
         if !matches!(target, Target::Token { .. }) {
             return Ok(LastUse::Unknown);
         }
@@ -368,6 +372,80 @@ fn not_offered(identity_id: &str) -> ConnectorError {
     ConnectorError::Refused(format!(
         "keywarden does not create Vault credentials for `{identity_id}` yet"
     ))
+}
+
+impl VaultActions {
+    /// The namespace and the Transit mount and key name of a key's identity id
+    /// (`<ns><mount>keys/<name>`).
+    fn transit_key<'a>(
+        &self,
+        identity_id: &'a str,
+    ) -> Result<(&Namespace, &'a str, &'a str), ConnectorError> {
+        let unknown = || {
+            ConnectorError::NotFound(format!(
+                "`{identity_id}` is not a Transit key of this source"
+            ))
+        };
+        let namespace = self
+            .namespaces
+            .iter()
+            .filter(|ns| identity_id.starts_with(ns.name.as_str()))
+            .max_by_key(|ns| ns.name.len())
+            .ok_or_else(unknown)?;
+        let rest = &identity_id[namespace.name.len()..];
+        let at = rest
+            .rfind("keys/")
+            .filter(|at| *at > 0)
+            .ok_or_else(unknown)?;
+        let (mount, name) = (&rest[..at], &rest[at + "keys/".len()..]);
+        if name.is_empty() || name.contains('/') {
+            return Err(unknown());
+        }
+        Ok((namespace, mount, name))
+    }
+}
+
+#[async_trait]
+impl VersionedKeys for VaultActions {
+    async fn versions(&self, identity_id: &str) -> Result<KeyVersions, ConnectorError> {
+        let (namespace, mount, name) = self.transit_key(identity_id)?;
+        let data = namespace.read(&format!("{mount}keys/{name}")).await?;
+        let number = |field: &str| data.get(field).and_then(Value::as_u64).unwrap_or(0);
+        if number("latest_version") == 0 {
+            return Err(ConnectorError::Permanent(format!(
+                "`{identity_id}` shows no latest_version: not a versioned key"
+            )));
+        }
+        Ok(KeyVersions {
+            latest: number("latest_version"),
+            min_decryption: number("min_decryption_version"),
+            min_encryption: number("min_encryption_version"),
+        })
+    }
+
+    async fn add_version(&self, identity_id: &str) -> Result<KeyVersions, ConnectorError> {
+        let (namespace, mount, name) = self.transit_key(identity_id)?;
+        namespace
+            .write(&format!("{mount}keys/{name}/rotate"), &json!({}))
+            .await?;
+        self.versions(identity_id).await
+    }
+
+    async fn retire_below(&self, identity_id: &str, version: u64) -> Result<(), ConnectorError> {
+        let (namespace, mount, name) = self.transit_key(identity_id)?;
+        // Both minimums: below them Vault neither signs nor verifies.
+        namespace
+            .write(
+                &format!("{mount}keys/{name}/config"),
+                &json!({ "min_decryption_version": version, "min_encryption_version": version }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn retire_after(&self) -> std::time::Duration {
+        self.retire_after
+    }
 }
 
 /// Whether a plaintext value looks like a Vault token (`hvs.`, `hvb.`, `s.`, `b.`, `r.` ...).

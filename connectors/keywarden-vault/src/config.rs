@@ -22,6 +22,7 @@ use crate::connector::VaultConnector;
 /// concurrency: 8
 /// timeout: 10s
 /// max_attempts: 4
+/// transit_retire_after: 7d                 # older Transit versions accepted after a rotation
 /// audit_log:                               # Vault's file audit device, for last use
 ///   path: /var/log/vault/audit.log
 ///   device: file                           # the device's path in `sys/audit`
@@ -66,6 +67,14 @@ pub struct VaultConfig {
     /// were last used.
     #[serde(default)]
     pub audit_log: Option<AuditLogConfig>,
+    /// How long a Transit key's older versions stay accepted after keywarden rotates it, before
+    /// its minimum versions are raised.
+    #[serde(default = "default_retire_after", with = "humantime_serde")]
+    pub transit_retire_after: Duration,
+}
+
+fn default_retire_after() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 /// Where Vault's file audit device writes, and its name.
@@ -163,6 +172,12 @@ impl VaultConfig {
         }
         if self.max_attempts == 0 || self.max_attempts > 20 {
             errors.push(FieldError::new("max_attempts", "must be between 1 and 20"));
+        }
+        if keywarden_connector::duration::check_duration(self.transit_retire_after).is_err() {
+            errors.push(FieldError::new(
+                "transit_retire_after",
+                "longer than 100 years, the longest duration accepted",
+            ));
         }
         if let Some(log) = &self.audit_log {
             if log.path.as_os_str().is_empty() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keywarden_connector::{
     Connector, ConnectorError, Inventory, InventorySink, KeyActions, ScanContext, Secret,
+    VersionedKeys,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,7 @@ pub struct VaultConnector {
     namespaces: Arc<Vec<Namespace>>,
     settings: Settings,
     audit: Option<AuditLog>,
+    retire_after: std::time::Duration,
 }
 
 /// The audit log read for last use, and the client `sys/audit-hash` is asked through (audit
@@ -87,6 +89,7 @@ impl VaultConnector {
                 concurrency: config.concurrency,
             },
             audit,
+            retire_after: config.transit_retire_after,
         })
     }
 
@@ -132,6 +135,14 @@ impl VaultConnector {
 }
 
 impl VaultConnector {
+    fn actions(&self) -> VaultActions {
+        VaultActions {
+            namespaces: Arc::clone(&self.namespaces),
+            settings: self.settings.clone(),
+            retire_after: self.retire_after,
+        }
+    }
+
     /// The uses the audit log shows since the last scan, with `state`'s position moved on; or
     /// none and a scan error (without an identity: last use is unsure, so enforcement waits)
     /// when it cannot be read. The last uses remembered are applied either way.
@@ -210,19 +221,15 @@ impl Connector for VaultConnector {
     }
 
     fn key_actions(&self) -> Option<Arc<dyn KeyActions>> {
-        Some(Arc::new(VaultActions {
-            namespaces: Arc::clone(&self.namespaces),
-            settings: self.settings.clone(),
-        }))
+        Some(Arc::new(self.actions()))
+    }
+
+    fn versioned_keys(&self) -> Option<Arc<dyn VersionedKeys>> {
+        Some(Arc::new(self.actions()))
     }
 
     async fn identify_leaked(&self, value: &Secret) -> Result<Vec<String>, ConnectorError> {
-        VaultActions {
-            namespaces: Arc::clone(&self.namespaces),
-            settings: self.settings.clone(),
-        }
-        .identify(value)
-        .await
+        self.actions().identify(value).await
     }
 
     async fn inventory(
