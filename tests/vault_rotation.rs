@@ -153,13 +153,47 @@ async fn a_transit_rotation_adds_one_version_retires_the_old_and_closes_its_trus
     );
     assert!(verifies(&peer, &ns, &signed_v1).await, "v1 still accepted");
 
-    // Resumed once the lease runs out: no second new version; v1 retired; its trust closed.
+    // Resumed once the lease runs out: no second new version; v1 waits until a scan has
+    // recorded v2 as a signer, so trust bundles include it before v1 goes.
     std::thread::sleep(std::time::Duration::from_millis(1_600));
-    let before_retirement = chrono::Utc::now();
     let resumed: Value =
         serde_json::from_str(&run(dir.path(), &["actions", "resume", "--format", "json"]))
             .expect("json");
     assert_eq!(resumed[0]["kind"], "rotate_version", "{resumed:#}");
+    assert_eq!(resumed[0]["status"], "waiting", "{resumed:#}");
+    assert_eq!(resumed[0]["step"], "await_signer", "{resumed:#}");
+    assert_eq!(
+        versions(&peer, &ns).await,
+        (2, 1, 0),
+        "one new version, v1 kept"
+    );
+    let report: Value =
+        serde_json::from_str(&run(dir.path(), &["scan", "--format", "json"])).expect("json");
+    let v2_signer = signer(&report, "release v2");
+    let bundle = dir.path().join("bundle.json");
+    run(
+        dir.path(),
+        &[
+            "trust",
+            "export",
+            "--format",
+            "keywarden",
+            "--out",
+            bundle.to_str().expect("path"),
+        ],
+    );
+    let exported = std::fs::read_to_string(&bundle).expect("bundle");
+    assert!(
+        exported.contains(&v2_signer),
+        "v2 in the bundle: {exported}"
+    );
+
+    // Looked at again (it waits a second at least): v1 retired, its trust closed from then.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let before_retirement = chrono::Utc::now();
+    let resumed: Value =
+        serde_json::from_str(&run(dir.path(), &["actions", "resume", "--format", "json"]))
+            .expect("json");
     assert_eq!(resumed[0]["status"], "done", "{resumed:#}");
     assert_eq!(
         versions(&peer, &ns).await,
@@ -191,11 +225,10 @@ async fn a_transit_rotation_adds_one_version_retires_the_old_and_closes_its_trus
     let then = trust(dir.path(), &v1_signer, Some(&after_scan.to_rfc3339()));
     assert_eq!(then["trusted"], true, "{then:#}");
 
-    // The next scan finds v2 as a trusted signer; OpenBao shows v1 no more, and its signer's
-    // record stays as it was.
+    // The next scan: v2 a trusted signer; OpenBao shows v1 no more, and its signer's record
+    // stays as it was.
     let report: Value =
         serde_json::from_str(&run(dir.path(), &["scan", "--format", "json"])).expect("json");
-    let v2_signer = signer(&report, "release v2");
     assert_eq!(trust(dir.path(), &v2_signer, None)["trusted"], true);
     assert!(common::credential(&report, "release v1").is_none());
     let later = trust(dir.path(), &v1_signer, None);
@@ -243,13 +276,13 @@ async fn an_enforcing_rotate_policy_rotates_the_version_it_matches_once_then_wai
         "{:#}",
         report["planned_actions"]
     );
-    // v2 signs; v1 stays accepted for the hour, with the action waiting to retire it.
+    // v2 signs; v1 stays accepted, the action waiting for a scan to record v2 (then an hour).
     assert_eq!(versions(&peer, &ns).await, (2, 1, 0));
     let list = run(dir.path(), &["actions", "list", "--format", "json"]);
     let listed: Value = serde_json::from_str(&list).expect("json");
     assert_eq!(listed[0]["kind"], "rotate_version", "{listed:#}");
     assert_eq!(listed[0]["status"], "waiting", "{listed:#}");
-    assert_eq!(listed[0]["step"], "retire", "{listed:#}");
+    assert_eq!(listed[0]["step"], "await_signer", "{listed:#}");
 
     // Scanned again: the policy still matches v1, whose rotation is in progress.
     let report: Value =

@@ -2,12 +2,15 @@
 //! signs from now on, keep the older ones accepted for a while, then retire them and close their
 //! signers' trust from that moment (what they signed before stays valid).
 //!
-//! check → rotate → retire (waits out the source's `transit_retire_after`) → close_trust → done.
+//! check → rotate → await_signer (a scan records the new version) → retire (waits out the
+//! source's `transit_retire_after`) → close_trust → done.
 //! - `check`: the key's versions as the source shows them now. A version already below the
 //!   source's minimum is done; one that is no longer the latest (a newer one signs) skips the
 //!   rotation and is only retired; a policy's condition is re-checked on the live state.
 //! - `rotate`: adds a version unless the latest is already newer than the one acted on (a crash
 //!   after the rotation, or someone else rotated): the key gets exactly one new version.
+//! - `await_signer`: the older versions' retirement period starts only once a scan has recorded
+//!   the new version as a signer, so trust bundles include it before anything is retired.
 //! - `retire`: re-reads the versions; refuses to retire the only version that signs; raises the
 //!   source's minimum versions past the one acted on (idempotent: a minimum already past it is
 //!   left as it is).
@@ -33,7 +36,14 @@ pub(crate) enum RotateVersion {
     Rotate {
         version: u64,
     },
-    /// Retire `version` and every older one (`rotated_at`: when a newer version took over).
+    /// Wait until a scan has recorded the new version `latest` as a signer (so trust bundles
+    /// include it) before the older ones' retirement period starts.
+    AwaitSigner {
+        version: u64,
+        latest: u64,
+    },
+    /// Retire `version` and every older one (`rotated_at`: when the ledger was first seen holding
+    /// the newer version, the start of the retirement period).
     Retire {
         version: u64,
         rotated_at: DateTime<Utc>,
@@ -86,6 +96,15 @@ pub(crate) fn version_of(external_id: &str) -> Option<u64> {
         .rsplit_once("/v")
         .and_then(|(_, n)| n.parse().ok())
         .filter(|n| *n > 0)
+}
+
+/// How often a rotation waiting for a scan to record its new version looks again: the
+/// retirement period, but at least a second and at most ten minutes.
+fn poll(retire_after: std::time::Duration) -> std::time::Duration {
+    retire_after.clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(600),
+    )
 }
 
 /// Whether the source still accepts `version`.
@@ -151,24 +170,62 @@ impl RotateVersion {
             return Ok(Next::Skipped(reason));
         }
         if live.latest > version {
-            let retire_after = cx.versions()?.retire_after();
-            return Ok(Next::Wait(
-                Self::Retire {
+            return Ok(Next::Step(
+                Self::AwaitSigner {
                     version,
-                    rotated_at: cx.now(),
-                    signers: retiring(cx, version).await?,
+                    latest: live.latest,
                 },
-                after(cx.now(), retire_after),
-                format!(
-                    "v{} already signs; {key} is retired after {}",
-                    live.latest,
-                    humantime::format_duration(retire_after)
-                ),
+                Some(format!(
+                    "v{} already signs; {key} is only retired",
+                    live.latest
+                )),
             ));
         }
         Ok(Next::Step(
             Self::Rotate { version },
             Some(format!("{key} is the latest version")),
+        ))
+    }
+
+    /// On to the retirement period once the ledger holds the new version; else checked again
+    /// later (a scan records it).
+    async fn await_signer(
+        cx: &StepCx<'_>,
+        version: u64,
+        latest: u64,
+    ) -> Result<Next<Self>, StepError> {
+        let new = format!("{}/v{latest}", cx.identity());
+        let recorded = cx
+            .engine
+            .store
+            .find_credential(&new)
+            .await?
+            .into_iter()
+            .any(|it| {
+                it.source == cx.record.source && it.credential.status != CredentialStatus::Gone
+            });
+        let retire_after = cx.versions()?.retire_after();
+        if !recorded {
+            let again = after(cx.now(), poll(retire_after));
+            return Ok(Next::Wait(
+                Self::AwaitSigner { version, latest },
+                again,
+                format!("waiting for a scan to record {new} as a signer"),
+            ));
+        }
+        let rotated_at = cx.now();
+        let until = after(rotated_at, retire_after);
+        Ok(Next::Wait(
+            Self::Retire {
+                version,
+                rotated_at,
+                signers: retiring(cx, version).await?,
+            },
+            until,
+            format!(
+                "{new} is a signer; v{version} stays accepted until {}",
+                when(until)
+            ),
         ))
     }
 
@@ -274,6 +331,7 @@ impl Machine for RotateVersion {
         match self {
             Self::Check => "check",
             Self::Rotate { .. } => "rotate",
+            Self::AwaitSigner { .. } => "await_signer",
             Self::Retire { .. } => "retire",
             Self::CloseTrust { .. } => "close_trust",
         }
@@ -300,21 +358,12 @@ impl Machine for RotateVersion {
                     ))
                     .into());
                 }
-                let retire_after = versions.retire_after();
-                let rotated_at = cx.now();
-                Ok(Next::Wait(
-                    Self::Retire {
-                        version,
-                        rotated_at,
-                        signers: retiring(cx, version).await?,
-                    },
-                    after(rotated_at, retire_after),
-                    format!(
-                        "v{latest} signs from now; v{version} stays accepted until {}",
-                        when(after(rotated_at, retire_after))
-                    ),
+                Ok(Next::Step(
+                    Self::AwaitSigner { version, latest },
+                    Some(format!("v{latest} signs from now")),
                 ))
             }
+            Self::AwaitSigner { version, latest } => Self::await_signer(cx, version, latest).await,
             Self::Retire {
                 version,
                 rotated_at,
@@ -335,7 +384,7 @@ impl Machine for RotateVersion {
                 "stopped at rotating {}: a new version may have been added",
                 cx.identity()
             ),
-            Self::Retire { version, .. } => format!(
+            Self::AwaitSigner { version, .. } | Self::Retire { version, .. } => format!(
                 "a newer version of {} signs; v{version} was not retired and stays accepted",
                 cx.identity()
             ),
