@@ -432,6 +432,8 @@ impl Config {
     pub fn build(&self) -> Result<Vec<Arc<dyn Connector>>, Diagnostics> {
         let mut connectors: Vec<Arc<dyn Connector>> = Vec::with_capacity(self.sources.len());
         let mut errors = Vec::new();
+        // Filled once every source is built: `vault_kv` deliveries look their store up in it.
+        let stores = keywarden_connector::SecretStores::default();
         for (name, source) in &self.sources {
             match source {
                 SourceConfig::Files(config) => match config.build(name, &self.base_dir) {
@@ -443,7 +445,16 @@ impl Config {
                 },
                 SourceConfig::Synthetic(config) => connectors.push(Arc::new(config.build(name))),
                 SourceConfig::AwsIam(config) => {
-                    match with_tag_defaults(config, &self.defaults).build(name) {
+                    if let Err(message) = self.check_deliveries(config) {
+                        errors.push(Diagnostic::file(
+                            &self.file,
+                            format!("sources.{name}: {message}"),
+                        ));
+                        continue;
+                    }
+                    match with_tag_defaults(config, &self.defaults)
+                        .build_with_stores(name, stores.clone())
+                    {
                         Ok(connector) => connectors.push(Arc::new(connector)),
                         Err(err) => errors.push(Diagnostic::file(
                             &self.file,
@@ -469,11 +480,43 @@ impl Config {
                 }
             }
         }
+        stores.set(
+            connectors
+                .iter()
+                .filter_map(|it| Some((it.source().to_owned(), it.secret_store()?)))
+                .collect(),
+        );
         if errors.is_empty() {
             Ok(connectors)
         } else {
             Err(Diagnostics(errors))
         }
+    }
+
+    /// Each `vault_kv` delivery rule of an `aws_iam` source names a `vault` source of this
+    /// config, and a namespace that source lists.
+    fn check_deliveries(&self, config: &keywarden_aws_iam::AwsIamConfig) -> Result<(), String> {
+        for (idx, rule) in config.rotation.deliver.iter().enumerate() {
+            let keywarden_aws_iam::DeliverRule::VaultKv {
+                source, namespace, ..
+            } = rule
+            else {
+                continue;
+            };
+            let field = format!("rotation.deliver[{idx}]");
+            let found = self.sources.iter().find(|(name, _)| name == source);
+            let Some((_, SourceConfig::Vault(vault))) = found else {
+                return Err(format!(
+                    "{field}.source: `{source}` is not a `vault` source of this config"
+                ));
+            };
+            if !vault.namespaces.iter().any(|it| it == namespace) {
+                return Err(format!(
+                    "{field}.namespace: `{namespace}` is not a namespace source `{source}` lists"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

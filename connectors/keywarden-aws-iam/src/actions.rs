@@ -15,7 +15,7 @@ use aws_smithy_types_convert::date_time::DateTimeExt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use keywarden_connector::{
     Capability, ConnectorError, CredentialKind, FieldError, HeldKey, KeyActions, KeyHolder,
-    LastUse, NewKey, RotationTiming, Secret,
+    LastUse, NewKey, RotationTiming, Secret, SecretFields, SecretPath,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -39,7 +39,16 @@ pub struct AwsKeyActions {
 enum Destination {
     File(FileDestination),
     SecretsManager(String),
+    /// A KV v2 secret of another source of the config (`vault`).
+    VaultKv {
+        source: String,
+        at: SecretPath,
+    },
 }
+
+/// The fields of a KV delivery: the `credential_process` shape's, one field each.
+const KV_ID: &str = "AccessKeyId";
+const KV_SECRET: &str = "SecretAccessKey";
 
 /// The JSON a destination holds: AWS's `credential_process` output shape.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -94,6 +103,30 @@ impl AwsKeyActions {
             DeliverRule::SecretsManager { secret_id, .. } => {
                 Destination::SecretsManager(expand(secret_id, user, account))
             }
+            DeliverRule::VaultKv {
+                source,
+                namespace,
+                mount,
+                path,
+                ..
+            } => {
+                let path = expand(path, user, account);
+                // A user name cannot lead the secret out of its place (IAM names have no `/`,
+                // but a path template may put `{user}` anywhere).
+                if path.split('/').any(|it| it == "." || it == "..") {
+                    return Err(ConnectorError::Refused(format!(
+                        "user `{user}` would put its key outside the configured KV path"
+                    )));
+                }
+                Destination::VaultKv {
+                    source: source.clone(),
+                    at: SecretPath {
+                        namespace: namespace.clone(),
+                        mount: mount.clone(),
+                        path,
+                    },
+                }
+            }
         })
     }
 }
@@ -140,6 +173,7 @@ impl KeyActions for AwsKeyActions {
         Ok(match self.resolve(identity_id)? {
             Destination::File(file) => format!("file {}", file.path().display()),
             Destination::SecretsManager(id) => format!("secrets_manager {id}"),
+            Destination::VaultKv { source, at } => format!("vault_kv {source} {at}"),
         })
     }
 
@@ -210,6 +244,31 @@ impl KeyActions for AwsKeyActions {
             .map_err(|err| ConnectorError::Permanent(format!("encoding the key: {err}")))?,
         );
         match self.resolve(identity_id)? {
+            Destination::VaultKv { source, at } => {
+                let fields = SecretFields::from([
+                    ("Version".to_owned(), Secret::new("1".to_owned())),
+                    (KV_ID.to_owned(), Secret::new(key.id.clone())),
+                    (
+                        KV_SECRET.to_owned(),
+                        Secret::new(key.secret.expose().to_owned()),
+                    ),
+                ]);
+                // Delivered already (a resumed step): not written twice.
+                if let Some(held) = self.inner.stores.get(&source)?.read(&at).await?
+                    && held.get(KV_ID).is_some_and(|it| it.expose() == key.id)
+                    && held
+                        .get(KV_SECRET)
+                        .is_some_and(|it| it.expose() == key.secret.expose())
+                {
+                    return Ok(());
+                }
+                self.inner
+                    .stores
+                    .get(&source)?
+                    .write(&at, &fields)
+                    .await
+                    .map(|_| ())
+            }
             Destination::File(file) => {
                 tokio::task::spawn_blocking(move || deliver_file::write(&file, body.as_bytes()))
                     .await
@@ -262,6 +321,21 @@ impl KeyActions for AwsKeyActions {
 
     async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
         let text: Option<Zeroizing<String>> = match self.resolve(identity_id)? {
+            Destination::VaultKv { source, at } => {
+                let Some(held) = self.inner.stores.get(&source)?.read(&at).await? else {
+                    return Ok(None);
+                };
+                return match (held.get(KV_ID), held.get(KV_SECRET)) {
+                    (Some(id), Some(secret)) => Ok(Some(NewKey {
+                        id: id.expose().to_owned(),
+                        secret: Secret::new(secret.expose().to_owned()),
+                    })),
+                    _ => Err(ConnectorError::Permanent(format!(
+                        "the destination of {identity_id} ({at}) holds no {KV_ID} and \
+                         {KV_SECRET}"
+                    ))),
+                };
+            }
             Destination::File(file) => {
                 tokio::task::spawn_blocking(move || deliver_file::read(&file))
                     .await

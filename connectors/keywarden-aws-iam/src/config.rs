@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
-use keywarden_connector::{ConnectorError, FieldError};
+use keywarden_connector::{ConnectorError, FieldError, SecretStores};
 use nix::unistd::{Gid, Group, Uid, User};
 use serde::Deserialize;
 
@@ -34,6 +34,12 @@ use crate::deliver_file::Ownership;
 ///     - users: "ci-*"
 ///       type: secrets_manager
 ///       secret_id: "ci/{user}/aws"
+///     - users: "deploy-*"
+///       type: vault_kv                  # a KV v2 secret of a `vault` source of this config
+///       source: vault
+///       namespace: "team-a/"            # default: the root namespace
+///       mount: "secret/"
+///       path: "aws/{account_id}/{user}"
 ///     - users: "*"
 ///       type: file
 ///       path: "/run/keywarden/{account_id}/{user}.json"
@@ -171,6 +177,16 @@ pub enum DeliverRule {
     },
     /// An AWS Secrets Manager secret (created if missing) holding the same JSON.
     SecretsManager { users: String, secret_id: String },
+    /// A Vault KV v2 secret of the config's `vault` source `source`, with the same three fields
+    /// (`Version`, `AccessKeyId`, `SecretAccessKey`), written check-and-set.
+    VaultKv {
+        users: String,
+        source: String,
+        #[serde(default)]
+        namespace: String,
+        mount: String,
+        path: String,
+    },
 }
 
 impl DeliverRule {
@@ -179,13 +195,16 @@ impl DeliverRule {
         match self {
             Self::File { .. } => "file",
             Self::SecretsManager { .. } => "secrets_manager",
+            Self::VaultKv { .. } => "vault_kv",
         }
     }
 
     /// The user-name glob.
     pub fn users(&self) -> &str {
         match self {
-            Self::File { users, .. } | Self::SecretsManager { users, .. } => users,
+            Self::File { users, .. }
+            | Self::SecretsManager { users, .. }
+            | Self::VaultKv { users, .. } => users,
         }
     }
 }
@@ -346,6 +365,47 @@ impl AwsIamConfig {
                         ));
                     }
                 }
+                DeliverRule::VaultKv {
+                    source,
+                    namespace,
+                    mount,
+                    path,
+                    ..
+                } => {
+                    let field = |name: &str| format!("rotation.deliver[{idx}].{name}");
+                    if source.trim().is_empty() {
+                        errors.push(FieldError::new(field("source"), "must not be empty"));
+                    }
+                    if !namespace.is_empty() && !namespace.ends_with('/') {
+                        errors.push(FieldError::new(
+                            field("namespace"),
+                            "must end with `/` (`team-a/`), or be left out for the root",
+                        ));
+                    }
+                    if !mount.ends_with('/') || mount.trim_matches('/').is_empty() {
+                        errors.push(FieldError::new(
+                            field("mount"),
+                            "must name a mount and end with `/` (`secret/`)",
+                        ));
+                    }
+                    let rest = path.replace("{user}", "").replace("{account_id}", "");
+                    if rest.contains(['{', '}']) {
+                        errors.push(FieldError::new(
+                            field("path"),
+                            "has a placeholder other than {user} and {account_id}",
+                        ));
+                    } else if path.trim_matches('/').is_empty()
+                        || path
+                            .trim_matches('/')
+                            .split('/')
+                            .any(|it| it.is_empty() || it == "." || it == "..")
+                    {
+                        errors.push(FieldError::new(
+                            field("path"),
+                            "must be a secret path without `.`, `..` or `//`",
+                        ));
+                    }
+                }
             }
         }
         if errors.is_empty() {
@@ -358,7 +418,17 @@ impl AwsIamConfig {
     /// Builds the connector for source `source`. No AWS call is made until the first scan or
     /// action. Fails with [`ConnectorError::Config`] on the first invalid field.
     pub fn build(&self, source: &str) -> Result<AwsIamConnector, ConnectorError> {
-        self.build_inner(source, None)
+        self.build_inner(source, None, SecretStores::default())
+    }
+
+    /// [`Self::build`], delivering to the secret stores of the config's other sources
+    /// (`vault_kv` rules), looked up in `stores` when a key is delivered.
+    pub fn build_with_stores(
+        &self,
+        source: &str,
+        stores: SecretStores,
+    ) -> Result<AwsIamConnector, ConnectorError> {
+        self.build_inner(source, None, stores)
     }
 
     /// Builds the connector acting with these credentials instead of the standard AWS chain's
@@ -371,6 +441,7 @@ impl AwsIamConfig {
         self.build_inner(
             source,
             Some(aws_credential_types::provider::SharedCredentialsProvider::new(credentials)),
+            SecretStores::default(),
         )
     }
 
@@ -378,6 +449,7 @@ impl AwsIamConfig {
         &self,
         source: &str,
         credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+        stores: SecretStores,
     ) -> Result<AwsIamConnector, ConnectorError> {
         if let Err(mut errors) = self.validate() {
             return Err(errors.remove(0).into());
@@ -403,7 +475,9 @@ impl AwsIamConfig {
                         .map(|it| lookup_group(it, &format!("rotation.deliver[{idx}].group")))
                         .transpose()?,
                 },
-                DeliverRule::SecretsManager { .. } => Ownership::default(),
+                DeliverRule::SecretsManager { .. } | DeliverRule::VaultKv { .. } => {
+                    Ownership::default()
+                }
             };
             rules.push(Deliver {
                 matcher,
@@ -416,6 +490,7 @@ impl AwsIamConfig {
             self.clone(),
             rules,
             credentials,
+            stores,
         ))
     }
 }

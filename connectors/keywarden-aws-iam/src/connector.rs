@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub source: String,
     pub config: AwsIamConfig,
     pub deliver: DeliverRules,
+    /// The config's secret stores, for `vault_kv` deliveries.
+    pub stores: keywarden_connector::SecretStores,
     limiter: Arc<DefaultDirectRateLimiter>,
     /// Credentials given in code instead of the standard chain's.
     credentials: Option<SharedCredentialsProvider>,
@@ -85,6 +87,7 @@ impl AwsIamConnector {
         config: AwsIamConfig,
         deliver: DeliverRules,
         credentials: Option<SharedCredentialsProvider>,
+        stores: keywarden_connector::SecretStores,
     ) -> Self {
         let limiter = client::limiter(config.max_requests_per_second);
         Self {
@@ -92,6 +95,7 @@ impl AwsIamConnector {
                 source: source.to_owned(),
                 config,
                 deliver,
+                stores,
                 limiter,
                 credentials,
                 base: OnceCell::new(),

@@ -8,6 +8,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of the daemon, SQL or HTTP.
 
 mod actions;
+mod destination;
 pub mod duration;
 mod model;
 mod secret;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 pub use crate::actions::{
     Capability, HeldKey, KeyActions, KeyHolder, KeyVersions, NewKey, RotationTiming, VersionedKeys,
 };
+pub use crate::destination::{SecretFields, SecretPath, SecretStore, SecretStores};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
     IdentityKind, Inventory, LastUse, ParseKindError, ScanError, SkipReason, Skipped,
@@ -70,6 +72,11 @@ pub trait Connector: Send + Sync + fmt::Debug {
 
     /// The steps on versioned signing keys (Vault Transit keys) this source supports, if any.
     fn versioned_keys(&self) -> Option<Arc<dyn VersionedKeys>> {
+        None
+    }
+
+    /// The secret store this source is, for other sources' deliveries (Vault KV v2), if any.
+    fn secret_store(&self) -> Option<Arc<dyn SecretStore>> {
         None
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keywarden_connector::{
     Connector, ConnectorError, Inventory, InventorySink, KeyActions, ScanContext, Secret,
-    VersionedKeys,
+    SecretStore, VersionedKeys,
 };
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +226,12 @@ impl Connector for VaultConnector {
 
     fn versioned_keys(&self) -> Option<Arc<dyn VersionedKeys>> {
         Some(Arc::new(self.actions()))
+    }
+
+    fn secret_store(&self) -> Option<Arc<dyn SecretStore>> {
+        Some(Arc::new(crate::deliver::VaultStore {
+            namespaces: Arc::clone(&self.namespaces),
+        }))
     }
 
     async fn identify_leaked(&self, value: &Secret) -> Result<Vec<String>, ConnectorError> {

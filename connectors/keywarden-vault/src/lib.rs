@@ -26,6 +26,7 @@ mod audit_log;
 mod client;
 mod config;
 mod connector;
+mod deliver;
 mod entities;
 mod facts;
 mod holders;

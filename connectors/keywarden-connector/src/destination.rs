@@ -1,0 +1,83 @@
+//! Secret stores other sources deliver new credentials into (Vault KV v2): a rotation of an AWS
+//! access key can write its new key into Vault, so its consumers read it where they read the
+//! rest of their secrets.
+//!
+//! A source that can be such a store offers a [`SecretStore`] ([`crate::Connector::secret_store`]);
+//! the daemon collects them, once every source is built, into the [`SecretStores`] it hands to the
+//! sources that deliver, which look the store up by source name when they deliver.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+
+use crate::{ConnectorError, Secret};
+
+/// Where in a secret store a secret lives: a KV v2 secret `path` under `mount` in `namespace`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretPath {
+    /// `""` (the root) or `team-a/`.
+    pub namespace: String,
+    /// The KV v2 mount, with its trailing slash (`secret/`).
+    pub mount: String,
+    /// The secret's path in the mount (`ci/deploy/aws`).
+    pub path: String,
+}
+
+impl fmt::Display for SecretPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.namespace, self.mount, self.path)
+    }
+}
+
+/// A secret's fields as a store holds them (each value a [`Secret`]).
+pub type SecretFields = BTreeMap<String, Secret>;
+
+/// A secret store that takes deliveries: single, idempotent reads and writes.
+#[async_trait]
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// The fields of the secret's current version; `None` where there is no secret, or its
+    /// current version is deleted or destroyed.
+    async fn read(&self, at: &SecretPath) -> Result<Option<SecretFields>, ConnectorError>;
+
+    /// Writes `fields` as the secret's new version, check-and-set on the version it is at when
+    /// the write starts (none: only if there is none), so a write that raced another fails
+    /// (`Retryable`) instead of overwriting it. Returns the version written.
+    async fn write(&self, at: &SecretPath, fields: &SecretFields) -> Result<u64, ConnectorError>;
+}
+
+/// The secret stores of the configured sources, by source name: filled once, after every source
+/// is built (so the order of sources in the config does not matter).
+#[derive(Clone, Default)]
+pub struct SecretStores(Arc<OnceLock<BTreeMap<String, Arc<dyn SecretStore>>>>);
+
+impl fmt::Debug for SecretStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&String> = self
+            .0
+            .get()
+            .map(|it| it.keys().collect())
+            .unwrap_or_default();
+        f.debug_tuple("SecretStores").field(&names).finish()
+    }
+}
+
+impl SecretStores {
+    /// Sets the stores; a second call changes nothing (and says so).
+    pub fn set(&self, stores: BTreeMap<String, Arc<dyn SecretStore>>) -> bool {
+        self.0.set(stores).is_ok()
+    }
+
+    /// The store of source `source`.
+    pub fn get(&self, source: &str) -> Result<Arc<dyn SecretStore>, ConnectorError> {
+        self.0
+            .get()
+            .and_then(|it| it.get(source))
+            .cloned()
+            .ok_or_else(|| ConnectorError::Config {
+                field: "source".to_owned(),
+                message: format!("`{source}` is no configured source that takes deliveries"),
+            })
+    }
+}
