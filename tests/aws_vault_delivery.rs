@@ -60,6 +60,7 @@ async fn delivered(peer: &Peer, ns: &str, user: &str) -> (Value, u64) {
     (got["data"]["data"].clone(), version)
 }
 
+#[cfg(feature = "crash-points")]
 async fn versions(peer: &Peer, ns: &str, user: &str) -> u64 {
     peer.ok(
         Some(ns),

@@ -379,7 +379,12 @@ async fn decide(
     }
     if policy.mode == Mode::DryRun {
         let held = view.held(&credential.source, &credential.identity.external_id);
-        let plan = plan_from_held(kind, &credential, held);
+        let switches_off = super::switches_off(
+            engine.connectors,
+            &credential.source,
+            credential.credential.kind,
+        );
+        let plan = plan_from_held(kind, &credential, held, switches_off);
         item.decision = match plan.refusal {
             Some(_) => Decision::WouldRefuse,
             None => Decision::WouldAct,

@@ -182,9 +182,17 @@ impl Fenced<'_, '_> {
         self.inner.rotation_timing()
     }
 
-    pub async fn create_key(&self, identity: &str) -> Result<NewKey, ConnectorError> {
+    pub fn capabilities(&self, kind: keywarden_connector::CredentialKind) -> &'static [Capability] {
+        self.inner.capabilities(kind)
+    }
+
+    pub async fn create_key(
+        &self,
+        identity: &str,
+        replacing: &str,
+    ) -> Result<NewKey, ConnectorError> {
         self.fence().await?;
-        self.inner.create_key(identity).await
+        self.inner.create_key(identity, replacing).await
     }
 
     pub async fn deliver(
@@ -226,9 +234,10 @@ impl Fenced<'_, '_> {
         identity: &str,
         key: &str,
         since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<String>, ConnectorError> {
         self.fence().await?;
-        self.inner.revoke_minted(identity, key, since).await
+        self.inner.revoke_minted(identity, key, since, until).await
     }
 
     pub async fn deny_sessions_before(
@@ -284,19 +293,19 @@ pub(crate) trait Machine:
     async fn cancel(self, cx: &StepCx<'_>) -> Result<String, StepError>;
 }
 
+/// How a rotation may retire the old key, one of: switch it off, then delete it (an access key);
+/// or revoke it (a secret-id, which cannot be switched off).
+pub(crate) const RETIRE_ROTATED: &[&[Capability]] = &[
+    &[Capability::DeactivateKey, Capability::DeleteKey],
+    &[Capability::RevokeKey],
+];
+
 /// What each kind needs of its connector, for credentials of the kind it acts on.
 pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
     use Capability::*;
     match kind {
-        ActionKind::Rotate => &[
-            ReadKeys,
-            ReadLastUse,
-            CreateKey,
-            DeliverKey,
-            VerifyKey,
-            DeactivateKey,
-            DeleteKey,
-        ],
+        // And a way to retire the old key: [`RETIRE_ROTATED`].
+        ActionKind::Rotate => &[ReadKeys, ReadLastUse, CreateKey, DeliverKey, VerifyKey],
         ActionKind::Disable => &[ReadKeys, DeactivateKey],
         ActionKind::Delete => &[ReadKeys, DeactivateKey, DeleteKey],
         ActionKind::Quarantine => &[ReadKeys, DeactivateKey, RevokeSessions],

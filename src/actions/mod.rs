@@ -223,7 +223,15 @@ pub fn key_actions(
             connector.kind(),
         )));
     };
-    let lacking = missing(actions.capabilities(credential_kind));
+    let offered = actions.capabilities(credential_kind);
+    let mut lacking = missing(offered);
+    if kind == ActionKind::Rotate
+        && !machine::RETIRE_ROTATED
+            .iter()
+            .any(|way| way.iter().all(|it| offered.contains(it)))
+    {
+        lacking.push("deactivate_key and delete_key, or revoke_key");
+    }
     if !lacking.is_empty() {
         return Err(ActionError::Unsupported(format!(
             "source `{source}` ({}) cannot {kind} a {credential_kind}: it does not offer {}",
@@ -232,6 +240,22 @@ pub fn key_actions(
         )));
     }
     Ok(Some(actions))
+}
+
+/// Whether the source of a credential switches credentials of its kind off and on (an access
+/// key), rather than only revoking them (a secret-id); a source that takes no actions counts as
+/// switching off (nothing is planned on it anyway).
+pub(crate) fn switches_off(
+    connectors: &[Arc<dyn Connector>],
+    source: &str,
+    credential_kind: CredentialKind,
+) -> bool {
+    connector_of(connectors, source)
+        .and_then(|it| it.key_actions())
+        .is_none_or(|it| {
+            it.capabilities(credential_kind)
+                .contains(&Capability::DeactivateKey)
+        })
 }
 
 /// Whether an action kind contains a compromise, and so pre-empts a rotation or delete in flight.

@@ -34,12 +34,18 @@ pub async fn plan(
         .destination(&target.identity.external_id)
         .map_err(|err| err.to_string());
     let timing = actions.rotation_timing();
+    let switches_off = actions
+        .capabilities(target.credential.kind)
+        .contains(&keywarden_connector::Capability::DeactivateKey);
     Ok(describe(
-        kind,
-        target,
-        &holder,
-        destination,
-        Some(timing),
+        Facts {
+            kind,
+            target,
+            holder: &holder,
+            destination,
+            timing: Some(timing),
+            switches_off,
+        },
         "live",
     ))
 }
@@ -54,7 +60,7 @@ pub async fn plan_from_ledger(
     let held = store
         .identity_credentials(&target.source, &target.identity.external_id)
         .await?;
-    Ok(plan_from_held(kind, target, held))
+    Ok(plan_from_held(kind, target, held, true))
 }
 
 /// [`plan_from_ledger`] with the identity's present credentials already read.
@@ -62,6 +68,7 @@ pub(super) fn plan_from_held(
     kind: ActionKind,
     target: &LedgerCredential,
     held: Vec<keywarden_connector::Credential>,
+    switches_off: bool,
 ) -> Plan {
     let keys = held
         .into_iter()
@@ -78,26 +85,79 @@ pub(super) fn plan_from_held(
         keys,
     };
     describe(
-        kind,
-        target,
-        &holder,
-        Ok("its destination".to_owned()),
-        None,
+        Facts {
+            kind,
+            target,
+            holder: &holder,
+            destination: Ok("its destination".to_owned()),
+            timing: None,
+            switches_off,
+        },
         "ledger",
     )
 }
 
-fn describe(
+/// What a plan is described from.
+struct Facts<'a> {
     kind: ActionKind,
-    target: &LedgerCredential,
-    holder: &KeyHolder,
+    target: &'a LedgerCredential,
+    holder: &'a KeyHolder,
     destination: Result<String, String>,
     timing: Option<keywarden_connector::RotationTiming>,
-    from: &'static str,
-) -> Plan {
+    /// The credential can be switched off (an access key); else only revoked (a secret-id).
+    switches_off: bool,
+}
+
+fn span(it: Option<std::time::Duration>) -> String {
+    it.map_or_else(
+        || "the configured period".to_owned(),
+        |it| humantime::format_duration(it).to_string(),
+    )
+}
+
+/// The steps of rotating a credential that cannot be switched off (a secret-id).
+fn rotate_revocable(facts: &Facts<'_>, refusal: &mut Option<String>) -> Vec<String> {
+    let key = &facts.target.credential.external_id;
+    if !facts.holder.keys.iter().any(|it| it.id == *key) {
+        refusal.get_or_insert(format!("{} no longer holds {key}", facts.holder.name));
+    }
+    let destination = facts.destination.clone().unwrap_or_else(|err| {
+        refusal.get_or_insert(err);
+        "(no destination)".to_owned()
+    });
+    vec![
+        format!(
+            "create a new secret-id for {} with {key}'s metadata",
+            facts.holder.name
+        ),
+        format!("deliver it to {destination}"),
+        "prove it works (Vault looks it up)".to_owned(),
+        format!(
+            "keep {key} valid for {}",
+            span(facts.timing.map(|it| it.overlap))
+        ),
+        format!("revoke {key}"),
+        format!(
+            "revoke the tokens {key} minted before the new one was made (unless {} holds other \
+             secret-ids, whose tokens cannot be told apart)",
+            facts.holder.name
+        ),
+    ]
+}
+
+fn describe(facts: Facts<'_>, from: &'static str) -> Plan {
+    let Facts {
+        kind,
+        target,
+        holder,
+        timing,
+        ..
+    } = facts;
+    let destination = facts.destination.clone();
     let key = &target.credential.external_id;
     let mut refusal = None;
     let steps = match kind {
+        ActionKind::Rotate if !facts.switches_off => rotate_revocable(&facts, &mut refusal),
         ActionKind::Rotate => {
             refusal = rotate::refusal(key, holder);
             let destination = destination.unwrap_or_else(|err| {
@@ -108,12 +168,6 @@ fn describe(
             if let Some(other) = holder.keys.iter().find(|it| it.id != *key && !it.active) {
                 steps.push(format!("delete the inactive key {} to make room", other.id));
             }
-            let span = |it: Option<std::time::Duration>| {
-                it.map_or_else(
-                    || "the configured period".to_owned(),
-                    |it| humantime::format_duration(it).to_string(),
-                )
-            };
             steps.extend([
                 format!("create a new access key for {}", holder.name),
                 format!("deliver it to {destination}"),

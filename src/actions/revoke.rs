@@ -101,7 +101,8 @@ impl Machine for Revoke {
                     Next::Done(format!("{key} revoked"))
                 }
             }
-            Self::Minted { since } => match actions.revoke_minted(identity, key, since).await {
+            Self::Minted { since } => match actions.revoke_minted(identity, key, since, None).await
+            {
                 Ok(revoked) if revoked.is_empty() => {
                     Next::Done(format!("{key} revoked; it had minted nothing still valid"))
                 }

@@ -14,10 +14,15 @@
 //! - `verify` reads the key back from the destination and proves it with the key itself.
 //! - `overlap` ends early only when the new key has been used since the delivery and the old one
 //!   has not; otherwise both stay active for the whole overlap period.
+//! - A credential its source cannot switch off (an AppRole secret-id: no `deactivate_key`, but
+//!   `revoke_key`) skips the two-key rules (a role holds any number), `deactivate` and `grace`:
+//!   after the overlap, `delete` records when the old and the new one were made, `revoke_old`
+//!   revokes the old one and `revoke_minted` the tokens its logins minted before the new one was
+//!   made — only where the role holds no other secret-id whose tokens could not be told apart.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keywarden_connector::{ConnectorError, KeyHolder, LastUse};
+use keywarden_connector::{Capability, ConnectorError, KeyHolder, LastUse};
 use serde::{Deserialize, Serialize};
 
 use super::crash_point;
@@ -69,6 +74,37 @@ pub(crate) enum Rotate {
         #[serde(default)]
         new_key: Option<String>,
     },
+    /// Revoke the old credential (one that cannot be switched off). `since`, `until`: when the
+    /// old and the new one were made, read before anything was revoked.
+    RevokeOld {
+        new_key: String,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
+    /// Revoke what the old credential minted between `since` and `until`.
+    RevokeMinted {
+        new_key: String,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
+}
+
+/// Whether the source switches the rotated credential off and on (an access key); if not (a
+/// secret-id), it is revoked after the overlap and the two-key rules do not apply.
+async fn switches_off(cx: &StepCx<'_>, actions: Fenced<'_, '_>) -> Result<bool, StepError> {
+    let kind = cx
+        .engine
+        .store
+        .find_credential(cx.key())
+        .await?
+        .into_iter()
+        .find(|it| it.source == cx.record.source)
+        .map(|it| it.credential.kind);
+    Ok(kind.is_none_or(|kind| {
+        actions
+            .capabilities(kind)
+            .contains(&Capability::DeactivateKey)
+    }))
 }
 
 /// Why rotating `key` of this holder would be unsafe, if it would.
@@ -106,6 +142,8 @@ impl Machine for Rotate {
             Self::Deactivate { .. } => "deactivate",
             Self::Grace { .. } => "grace",
             Self::Delete { .. } => "delete",
+            Self::RevokeOld { .. } => "revoke_old",
+            Self::RevokeMinted { .. } => "revoke_minted",
         }
     }
 
@@ -113,6 +151,9 @@ impl Machine for Rotate {
         let actions = cx.keys()?;
         let (key, identity) = (cx.key(), cx.identity());
         Ok(match self {
+            Self::Check if !switches_off(cx, actions).await? => {
+                check_revocable(cx, actions).await?
+            }
             Self::Check => {
                 let holder = actions.keys(identity).await?;
                 if let Some(reason) = refusal(key, &holder) {
@@ -218,6 +259,12 @@ impl Machine for Rotate {
                 new_key,
                 delivered_at,
             } => overlap(cx, actions, new_key, delivered_at).await?,
+            Self::Deactivate { new_key, .. } if !switches_off(cx, actions).await? => Next::Step(
+                Self::Delete {
+                    new_key: Some(new_key),
+                },
+                Some(format!("{key} cannot be switched off: it is revoked now")),
+            ),
             Self::Deactivate { new_key, .. } => {
                 actions.set_active(identity, key, false).await?;
                 crash_point("deactivate");
@@ -233,6 +280,47 @@ impl Machine for Rotate {
                 )
             }
             Self::Grace { new_key, .. } => Next::Step(Self::Delete { new_key }, None),
+            Self::Delete {
+                new_key: Some(new_key),
+            } if !switches_off(cx, actions).await? => {
+                let since = actions
+                    .key(identity, key)
+                    .await?
+                    .and_then(|it| it.created_at);
+                let until = actions
+                    .key(identity, &new_key)
+                    .await?
+                    .and_then(|it| it.created_at);
+                Next::Step(
+                    Self::RevokeOld {
+                        new_key,
+                        since,
+                        until,
+                    },
+                    None,
+                )
+            }
+            Self::RevokeOld {
+                new_key,
+                since,
+                until,
+            } => {
+                actions.revoke(identity, key).await?;
+                crash_point("revoke_old");
+                Next::Step(
+                    Self::RevokeMinted {
+                        new_key,
+                        since,
+                        until,
+                    },
+                    Some(format!("{key} revoked")),
+                )
+            }
+            Self::RevokeMinted {
+                new_key,
+                since,
+                until,
+            } => revoke_minted(cx, actions, &new_key, since, until).await?,
             Self::Delete { .. } => {
                 // Someone may have switched the old key back on to roll back: leave it then.
                 let holder = actions.keys(identity).await?;
@@ -292,12 +380,90 @@ impl Machine for Rotate {
             | Self::Deactivate { new_key, .. } => {
                 format!("new key {new_key} was delivered to {destination} and is kept")
             }
+            Self::RevokeOld { new_key, .. } => format!(
+                "new {new_key} was delivered to {destination} and is kept; {key} may have been \
+                 revoked"
+            ),
+            Self::RevokeMinted { new_key, .. } => format!(
+                "{key} is revoked and new {new_key} kept; what {key} minted was not revoked"
+            ),
             Self::Grace { new_key, .. } | Self::Delete { new_key } => format!(
                 "{key} is deactivated; new key {} was delivered to {destination} and is kept",
                 new_key.as_deref().unwrap_or("(unknown)")
             ),
         })
     }
+}
+
+/// `check` of a credential that cannot be switched off: it must still exist and have a
+/// destination; a policy's condition is re-checked on it; the identity's other credentials are
+/// left alone.
+async fn check_revocable(
+    cx: &StepCx<'_>,
+    actions: Fenced<'_, '_>,
+) -> Result<Next<Rotate>, StepError> {
+    let (key, identity) = (cx.key(), cx.identity());
+    let holder = actions.keys(identity).await?;
+    let Some(live) = holder.keys.iter().find(|it| it.id == key) else {
+        return Ok(Next::Refused(format!(
+            "{} no longer holds {key}",
+            holder.name
+        )));
+    };
+    if let Err(err) = actions.destination(identity) {
+        return Ok(Next::Refused(err.to_string()));
+    }
+    if let Some(reason) = guard::condition_lapsed(cx, live, &holder.keys).await? {
+        return Ok(Next::Skipped(reason));
+    }
+    enter_create(actions, identity).await
+}
+
+/// Revokes what the old credential minted before the new one was made — unless the identity
+/// holds another credential whose tokens could not be told apart from the old one's.
+async fn revoke_minted(
+    cx: &StepCx<'_>,
+    actions: Fenced<'_, '_>,
+    new_key: &str,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Next<Rotate>, StepError> {
+    let (key, identity) = (cx.key(), cx.identity());
+    let others: Vec<String> = actions
+        .keys(identity)
+        .await?
+        .keys
+        .into_iter()
+        .filter(|it| it.id != key && it.id != new_key)
+        .map(|it| it.id)
+        .collect();
+    if !others.is_empty() {
+        return Ok(Next::Done(format!(
+            "{key} revoked; the tokens it minted were not: {} also holds {}, whose tokens Vault \
+             does not tell apart (they expire with their TTL)",
+            identity,
+            others.join(", ")
+        )));
+    }
+    if since.is_none() || until.is_none() {
+        return Ok(Next::Done(format!(
+            "{key} revoked; without its and {new_key}'s creation times what it minted is not told \
+             apart, and is left to expire"
+        )));
+    }
+    Ok(
+        match actions.revoke_minted(identity, key, since, until).await {
+            Ok(revoked) if revoked.is_empty() => Next::Done(format!(
+                "{key} revoked; it had minted nothing still valid before {new_key} was made"
+            )),
+            Ok(revoked) => Next::Done(format!(
+                "{key} revoked, and what it minted before {new_key} was made: {}",
+                revoked.join(", ")
+            )),
+            Err(ConnectorError::Refused(why)) => Next::Done(format!("{key} revoked ({why})")),
+            Err(err) => return Err(err.into()),
+        },
+    )
 }
 
 /// Keys the user holds that are not in `existing`.
@@ -378,7 +544,7 @@ async fn create(
     };
     cx.persist(&marked(true), "creating a new key".to_owned())
         .await?;
-    let new = match actions.create_key(identity).await {
+    let new = match actions.create_key(identity, cx.key()).await {
         Ok(new) => new,
         // E.g. LimitExceeded: the user holds two keys after all. Not a retry loop.
         Err(ConnectorError::Refused(reason)) => {

@@ -90,7 +90,11 @@ impl KeyActions for Fake {
         Ok("memory".to_owned())
     }
 
-    async fn create_key(&self, _identity_id: &str) -> Result<NewKey, ConnectorError> {
+    async fn create_key(
+        &self,
+        _identity_id: &str,
+        _replacing: &str,
+    ) -> Result<NewKey, ConnectorError> {
         let mut keys = self.lock();
         if let Some(reason) = &keys.refuse_create {
             return Err(ConnectorError::Refused(reason.clone()));
@@ -668,7 +672,7 @@ async fn a_holder_whose_lease_was_taken_over_changes_no_key() {
             "{refused:?}"
         );
     }
-    assert!(fenced.create_key(USER).await.is_err());
+    assert!(fenced.create_key(USER, "AKIAOLD").await.is_err());
     assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), true)]);
 
     // The holder of the lease acts.

@@ -245,7 +245,9 @@ impl Peer {
                 self.audit_log.display()
             )
         });
-        let lines = text
+        // OpenBao may be writing the last line as it is read: only whole lines are parsed.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        let lines = whole
             .lines()
             .filter(|line| !line.trim().is_empty())
             .map(|line| serde_json::from_str(line).expect("an audit log line is JSON"))

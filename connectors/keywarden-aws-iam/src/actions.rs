@@ -186,7 +186,11 @@ impl KeyActions for AwsKeyActions {
         }
     }
 
-    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError> {
+    async fn create_key(
+        &self,
+        identity_id: &str,
+        _replacing: &str,
+    ) -> Result<NewKey, ConnectorError> {
         let user = user_of(identity_id)?;
         let (clients, _) = self.clients(identity_id).await?;
         // Never retried, not even by the SDK: a create that timed out may have happened, and the

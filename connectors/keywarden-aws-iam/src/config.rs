@@ -661,10 +661,33 @@ mod tests {
     #[test]
     fn unknown_destination_kind_is_refused() {
         let err = serde_json::from_str::<AwsIamConfig>(
-            r#"{"rotation":{"deliver":[{"users":"*","type":"vault_kv","path":"/x"}]}}"#,
+            r#"{"rotation":{"deliver":[{"users":"*","type":"ssm_parameter","path":"/x"}]}}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("vault_kv"), "{err}");
+        assert!(err.to_string().contains("ssm_parameter"), "{err}");
+    }
+
+    #[test]
+    fn vault_kv_rules_name_each_bad_field() {
+        let config = parse(
+            r#"{"rotation":{"deliver":[
+                {"users":"*","type":"vault_kv","source":" ","namespace":"team","mount":"kv",
+                 "path":"aws/{region}"},
+                {"users":"*","type":"vault_kv","source":"vault","mount":"kv/","path":"a//b"},
+                {"users":"*","type":"vault_kv","source":"vault","mount":"kv/","path":"aws/{user}"}]}}"#,
+        );
+        let errors = config.validate().expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|it| it.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rotation.deliver[0].source",
+                "rotation.deliver[0].namespace",
+                "rotation.deliver[0].mount",
+                "rotation.deliver[0].path",
+                "rotation.deliver[1].path",
+            ]
+        );
     }
 
     #[test]

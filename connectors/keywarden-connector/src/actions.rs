@@ -82,8 +82,13 @@ pub trait KeyActions: Send + Sync + fmt::Debug {
     /// error saying why there is no destination.
     fn destination(&self, identity_id: &str) -> Result<String, ConnectorError>;
 
-    /// Creates a new active key.
-    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError>;
+    /// Creates a new active key to replace `replacing` (the source copies what it should of it:
+    /// a secret-id's metadata).
+    async fn create_key(
+        &self,
+        identity_id: &str,
+        replacing: &str,
+    ) -> Result<NewKey, ConnectorError>;
 
     /// Hands a new key to the identity's destination, replacing the key held there. `token`
     /// identifies this delivery: delivering again with the same token changes nothing.
@@ -159,15 +164,17 @@ pub trait KeyActions: Send + Sync + fmt::Debug {
         ))
     }
 
-    /// Revokes what the credential minted (the tokens of a secret-id's logins) from `since` on;
-    /// returns what it revoked, in words safe to log.
+    /// Revokes what the credential minted (the tokens of a secret-id's logins) from `since` on,
+    /// and before `until` where given (a rotation: what the new credential may have minted is
+    /// kept); returns what it revoked, in words safe to log.
     async fn revoke_minted(
         &self,
         identity_id: &str,
         key_id: &str,
         since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<String>, ConnectorError> {
-        let _ = (identity_id, key_id, since);
+        let _ = (identity_id, key_id, since, until);
         Err(ConnectorError::Refused(
             "this source revokes nothing a credential minted".to_owned(),
         ))

@@ -26,6 +26,8 @@ pub struct VaultActions {
     pub(crate) settings: Settings,
     /// How long a Transit key's older versions stay accepted after a rotation.
     pub(crate) retire_after: std::time::Duration,
+    /// Secret-id rotation: the overlap and the delivery rules.
+    pub(crate) rotation: crate::rotation::RotationConfig,
 }
 
 /// A credential of this source, by its external id.
@@ -117,13 +119,14 @@ impl VaultActions {
         }
     }
 
-    /// The tokens of `namespace` a login to the role minted since `since`.
+    /// The tokens of `namespace` a login to the role minted since `since` (and before `until`).
     async fn minted(
         &self,
         namespace: &Namespace,
         mount: &str,
         role: &str,
         since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<String>, ConnectorError> {
         let login = format!("auth/{mount}login");
         let accessors = namespace.list("auth/token/accessors").await?;
@@ -160,7 +163,14 @@ impl VaultActions {
                 // Without a time to tell, every token of the role is taken.
                 _ => true,
             };
-            if of_role && after {
+            // Vault shows a token's creation to the second only: a token of the second `until`
+            // falls in may be the new credential's, and is kept.
+            let before = match (until, created) {
+                (Some(until), Some(created)) => created.timestamp() < until.timestamp(),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if of_role && after && before {
                 minted.push(accessor);
             }
         }
@@ -175,7 +185,16 @@ impl KeyActions for VaultActions {
         use Capability::*;
         match kind {
             CredentialKind::Token => &[ReadKeys, RevokeKey],
-            CredentialKind::SecretId => &[ReadKeys, RevokeKey, RevokeMinted],
+            // Rotated without switching off: the old one is revoked after the overlap.
+            CredentialKind::SecretId => &[
+                ReadKeys,
+                ReadLastUse,
+                CreateKey,
+                DeliverKey,
+                VerifyKey,
+                RevokeKey,
+                RevokeMinted,
+            ],
             _ => &[],
         }
     }
@@ -229,28 +248,43 @@ impl KeyActions for VaultActions {
     }
 
     fn destination(&self, identity_id: &str) -> Result<String, ConnectorError> {
-        Err(not_offered(identity_id))
+        let role = self.role(identity_id)?;
+        Ok(format!(
+            "vault_kv {}",
+            role.destination(&self.rotation.deliver)?
+        ))
     }
 
-    async fn create_key(&self, identity_id: &str) -> Result<NewKey, ConnectorError> {
-        Err(not_offered(identity_id))
+    async fn create_key(
+        &self,
+        identity_id: &str,
+        replacing: &str,
+    ) -> Result<NewKey, ConnectorError> {
+        let role = self.role(identity_id)?;
+        role.create(crate::rotation::accessor_of(replacing)?).await
     }
 
     async fn deliver(
         &self,
         identity_id: &str,
-        _key: &NewKey,
+        key: &NewKey,
         _token: &str,
     ) -> Result<(), ConnectorError> {
-        Err(not_offered(identity_id))
+        let role = self.role(identity_id)?;
+        let at = role.destination(&self.rotation.deliver)?;
+        role.deliver(&self.store(), &at, key).await
     }
 
-    async fn delivered(&self, _identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
-        Ok(None)
+    async fn delivered(&self, identity_id: &str) -> Result<Option<NewKey>, ConnectorError> {
+        let Ok(role) = self.role(identity_id) else {
+            return Ok(None);
+        };
+        let at = role.destination(&self.rotation.deliver)?;
+        role.delivered(&self.store(), &at).await
     }
 
-    async fn verify(&self, identity_id: &str, _key: &NewKey) -> Result<(), ConnectorError> {
-        Err(not_offered(identity_id))
+    async fn verify(&self, identity_id: &str, key: &NewKey) -> Result<(), ConnectorError> {
+        self.role(identity_id)?.verify(key).await
     }
 
     /// A token's last renewal, as Vault shows it now; nothing else is known live (the audit
@@ -285,10 +319,12 @@ impl KeyActions for VaultActions {
         )))
     }
 
+    /// Secret-ids have no deactivated state: the overlap is all there is (the old one's last
+    /// use, known only from the audit log, never ends it early).
     fn rotation_timing(&self) -> RotationTiming {
         RotationTiming {
-            overlap: std::time::Duration::ZERO,
-            last_use_settle: std::time::Duration::ZERO,
+            overlap: self.rotation.overlap,
+            last_use_settle: self.rotation.overlap,
             grace: std::time::Duration::ZERO,
         }
     }
@@ -347,6 +383,7 @@ impl KeyActions for VaultActions {
         _identity_id: &str,
         key_id: &str,
         since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<String>, ConnectorError> {
         let (namespace, target) = self.target(key_id)?;
         let Target::SecretId { mount, role, .. } = target else {
@@ -355,7 +392,7 @@ impl KeyActions for VaultActions {
             ));
         };
         let mut revoked = Vec::new();
-        for accessor in self.minted(namespace, mount, role, since).await? {
+        for accessor in self.minted(namespace, mount, role, since, until).await? {
             namespace
                 .write(
                     "auth/token/revoke-accessor",
@@ -368,13 +405,32 @@ impl KeyActions for VaultActions {
     }
 }
 
-fn not_offered(identity_id: &str) -> ConnectorError {
-    ConnectorError::Refused(format!(
-        "keywarden does not create Vault credentials for `{identity_id}` yet"
-    ))
-}
-
 impl VaultActions {
+    /// The AppRole role of an identity id (`<ns>auth/<mount>role/<name>`).
+    fn role(&self, identity_id: &str) -> Result<crate::rotation::Role<'_>, ConnectorError> {
+        let probe = format!("{identity_id}/secret-id/-");
+        let refused = || {
+            ConnectorError::Refused(format!(
+                "`{identity_id}` is no AppRole role: keywarden creates no Vault credential for it"
+            ))
+        };
+        let (namespace, target) = self.target(&probe).map_err(|_| refused())?;
+        let Target::SecretId { mount, role, .. } = target else {
+            return Err(refused());
+        };
+        Ok(crate::rotation::Role {
+            namespace,
+            mount: mount.to_owned(),
+            name: role.to_owned(),
+        })
+    }
+
+    fn store(&self) -> crate::deliver::VaultStore {
+        crate::deliver::VaultStore {
+            namespaces: Arc::clone(&self.namespaces),
+        }
+    }
+
     /// The namespace and the Transit mount and key name of a key's identity id
     /// (`<ns><mount>keys/<name>`).
     fn transit_key<'a>(

@@ -23,6 +23,13 @@ use crate::connector::VaultConnector;
 /// timeout: 10s
 /// max_attempts: 4
 /// transit_retire_after: 7d                 # older Transit versions accepted after a rotation
+/// rotation:                                # AppRole secret-ids (see `rotation.rs`)
+///   overlap: 24h
+///   deliver:
+///     - roles: "ci-*"
+///       type: vault_kv
+///       mount: secret/
+///       path: "approle/{role}"
 /// audit_log:                               # Vault's file audit device, for last use
 ///   path: /var/log/vault/audit.log
 ///   device: file                           # the device's path in `sys/audit`
@@ -71,6 +78,9 @@ pub struct VaultConfig {
     /// its minimum versions are raised.
     #[serde(default = "default_retire_after", with = "humantime_serde")]
     pub transit_retire_after: Duration,
+    /// Rotation of AppRole secret-ids: the overlap and where new ones are delivered.
+    #[serde(default)]
+    pub rotation: crate::rotation::RotationConfig,
 }
 
 fn default_retire_after() -> Duration {
@@ -179,6 +189,7 @@ impl VaultConfig {
                 "longer than 100 years, the longest duration accepted",
             ));
         }
+        self.rotation.validate(&mut errors);
         if let Some(log) = &self.audit_log {
             if log.path.as_os_str().is_empty() {
                 errors.push(FieldError::new("audit_log.path", "must not be empty"));

@@ -31,6 +31,7 @@ pub struct VaultConnector {
     settings: Settings,
     audit: Option<AuditLog>,
     retire_after: std::time::Duration,
+    rotation: crate::rotation::RotationConfig,
 }
 
 /// The audit log read for last use, and the client `sys/audit-hash` is asked through (audit
@@ -90,6 +91,7 @@ impl VaultConnector {
             },
             audit,
             retire_after: config.transit_retire_after,
+            rotation: config.rotation.clone(),
         })
     }
 
@@ -140,6 +142,7 @@ impl VaultConnector {
             namespaces: Arc::clone(&self.namespaces),
             settings: self.settings.clone(),
             retire_after: self.retire_after,
+            rotation: self.rotation.clone(),
         }
     }
 

@@ -33,6 +33,7 @@ mod holders;
 mod kv;
 mod last_use;
 mod mounts;
+mod rotation;
 mod tokens;
 mod transit;
 
@@ -41,4 +42,5 @@ pub use crate::approle::LAST_LOGIN;
 pub use crate::client::VaultError;
 pub use crate::config::VaultConfig;
 pub use crate::connector::VaultConnector;
+pub use crate::rotation::{DeliverRule as SecretIdDeliverRule, RotationConfig};
 pub use crate::tokens::LAST_RENEWAL;
