@@ -765,6 +765,7 @@ async fn act(
                         delete_hold: it.policy.enforce.delete_hold,
                         reason: None,
                         distrust,
+                        generate: it.policy.enforce.generate.clone(),
                     },
                 )
                 .await

@@ -13,6 +13,7 @@ use super::playbook::{self, Contain, RaiseFinding};
 use super::revoke::Revoke;
 use super::revoke_trust::{RevokeTrust, SignerDistrust};
 use super::rotate::Rotate;
+use super::rotate_kv::RotateKv;
 use super::rotate_version::RotateVersion;
 use super::{
     ActionError, ActionKind, Engine, connector_of, is_containment, key_actions, resolve_kind,
@@ -37,6 +38,8 @@ pub struct Request<'a> {
     pub reason: Option<String>,
     /// `revoke_trust`, `contain`: the signers to distrust and for when (decided by the caller).
     pub distrust: Vec<SignerDistrust>,
+    /// `rotate` of a KV secret: how its new value is made (a policy's `enforce.generate`).
+    pub generate: Option<crate::policy::generate::Generator>,
 }
 
 impl<'a> Request<'a> {
@@ -50,6 +53,7 @@ impl<'a> Request<'a> {
             delete_hold: TimeDelta::days(7),
             reason: None,
             distrust: Vec::new(),
+            generate: None,
         }
     }
 }
@@ -65,6 +69,8 @@ pub(crate) struct Seed<'s> {
     pub containment: ActionKind,
     /// `revoke`: revoke what the credential minted too.
     pub minted: bool,
+    /// `rotate_kv`: how the new value is made.
+    pub generate: Option<&'s crate::policy::generate::Generator>,
 }
 
 impl Seed<'_> {
@@ -74,6 +80,7 @@ impl Seed<'_> {
         distrust: &[],
         containment: ActionKind::Quarantine,
         minted: false,
+        generate: None,
     };
 }
 
@@ -102,6 +109,7 @@ fn initial_state(
         distrust,
         containment,
         minted,
+        generate,
     } = seed;
     fn of<M: Machine>(state: M) -> Result<(String, serde_json::Value), StepError> {
         Ok((state.step_name().to_owned(), to_value(&state)?))
@@ -129,6 +137,9 @@ fn initial_state(
         }),
         ActionKind::Revoke => of(Revoke::Check { minted }),
         ActionKind::RotateVersion => of(RotateVersion::Check),
+        ActionKind::RotateKv => of(RotateKv::Check {
+            generate: generate.cloned(),
+        }),
     }
 }
 
@@ -171,6 +182,7 @@ pub async fn start(
         containment: containment_of(engine, target),
         // Revoked because it leaked: what it minted may be in other hands too.
         minted: request.origin.starts_with("leak:"),
+        generate: request.generate.as_ref(),
     };
     let (step, state) = initial_state(request.kind, seed).map_err(action_err)?;
     let record = engine
@@ -290,6 +302,7 @@ pub(crate) async fn drive_record(
         ActionKind::RaiseFinding => drive_as::<RaiseFinding>(engine, record).await,
         ActionKind::RevokeTrust => drive_as::<RevokeTrust>(engine, record).await,
         ActionKind::RotateVersion => drive_as::<RotateVersion>(engine, record).await,
+        ActionKind::RotateKv => drive_as::<RotateKv>(engine, record).await,
     }
 }
 
@@ -643,6 +656,7 @@ pub(crate) async fn cancel_record(
             ActionKind::RaiseFinding => cancel_as::<RaiseFinding>(&cx).await,
             ActionKind::RevokeTrust => cancel_as::<RevokeTrust>(&cx).await,
             ActionKind::RotateVersion => cancel_as::<RotateVersion>(&cx).await,
+            ActionKind::RotateKv => cancel_as::<RotateKv>(&cx).await,
         };
         match ended {
             Ok(report) => report,

@@ -99,7 +99,7 @@ impl StepCx<'_> {
     }
 
     /// Renews the lease, or refuses to act: taken over, finished, or not confirmable.
-    async fn fence(&self) -> Result<(), ConnectorError> {
+    pub(crate) async fn fence(&self) -> Result<(), ConnectorError> {
         self.engine
             .store
             .renew_lease(self.record.id, self.holder, self.token, self.now())
@@ -313,7 +313,11 @@ pub(crate) fn needs(kind: ActionKind) -> &'static [Capability] {
         ActionKind::Contain => &[ReadKeys],
         ActionKind::Revoke => &[ReadKeys, RevokeKey],
         // Versioned keys are asked of the connector's own steps on them ([`VersionedKeys`]).
-        ActionKind::RaiseFinding | ActionKind::RevokeTrust | ActionKind::RotateVersion => &[],
+        // `rotate_kv` writes through the source's secret store ([`keywarden_connector::SecretStore`]).
+        ActionKind::RaiseFinding
+        | ActionKind::RevokeTrust
+        | ActionKind::RotateVersion
+        | ActionKind::RotateKv => &[],
     }
 }
 

@@ -18,6 +18,8 @@
 //!   for credentials that cannot be switched off and on (Vault tokens and secret-ids).
 //! - `rotate_version` ([`rotate_version`]): check → rotate → retire (waits) → close_trust; a
 //!   `rotate` of a versioned signing key (a Vault Transit key version) runs as this kind.
+//! - `rotate_kv` ([`rotate_kv`]): check → write; a `rotate` of a KV v2 secret, whose new value
+//!   the policy's `enforce.generate` describes.
 //! - `revoke_trust` ([`revoke_trust`]): distrusts the signers a credential is or holds, from when
 //!   its condition began or it was compromised; touches no connector.
 //!
@@ -43,6 +45,7 @@ mod playbook;
 mod revoke;
 pub mod revoke_trust;
 mod rotate;
+mod rotate_kv;
 mod rotate_version;
 #[cfg(test)]
 mod tests;
@@ -175,6 +178,7 @@ fn pick_target(
 pub fn resolve_kind(kind: ActionKind, credential: CredentialKind) -> ActionKind {
     match (kind, credential) {
         (ActionKind::Rotate, CredentialKind::TransitKeyVersion) => ActionKind::RotateVersion,
+        (ActionKind::Rotate, CredentialKind::KvSecret) => ActionKind::RotateKv,
         _ => kind,
     }
 }
@@ -198,6 +202,19 @@ pub fn key_actions(
             return Err(ActionError::Unsupported(format!(
                 "source `{source}` ({}) cannot rotate_version a {credential_kind}: it has no \
                  versioned keys of that kind",
+                connector.kind()
+            )));
+        }
+        return Ok(None);
+    }
+    if kind == ActionKind::RotateKv {
+        let connector = connector_of(connectors, source).ok_or_else(|| {
+            ActionError::NotFound(format!("source `{source}` is not in the configuration"))
+        })?;
+        if connector.secret_store().is_none() {
+            return Err(ActionError::Unsupported(format!(
+                "source `{source}` ({}) cannot rotate_kv a {credential_kind}: it holds no \
+                 secrets keywarden writes",
                 connector.kind()
             )));
         }

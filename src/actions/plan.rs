@@ -194,6 +194,11 @@ fn describe(facts: Facts<'_>, from: &'static str) -> Plan {
             ),
         ],
         ActionKind::Revoke => vec![format!("revoke {key} for good")],
+        ActionKind::RotateKv => vec![
+            format!("read {key}'s current version"),
+            "draw a new value as the policy's `enforce.generate` says".to_owned(),
+            format!("write it as {key}'s next version, check-and-set, keeping its other fields"),
+        ],
         ActionKind::RotateVersion => vec![
             format!(
                 "add a version to {} that signs from now on (unless a newer one already does)",

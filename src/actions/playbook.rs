@@ -69,6 +69,7 @@ impl Machine for Contain {
             containment: ActionKind::Quarantine,
             // A containment's revoke takes what the credential minted too.
             minted: true,
+            generate: None,
         };
         let child = engine::child(cx, kind, next, seed).await?;
         // A playbook retried after this child failed or was refused retries the child with it

@@ -55,6 +55,11 @@
 //!                                   #   `enforcement.halt_share`)
 //!       delete_hold: 7d             #   `delete` deactivates, holds this long, then deletes
 //!       retry: { attempts: 3, backoff: 1h }   # failed actions: retries, first wait (doubles)
+//!       generate:                   #   `rotate` of a Vault KV v2 secret: its new value
+//!         field: password           #     the field replaced (the others are kept)
+//!         length: 32                #     8 to 4096 characters, at least 128 bits in all
+//!         alphabet: alphanumeric    #     alphanumeric (default) | hex | base64url | printable,
+//!                                   #     or `characters: "..."` (each once)
 //! ```
 //!
 //! Matching:
@@ -102,6 +107,9 @@
 #[cfg(test)]
 mod began_tests;
 mod eval;
+pub mod generate;
+#[cfg(test)]
+mod generate_tests;
 #[cfg(test)]
 mod identity_tests;
 #[cfg(test)]
@@ -242,6 +250,8 @@ pub struct Enforcement {
     /// `delete` of an active key deactivates it and deletes it only after this hold (default 7d).
     pub delete_hold: TimeDelta,
     pub retry: Retry,
+    /// `rotate` of a secret whose value keywarden makes (a Vault KV v2 secret): how.
+    pub generate: Option<generate::Generator>,
 }
 
 /// How a failed action of the policy is retried.
@@ -270,6 +280,7 @@ impl Default for Enforcement {
             halt_share: None,
             delete_hold: TimeDelta::days(7),
             retry: Retry::default(),
+            generate: None,
         }
     }
 }

@@ -20,6 +20,8 @@ use super::{
 };
 use crate::diagnostic::{Diagnostic, parse_yaml};
 
+mod generate;
+
 const FILE_FIELDS: &[&str] = &["pack", "description", "policies"];
 const POLICY_FIELDS: &[&str] = &[
     "id",
@@ -38,6 +40,7 @@ const ENFORCE_FIELDS: &[&str] = &[
     "halt_share",
     "delete_hold",
     "retry",
+    "generate",
 ];
 const RETRY_FIELDS: &[&str] = &["attempts", "backoff"];
 const SELECT_FIELDS: &[&str] = &[
@@ -615,6 +618,9 @@ impl Decoder<'_> {
             && let Some(hold) = self.threshold(node, "delete_hold")
         {
             out.delete_hold = hold.duration;
+        }
+        if let Some(node) = fields.get("generate") {
+            out.generate = self.generator(node);
         }
         if let Some(node) = fields.get("retry")
             && let Some(retry) = self.fields(node, "`retry`", RETRY_FIELDS)

@@ -30,6 +30,9 @@ keywarden_connector::named_enum! {
         /// Rotate a versioned signing key (a Vault Transit key): add a version, retire the older
         /// ones after a while, and close their signers' trust from then.
         RotateVersion = "rotate_version",
+        /// Rotate a secret whose value keywarden makes (a Vault KV v2 secret): a new value as
+        /// the policy's `enforce.generate` says, written check-and-set.
+        RotateKv = "rotate_kv",
     }
 }
 

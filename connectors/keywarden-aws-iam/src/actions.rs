@@ -259,8 +259,12 @@ impl KeyActions for AwsKeyActions {
                 ]);
                 // Delivered already (a resumed step): not written twice.
                 if let Some(held) = self.inner.stores.get(&source)?.read(&at).await?
-                    && held.get(KV_ID).is_some_and(|it| it.expose() == key.id)
                     && held
+                        .fields
+                        .get(KV_ID)
+                        .is_some_and(|it| it.expose() == key.id)
+                    && held
+                        .fields
                         .get(KV_SECRET)
                         .is_some_and(|it| it.expose() == key.secret.expose())
                 {
@@ -269,7 +273,7 @@ impl KeyActions for AwsKeyActions {
                 self.inner
                     .stores
                     .get(&source)?
-                    .write(&at, &fields)
+                    .write(&at, &fields, None)
                     .await
                     .map(|_| ())
             }
@@ -329,7 +333,7 @@ impl KeyActions for AwsKeyActions {
                 let Some(held) = self.inner.stores.get(&source)?.read(&at).await? else {
                     return Ok(None);
                 };
-                return match (held.get(KV_ID), held.get(KV_SECRET)) {
+                return match (held.fields.get(KV_ID), held.fields.get(KV_SECRET)) {
                     (Some(id), Some(secret)) => Ok(Some(NewKey {
                         id: id.expose().to_owned(),
                         secret: Secret::new(secret.expose().to_owned()),

@@ -34,17 +34,29 @@ impl fmt::Display for SecretPath {
 /// A secret's fields as a store holds them (each value a [`Secret`]).
 pub type SecretFields = BTreeMap<String, Secret>;
 
+/// A secret's current version and its fields.
+#[derive(Debug)]
+pub struct Stored {
+    pub version: u64,
+    pub fields: SecretFields,
+}
+
 /// A secret store that takes deliveries: single, idempotent reads and writes.
 #[async_trait]
 pub trait SecretStore: Send + Sync + fmt::Debug {
-    /// The fields of the secret's current version; `None` where there is no secret, or its
+    /// The secret's current version and its fields; `None` where there is no secret, or its
     /// current version is deleted or destroyed.
-    async fn read(&self, at: &SecretPath) -> Result<Option<SecretFields>, ConnectorError>;
+    async fn read(&self, at: &SecretPath) -> Result<Option<Stored>, ConnectorError>;
 
-    /// Writes `fields` as the secret's new version, check-and-set on the version it is at when
-    /// the write starts (none: only if there is none), so a write that raced another fails
-    /// (`Retryable`) instead of overwriting it. Returns the version written.
-    async fn write(&self, at: &SecretPath, fields: &SecretFields) -> Result<u64, ConnectorError>;
+    /// Writes `fields` as the secret's new version, check-and-set on `cas` (0: only if there is
+    /// none), or where `None` on the version it is at when the write starts, so a write that
+    /// raced another fails (`Retryable`) instead of overwriting it. Returns the version written.
+    async fn write(
+        &self,
+        at: &SecretPath,
+        fields: &SecretFields,
+        cas: Option<u64>,
+    ) -> Result<u64, ConnectorError>;
 }
 
 /// The secret stores of the configured sources, by source name: filled once, after every source

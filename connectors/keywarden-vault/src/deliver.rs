@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keywarden_connector::{ConnectorError, Secret, SecretFields, SecretPath, SecretStore};
+use keywarden_connector::{ConnectorError, Secret, SecretFields, SecretPath, SecretStore, Stored};
 use serde_json::{Map, Value, json};
 use zeroize::Zeroize;
 
@@ -68,7 +68,7 @@ fn endpoint(at: &SecretPath, kind: &str) -> Result<String, ConnectorError> {
 
 #[async_trait]
 impl SecretStore for VaultStore {
-    async fn read(&self, at: &SecretPath) -> Result<Option<SecretFields>, ConnectorError> {
+    async fn read(&self, at: &SecretPath) -> Result<Option<Stored>, ConnectorError> {
         let namespace = self.namespace(at)?;
         let mut answer = match namespace.read(&endpoint(at, "data")?).await {
             Ok(answer) => answer,
@@ -76,6 +76,10 @@ impl SecretStore for VaultStore {
             Err(VaultError::NotFound { .. }) => return Ok(None),
             Err(err) => return Err(err.into()),
         };
+        let version = answer
+            .pointer("/metadata/version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let fields = match answer.get_mut("data").map(Value::take) {
             Some(Value::Object(mut fields)) => {
                 let mut out = SecretFields::new();
@@ -85,7 +89,10 @@ impl SecretStore for VaultStore {
                     }
                 }
                 wipe(&mut Value::Object(std::mem::take(&mut fields)));
-                Some(out)
+                Some(Stored {
+                    version,
+                    fields: out,
+                })
             }
             _ => None,
         };
@@ -93,15 +100,23 @@ impl SecretStore for VaultStore {
         Ok(fields)
     }
 
-    async fn write(&self, at: &SecretPath, fields: &SecretFields) -> Result<u64, ConnectorError> {
+    async fn write(
+        &self,
+        at: &SecretPath,
+        fields: &SecretFields,
+        cas: Option<u64>,
+    ) -> Result<u64, ConnectorError> {
         let namespace = self.namespace(at)?;
-        let current = match namespace.read(&endpoint(at, "metadata")?).await {
-            Ok(metadata) => metadata
-                .get("current_version")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            Err(VaultError::NotFound { .. }) => 0,
-            Err(err) => return Err(err.into()),
+        let current = match cas {
+            Some(version) => version,
+            None => match namespace.read(&endpoint(at, "metadata")?).await {
+                Ok(metadata) => metadata
+                    .get("current_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                Err(VaultError::NotFound { .. }) => 0,
+                Err(err) => return Err(err.into()),
+            },
         };
         let data: Map<String, Value> = fields
             .iter()

@@ -211,6 +211,7 @@ impl Role<'_> {
         // Delivered already (a resumed step): not written twice.
         if let Some(held) = store.read(at).await?
             && held
+                .fields
                 .get("secret_id")
                 .is_some_and(|it| it.expose() == key.secret.expose())
         {
@@ -235,7 +236,7 @@ impl Role<'_> {
                 Secret::new(accessor.to_owned()),
             ),
         ]);
-        store.write(at, &fields).await.map(|_| ())
+        store.write(at, &fields, None).await.map(|_| ())
     }
 
     /// The secret-id the destination holds now, if any.
@@ -247,7 +248,10 @@ impl Role<'_> {
         let Some(held) = store.read(at).await? else {
             return Ok(None);
         };
-        match (held.get("secret_id_accessor"), held.get("secret_id")) {
+        match (
+            held.fields.get("secret_id_accessor"),
+            held.fields.get("secret_id"),
+        ) {
             (Some(accessor), Some(secret)) => Ok(Some(NewKey {
                 id: self.secret_id(accessor.expose()),
                 secret: Secret::new(secret.expose().to_owned()),
