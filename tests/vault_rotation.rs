@@ -254,7 +254,7 @@ async fn an_enforcing_rotate_policy_rotates_the_version_it_matches_once_then_wai
     );
     common::write(
         &dir.path().join("keywarden.yaml"),
-        &config(&peer, &ns, "policies:\n  - stale.yaml\n", "1h"),
+        &config(&peer, &ns, "policies:\n  - stale.yaml\n", "3s"),
     );
     let report: Value =
         serde_json::from_str(&run(dir.path(), &["scan", "--format", "json"])).expect("json");
@@ -276,7 +276,7 @@ async fn an_enforcing_rotate_policy_rotates_the_version_it_matches_once_then_wai
         "{:#}",
         report["planned_actions"]
     );
-    // v2 signs; v1 stays accepted, the action waiting for a scan to record v2 (then an hour).
+    // v2 signs; v1 stays accepted, the action waiting for a scan to record v2 (then 3 s).
     assert_eq!(versions(&peer, &ns).await, (2, 1, 0));
     let list = run(dir.path(), &["actions", "list", "--format", "json"]);
     let listed: Value = serde_json::from_str(&list).expect("json");
@@ -305,4 +305,75 @@ async fn an_enforcing_rotate_policy_rotates_the_version_it_matches_once_then_wai
         report["planned_actions"]
     );
     assert_eq!(versions(&peer, &ns).await, (2, 1, 0), "no second rotation");
+
+    // v2 is recorded now; looked at again (every 3 s), the action waits out the retirement
+    // period before it retires v1.
+    std::thread::sleep(std::time::Duration::from_millis(3_100));
+    let resumed: Value =
+        serde_json::from_str(&run(dir.path(), &["actions", "resume", "--format", "json"]))
+            .expect("json");
+    assert_eq!(resumed[0]["status"], "waiting", "{resumed:#}");
+    assert_eq!(resumed[0]["step"], "retire", "{resumed:#}");
+    assert_eq!(
+        versions(&peer, &ns).await,
+        (2, 1, 0),
+        "v1 kept for the period"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_100));
+    let resumed: Value =
+        serde_json::from_str(&run(dir.path(), &["actions", "resume", "--format", "json"]))
+            .expect("json");
+    assert_eq!(resumed[0]["status"], "done", "{resumed:#}");
+    assert_eq!(versions(&peer, &ns).await, (2, 2, 2), "v1 retired after it");
+}
+
+#[tokio::test]
+async fn a_key_that_encrypts_is_never_rotated_by_version() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = world(&peer).await;
+    for (name, key_type) in [("data", "aes256-gcm96"), ("both", "rsa-2048")] {
+        peer.ok(
+            Some(&ns),
+            Method::POST,
+            &format!("transit/keys/{name}"),
+            Some(json!({"type": key_type})),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &config(&peer, &ns, "", "0s"),
+    );
+    run(dir.path(), &["scan"]);
+    for name in ["data", "both"] {
+        let out = common::keywarden(
+            dir.path(),
+            &[
+                "rotate",
+                &format!("{ns}/transit/keys/{name}/v1"),
+                "--enforce",
+                "--format",
+                "json",
+            ],
+        );
+        let records: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(records[0]["status"], "refused", "{name}: {records:#}");
+        assert!(
+            records[0]["reason"]
+                .as_str()
+                .is_some_and(|it| it.contains("decrypts or encrypts too")),
+            "{name}: {records:#}"
+        );
+        let key = peer
+            .ok(
+                Some(&ns),
+                Method::GET,
+                &format!("transit/keys/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(key["data"]["latest_version"], 1, "{name}: not rotated");
+        assert_eq!(key["data"]["min_decryption_version"], 1, "{name}");
+    }
 }

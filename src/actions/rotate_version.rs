@@ -151,6 +151,13 @@ impl RotateVersion {
             return Ok(Next::Refused(format!("{key} names no key version")));
         };
         let live = cx.versions()?.versions(cx.identity()).await?;
+        if !live.signing_only {
+            return Ok(Next::Refused(format!(
+                "{} decrypts or encrypts too: retiring its older versions would leave what they \
+                 encrypted unreadable; only signing keys are rotated by version",
+                cx.identity()
+            )));
+        }
         if !accepted(version, &live) {
             return Ok(Next::Done(format!(
                 "{key} is already retired (the source accepts v{} to v{})",
@@ -254,8 +261,11 @@ impl RotateVersion {
                 signers.push(it);
             }
         }
-        let retired_at = cx.now();
+        let mut retired_at = cx.now();
         let detail = if live.min_decryption >= below {
+            // Retired before a crash let it be recorded, or by someone else: from no later than
+            // the end of the retirement period.
+            retired_at = retired_at.min(after(rotated_at, cx.versions()?.retire_after()));
             format!("v{version} was already retired")
         } else {
             versions.retire_below(cx.identity(), below).await?;
@@ -415,6 +425,7 @@ mod tests {
             latest: 4,
             min_decryption: 2,
             min_encryption: 0,
+            signing_only: true,
         };
         assert!(!accepted(1, &live));
         assert!(accepted(2, &live));

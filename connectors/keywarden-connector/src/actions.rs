@@ -200,6 +200,8 @@ pub struct KeyVersions {
     pub min_decryption: u64,
     /// The oldest version that may still sign (`min_encryption_version`; 0: any).
     pub min_encryption: u64,
+    /// It signs and decrypts nothing (retiring its versions loses no data).
+    pub signing_only: bool,
 }
 
 /// Single, idempotent steps on a versioned signing key (a Vault Transit key): the daemon's

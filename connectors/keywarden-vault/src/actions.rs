@@ -472,28 +472,38 @@ impl VersionedKeys for VaultActions {
                 "`{identity_id}` shows no latest_version: not a versioned key"
             )));
         }
+        let flag = |field: &str| data.get(field).and_then(Value::as_bool).unwrap_or(false);
         Ok(KeyVersions {
             latest: number("latest_version"),
             min_decryption: number("min_decryption_version"),
             min_encryption: number("min_encryption_version"),
+            signing_only: flag("supports_signing")
+                && !flag("supports_decryption")
+                && !flag("supports_encryption"),
         })
     }
 
     async fn add_version(&self, identity_id: &str) -> Result<KeyVersions, ConnectorError> {
         let (namespace, mount, name) = self.transit_key(identity_id)?;
+        // Not retried: a rotate that timed out may have added a version; the machine reads the
+        // versions again before it adds another.
         namespace
-            .write(&format!("{mount}keys/{name}/rotate"), &json!({}))
+            .write_once(&format!("{mount}keys/{name}/rotate"), &json!({}))
             .await?;
         self.versions(identity_id).await
     }
 
     async fn retire_below(&self, identity_id: &str, version: u64) -> Result<(), ConnectorError> {
         let (namespace, mount, name) = self.transit_key(identity_id)?;
-        // Both minimums: below them Vault neither signs nor verifies.
+        let now = self.versions(identity_id).await?;
+        // Both minimums, never lowered: below them Vault neither signs nor verifies.
         namespace
             .write(
                 &format!("{mount}keys/{name}/config"),
-                &json!({ "min_decryption_version": version, "min_encryption_version": version }),
+                &json!({
+                    "min_decryption_version": version.max(now.min_decryption),
+                    "min_encryption_version": version.max(now.min_encryption),
+                }),
             )
             .await?;
         Ok(())

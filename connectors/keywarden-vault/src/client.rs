@@ -240,6 +240,14 @@ impl Namespace {
             .map(|mut it| it.get_mut("data").map(Value::take).unwrap_or(Value::Null))
     }
 
+    /// `POST path` once, not retried: for writes that are not safe to repeat (a Transit
+    /// rotate, a secret-id created), whose caller reads the state again before it retries.
+    pub async fn write_once(&self, path: &str, body: &Value) -> Result<Value, VaultError> {
+        self.send(reqwest::Method::POST, path, Some(body))
+            .await
+            .map(|mut it| it.get_mut("data").map(Value::take).unwrap_or(Value::Null))
+    }
+
     /// One request through vaultrs's HTTP client (its TLS roots and timeout), retried.
     async fn raw(
         &self,
@@ -247,9 +255,22 @@ impl Namespace {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, VaultError> {
+        (|| self.send(method.clone(), path, body))
+            .retry(self.backoff)
+            .when(VaultError::retryable)
+            .await
+    }
+
+    /// One request, one attempt.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, VaultError> {
         let url = format!("{}/v1/{path}", self.address);
         let name = path.split('?').next().unwrap_or(path);
-        (|| async {
+        {
             let mut request = self
                 .vault
                 .http
@@ -284,10 +305,7 @@ impl Namespace {
             } else {
                 Err(VaultError::from_status(name, status, &errors_of(&body)))
             }
-        })
-        .retry(self.backoff)
-        .when(VaultError::retryable)
-        .await
+        }
     }
 }
 

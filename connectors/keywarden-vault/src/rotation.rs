@@ -169,9 +169,10 @@ impl Role<'_> {
         let metadata = serde_json::to_string(&metadata).map_err(|err| {
             ConnectorError::Permanent(format!("the old secret-id's metadata: {err}"))
         })?;
+        // Not retried: a create that timed out may have made one, whose value is lost.
         let mut made = self
             .namespace
-            .write(
+            .write_once(
                 &format!("{}/secret-id", self.base()),
                 &json!({ "metadata": metadata }),
             )
