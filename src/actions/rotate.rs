@@ -74,19 +74,16 @@ pub(crate) enum Rotate {
         #[serde(default)]
         new_key: Option<String>,
     },
-    /// Revoke the old credential (one that cannot be switched off). `since`, `until`: when the
-    /// old and the new one were made, read before anything was revoked.
-    RevokeOld {
-        new_key: String,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    },
-    /// Revoke what the old credential minted between `since` and `until`.
+    /// Revoke what the old credential (one that cannot be switched off) minted between `since`
+    /// and `until` (when the old and the new one were made), while the old one can still be
+    /// read to tell its tokens apart.
     RevokeMinted {
         new_key: String,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     },
+    /// Revoke the old credential.
+    RevokeOld { new_key: String },
 }
 
 /// Whether the source switches the rotated credential off and on (an access key); if not (a
@@ -292,7 +289,7 @@ impl Machine for Rotate {
                     .await?
                     .and_then(|it| it.created_at);
                 Next::Step(
-                    Self::RevokeOld {
+                    Self::RevokeMinted {
                         new_key,
                         since,
                         until,
@@ -300,27 +297,25 @@ impl Machine for Rotate {
                     None,
                 )
             }
-            Self::RevokeOld {
-                new_key,
-                since,
-                until,
-            } => {
-                actions.revoke(identity, key).await?;
-                crash_point("revoke_old");
-                Next::Step(
-                    Self::RevokeMinted {
-                        new_key,
-                        since,
-                        until,
-                    },
-                    Some(format!("{key} revoked")),
-                )
-            }
             Self::RevokeMinted {
                 new_key,
                 since,
                 until,
-            } => revoke_minted(cx, actions, &new_key, since, until).await?,
+            } => {
+                let report = revoke_minted(cx, actions, &new_key, since, until).await?;
+                crash_point("revoke_minted");
+                Next::Step(Self::RevokeOld { new_key }, Some(report))
+            }
+            Self::RevokeOld { new_key } => {
+                actions.revoke(identity, key).await?;
+                crash_point("revoke_old");
+                Next::Done(format!(
+                    "{key} revoked; {new_key} delivered to {} replaces it",
+                    actions
+                        .destination(identity)
+                        .unwrap_or_else(|_| "its destination".to_owned())
+                ))
+            }
             Self::Delete { .. } => {
                 // Someone may have switched the old key back on to roll back: leave it then.
                 let holder = actions.keys(identity).await?;
@@ -353,6 +348,13 @@ impl Machine for Rotate {
                 Orphans::None => {
                     format!("stopped before a new key was created; {key} is as it was")
                 }
+                Orphans::One(_) | Orphans::Several(_) if !switches_off(cx, actions).await? => {
+                    format!(
+                        "stopped at creating a new credential; {key} is as it was (one an \
+                         interrupted attempt may have made is not told apart from others', and \
+                         expires with its TTL)"
+                    )
+                }
                 Orphans::One(orphan) if !attempted => format!(
                     "{orphan} appeared, but keywarden had not tried to create a key: left alone"
                 ),
@@ -380,12 +382,13 @@ impl Machine for Rotate {
             | Self::Deactivate { new_key, .. } => {
                 format!("new key {new_key} was delivered to {destination} and is kept")
             }
-            Self::RevokeOld { new_key, .. } => format!(
+            Self::RevokeMinted { new_key, .. } => format!(
+                "new {new_key} was delivered to {destination} and is kept; {key} is not revoked \
+                 and some of what it minted may be"
+            ),
+            Self::RevokeOld { new_key } => format!(
                 "new {new_key} was delivered to {destination} and is kept; {key} may have been \
                  revoked"
-            ),
-            Self::RevokeMinted { new_key, .. } => format!(
-                "{key} is revoked and new {new_key} kept; what {key} minted was not revoked"
             ),
             Self::Grace { new_key, .. } | Self::Delete { new_key } => format!(
                 "{key} is deactivated; new key {} was delivered to {destination} and is kept",
@@ -419,48 +422,33 @@ async fn check_revocable(
     enter_create(actions, identity).await
 }
 
-/// Revokes what the old credential minted before the new one was made — unless the identity
-/// holds another credential whose tokens could not be told apart from the old one's.
+/// Revokes what the old credential minted before the new one was made, as far as its source can
+/// tell those apart (a secret-id's tokens by its metadata, which Vault copies onto them); what it
+/// cannot tell apart is left to expire. Returns the report.
 async fn revoke_minted(
     cx: &StepCx<'_>,
     actions: Fenced<'_, '_>,
     new_key: &str,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
-) -> Result<Next<Rotate>, StepError> {
+) -> Result<String, StepError> {
     let (key, identity) = (cx.key(), cx.identity());
-    let others: Vec<String> = actions
-        .keys(identity)
-        .await?
-        .keys
-        .into_iter()
-        .filter(|it| it.id != key && it.id != new_key)
-        .map(|it| it.id)
-        .collect();
-    if !others.is_empty() {
-        return Ok(Next::Done(format!(
-            "{key} revoked; the tokens it minted were not: {} also holds {}, whose tokens Vault \
-             does not tell apart (they expire with their TTL)",
-            identity,
-            others.join(", ")
-        )));
-    }
-    if since.is_none() || until.is_none() {
-        return Ok(Next::Done(format!(
-            "{key} revoked; without its and {new_key}'s creation times what it minted is not told \
+    let (Some(_), Some(_)) = (since, until) else {
+        return Ok(format!(
+            "without {key}'s and {new_key}'s creation times what {key} minted is not told \
              apart, and is left to expire"
-        )));
-    }
+        ));
+    };
     Ok(
         match actions.revoke_minted(identity, key, since, until).await {
-            Ok(revoked) if revoked.is_empty() => Next::Done(format!(
-                "{key} revoked; it had minted nothing still valid before {new_key} was made"
-            )),
-            Ok(revoked) => Next::Done(format!(
-                "{key} revoked, and what it minted before {new_key} was made: {}",
+            Ok(revoked) if revoked.is_empty() => {
+                format!("{key} had minted nothing still valid before {new_key} was made")
+            }
+            Ok(revoked) => format!(
+                "revoked what {key} minted before {new_key} was made: {}",
                 revoked.join(", ")
-            )),
-            Err(ConnectorError::Refused(why)) => Next::Done(format!("{key} revoked ({why})")),
+            ),
+            Err(ConnectorError::Refused(why)) => format!("what {key} minted is kept: {why}"),
             Err(err) => return Err(err.into()),
         },
     )
@@ -513,6 +501,10 @@ async fn create(
     attempted: bool,
 ) -> Result<Next<Rotate>, StepError> {
     let identity = cx.identity();
+    // A role's secret-ids are made by others too (a CI job may make one per run): one that
+    // appeared cannot be told to be an interrupted attempt's, so none is destroyed or refused
+    // (an interrupted attempt's, whose value is lost, expires with its TTL).
+    let revocable = !switches_off(cx, actions).await?;
     // A key that was not there when this state was entered, found after an attempt to create
     // one was recorded, is that attempt's (each attempt creates one key, after deleting the one
     // before): its secret is lost, so it goes. Told by key ids, so the host's clock does not
@@ -520,6 +512,12 @@ async fn create(
     // a person decides.
     match orphans(actions, identity, &existing).await? {
         Orphans::None => {}
+        Orphans::One(_) | Orphans::Several(_) if revocable => {
+            tracing::info!(
+                action = cx.record.id,
+                "Credentials appeared since the rotation began; left alone."
+            );
+        }
         Orphans::One(orphan) if attempted => {
             tracing::warn!(action = cx.record.id, key = %orphan, "Deleting a key left by an interrupted rotation.");
             actions.delete_key(identity, &orphan).await?;

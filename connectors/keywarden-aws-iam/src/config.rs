@@ -389,7 +389,12 @@ impl AwsIamConfig {
                         ));
                     }
                     let rest = path.replace("{user}", "").replace("{account_id}", "");
-                    if rest.contains(['{', '}']) {
+                    if !path.contains("{user}") {
+                        errors.push(FieldError::new(
+                            field("path"),
+                            "must hold {user}: users sharing one secret would get each other's keys",
+                        ));
+                    } else if rest.contains(['{', '}']) {
                         errors.push(FieldError::new(
                             field("path"),
                             "has a placeholder other than {user} and {account_id}",

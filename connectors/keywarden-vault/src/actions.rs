@@ -125,8 +125,8 @@ impl VaultActions {
         namespace: &Namespace,
         mount: &str,
         role: &str,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
+        (since, until): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        metadata: Option<&serde_json::Map<String, Value>>,
     ) -> Result<Vec<String>, ConnectorError> {
         let login = format!("auth/{mount}login");
         let accessors = namespace.list("auth/token/accessors").await?;
@@ -170,7 +170,16 @@ impl VaultActions {
                 (Some(_), None) => false,
                 (None, _) => true,
             };
-            if of_role && after && before {
+            let carries = metadata.is_none_or(|want| {
+                let mut meta = data
+                    .get("meta")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                meta.remove("role_name");
+                &meta == want
+            });
+            if of_role && after && before && carries {
                 minted.push(accessor);
             }
         }
@@ -261,7 +270,12 @@ impl KeyActions for VaultActions {
         replacing: &str,
     ) -> Result<NewKey, ConnectorError> {
         let role = self.role(identity_id)?;
-        role.create(crate::rotation::accessor_of(replacing)?).await
+        let delivered = self.delivered_id(identity_id).await?;
+        let delivered = delivered
+            .as_deref()
+            .and_then(|it| crate::rotation::accessor_of(it).ok());
+        role.create(crate::rotation::accessor_of(replacing)?, delivered)
+            .await
     }
 
     async fn deliver(
@@ -380,7 +394,7 @@ impl KeyActions for VaultActions {
 
     async fn revoke_minted(
         &self,
-        _identity_id: &str,
+        identity_id: &str,
         key_id: &str,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
@@ -391,8 +405,17 @@ impl KeyActions for VaultActions {
                 "a token's child tokens are revoked with it".to_owned(),
             ));
         };
+        // A rotation (`until`): only the tokens that carry the old secret-id's own metadata, which
+        // Vault copies onto them; a containment takes every token of the role's logins.
+        let metadata = match until {
+            Some(until) => Some(self.distinct_metadata(identity_id, key_id, until).await?),
+            None => None,
+        };
         let mut revoked = Vec::new();
-        for accessor in self.minted(namespace, mount, role, since, until).await? {
+        for accessor in self
+            .minted(namespace, mount, role, (since, until), metadata.as_ref())
+            .await?
+        {
             namespace
                 .write(
                     "auth/token/revoke-accessor",
@@ -423,6 +446,48 @@ impl VaultActions {
             mount: mount.to_owned(),
             name: role.to_owned(),
         })
+    }
+
+    /// The metadata of secret-id `key_id` that tells its tokens apart from those of the role's
+    /// other secret-ids (made before `until`, the new one's creation), or why none does.
+    async fn distinct_metadata(
+        &self,
+        identity_id: &str,
+        key_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<serde_json::Map<String, Value>, ConnectorError> {
+        let role = self.role(identity_id)?;
+        let accessor = crate::rotation::accessor_of(key_id)?;
+        let Some(old) = role.lookup(accessor).await? else {
+            return Err(ConnectorError::Refused(format!(
+                "{key_id} is gone, so its tokens cannot be told apart"
+            )));
+        };
+        let metadata = old
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if metadata.is_empty() {
+            return Err(ConnectorError::Refused(format!(
+                "{key_id} carries no metadata, so its tokens are not told apart from those of \
+                 the role's other secret-ids; they expire with their TTL"
+            )));
+        }
+        for (other, data) in role.secret_ids().await? {
+            let made = rfc3339(data.get("creation_time"));
+            if other == accessor || made.is_none_or(|at| at >= until) {
+                continue;
+            }
+            if data.get("metadata").and_then(Value::as_object) == Some(&metadata) {
+                return Err(ConnectorError::Refused(format!(
+                    "secret-id {other} of role `{}` carries the same metadata, so their tokens \
+                     are not told apart; they expire with their TTL",
+                    role.name
+                )));
+            }
+        }
+        Ok(metadata)
     }
 
     fn store(&self) -> crate::deliver::VaultStore {

@@ -89,7 +89,12 @@ impl RotationConfig {
                 ));
             }
             let rest = path.replace("{role}", "");
-            if rest.contains(['{', '}']) {
+            if !path.contains("{role}") {
+                errors.push(FieldError::new(
+                    field("path"),
+                    "must hold {role}: roles sharing one secret would get each other's secret-ids",
+                ));
+            } else if rest.contains(['{', '}']) {
                 errors.push(FieldError::new(
                     field("path"),
                     "has a placeholder other than {role}",
@@ -155,27 +160,100 @@ impl Role<'_> {
         })
     }
 
-    /// Creates a secret-id with the metadata of the one it replaces (`replacing`: its accessor).
-    pub async fn create(&self, replacing: &str) -> Result<NewKey, ConnectorError> {
-        let old = self
+    /// The role's secret-ids as Vault shows them now: accessor and lookup data.
+    pub async fn secret_ids(&self) -> Result<Vec<(String, Value)>, ConnectorError> {
+        let mut out = Vec::new();
+        for accessor in self
+            .namespace
+            .list(&format!("{}/secret-id", self.base()))
+            .await?
+        {
+            if let Some(data) = self.lookup(&accessor).await? {
+                out.push((accessor, data));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One secret-id by its accessor (`None`: gone).
+    pub async fn lookup(&self, accessor: &str) -> Result<Option<Value>, ConnectorError> {
+        match self
             .namespace
             .write(
                 &format!("{}/secret-id-accessor/lookup", self.base()),
-                &json!({ "secret_id_accessor": replacing }),
+                &json!({ "secret_id_accessor": accessor }),
             )
-            .await?;
-        let metadata = old.get("metadata").cloned().unwrap_or(json!({}));
+            .await
+        {
+            Ok(data) if data.is_null() => Ok(None),
+            Ok(data) => Ok(Some(data)),
+            Err(VaultError::NotFound { .. }) => Ok(None),
+            Err(VaultError::Permanent { message, .. }) if message.contains("invalid") => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Creates a secret-id to replace the one with accessor `replacing`: with its metadata, CIDR
+    /// bounds and TTL, and the metadata key [`REPLACES`] naming it. A secret-id an interrupted
+    /// earlier attempt made (marked so, and not the one at the destination, `delivered`) is
+    /// destroyed first: its value is lost.
+    pub async fn create(
+        &self,
+        replacing: &str,
+        delivered: Option<&str>,
+    ) -> Result<NewKey, ConnectorError> {
+        let Some(old) = self.lookup(replacing).await? else {
+            return Err(ConnectorError::NotFound(format!(
+                "secret-id {replacing} of role `{}` is gone",
+                self.name
+            )));
+        };
+        for (accessor, data) in self.secret_ids().await? {
+            let marked = data
+                .pointer(&format!("/metadata/{REPLACES}"))
+                .and_then(Value::as_str)
+                == Some(replacing);
+            if marked && Some(accessor.as_str()) != delivered {
+                tracing::warn!(role = %self.name, %accessor, "Destroying a secret-id an interrupted rotation made.");
+                self.namespace
+                    .write(
+                        &format!("{}/secret-id-accessor/destroy", self.base()),
+                        &json!({ "secret_id_accessor": accessor }),
+                    )
+                    .await?;
+            }
+        }
+        let mut metadata = old
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        metadata.insert(REPLACES.to_owned(), Value::String(replacing.to_owned()));
         // Vault takes the metadata as a JSON string of string values.
         let metadata = serde_json::to_string(&metadata).map_err(|err| {
             ConnectorError::Permanent(format!("the old secret-id's metadata: {err}"))
         })?;
-        // Not retried: a create that timed out may have made one, whose value is lost.
+        let mut body = json!({ "metadata": metadata });
+        for field in ["cidr_list", "token_bound_cidrs"] {
+            if let Some(list) = old
+                .get(field)
+                .filter(|it| it.as_array().is_some_and(|it| !it.is_empty()))
+            {
+                body[field] = list.clone();
+            }
+        }
+        if let Some(ttl) = old
+            .get("secret_id_ttl")
+            .and_then(Value::as_u64)
+            .filter(|it| *it > 0)
+        {
+            body["ttl"] = json!(format!("{ttl}s"));
+        }
+        // Not retried: a create that timed out may have made one, whose value is lost (the next
+        // attempt destroys it, by its mark).
         let mut made = self
             .namespace
-            .write_once(
-                &format!("{}/secret-id", self.base()),
-                &json!({ "metadata": metadata }),
-            )
+            .write_once(&format!("{}/secret-id", self.base()), &body)
             .await?;
         let accessor = made
             .get("secret_id_accessor")
@@ -283,6 +361,9 @@ impl Role<'_> {
         }
     }
 }
+
+/// The metadata key a secret-id keywarden made carries: the accessor of the one it replaces.
+pub const REPLACES: &str = "keywarden_replaces";
 
 /// The accessor of a secret-id's identity id.
 pub(crate) fn accessor_of(key_id: &str) -> Result<&str, ConnectorError> {
