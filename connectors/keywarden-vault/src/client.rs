@@ -1,17 +1,19 @@
-//! One namespace of the server: vaultrs for the calls it models, a thin raw layer (vaultrs's own
-//! HTTP client, its TLS and timeout settings) for those it does not (token accessors, token and
-//! Transit key reads with the fields vaultrs drops or cannot parse). Every call is retried with
-//! back-off when it failed for a passing reason.
+//! One namespace of the server, through vaultrs's HTTP client (its TLS roots and timeout) with a
+//! thin raw layer: vaultrs's typed calls carry the token of its settings, which cannot follow
+//! keywarden's own token as it is renewed or replaced ([`crate::auth`]), and drop fields
+//! keywarden reads (token accessors, token and Transit key reads). Every call is retried with
+//! back-off when it failed for a passing reason, except the writes not safe to repeat.
 
-use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use keywarden_connector::{ConnectorError, Secret};
 use serde_json::Value;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
+
+use crate::auth::Auth;
 
 /// Why a call failed, shaped by what the caller does with it.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,7 @@ impl VaultError {
     }
 
     /// From an HTTP status and Vault's `errors` list (never a secret: Vault does not echo tokens).
-    fn from_status(path: &str, status: u16, errors: &[String]) -> Self {
+    pub(crate) fn from_status(path: &str, status: u16, errors: &[String]) -> Self {
         let path = path.to_owned();
         let message = if errors.is_empty() {
             format!("status {status}")
@@ -51,40 +53,7 @@ impl VaultError {
         }
     }
 
-    fn from_client(path: &str, err: ClientError) -> Self {
-        match err {
-            ClientError::APIError { code, errors } => Self::from_status(path, code, &errors),
-            ClientError::RestClientError { source } => Self::from_rustify(path, source),
-            other => Self::Permanent {
-                path: path.to_owned(),
-                message: other.to_string(),
-            },
-        }
-    }
-
-    fn from_rustify(path: &str, err: rustify::errors::ClientError) -> Self {
-        use rustify::errors::ClientError as Rustify;
-        match err {
-            Rustify::ServerResponseError { code, content } => {
-                let errors = content
-                    .as_deref()
-                    .and_then(|it| serde_json::from_str::<Value>(it).ok())
-                    .map(|it| errors_of(&it))
-                    .unwrap_or_default();
-                Self::from_status(path, code, &errors)
-            }
-            Rustify::RequestError { .. } => Self::Retryable {
-                path: path.to_owned(),
-                message: "request failed".to_owned(),
-            },
-            other => Self::Permanent {
-                path: path.to_owned(),
-                message: other.to_string(),
-            },
-        }
-    }
-
-    fn from_reqwest(path: &str, err: &reqwest::Error) -> Self {
+    pub(crate) fn from_reqwest(path: &str, err: &reqwest::Error) -> Self {
         if err.is_timeout() || err.is_connect() || err.is_request() {
             Self::Retryable {
                 path: path.to_owned(),
@@ -117,7 +86,7 @@ impl From<VaultError> for ConnectorError {
     }
 }
 
-fn errors_of(body: &Value) -> Vec<String> {
+pub(crate) fn errors_of(body: &Value) -> Vec<String> {
     body.get("errors")
         .and_then(Value::as_array)
         .map(|it| {
@@ -135,13 +104,12 @@ pub struct Namespace {
     pub name: String,
     pub(crate) vault: VaultClient,
     address: String,
-    token: Secret,
+    auth: Arc<Auth>,
     backoff: ExponentialBuilder,
 }
 
 impl std::fmt::Debug for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // vaultrs's client holds the token in its settings: never printed.
         f.debug_struct("Namespace")
             .field("name", &self.name)
             .field("address", &self.address)
@@ -153,7 +121,7 @@ impl Namespace {
     pub fn new(
         address: &str,
         namespace: &str,
-        token: &Secret,
+        auth: Arc<Auth>,
         ca_file: Option<&Path>,
         timeout: Duration,
         max_attempts: u32,
@@ -161,7 +129,8 @@ impl Namespace {
         let mut settings = VaultClientSettingsBuilder::default();
         settings
             .address(address)
-            .token(token.expose())
+            // The raw layer sends keywarden's token itself; vaultrs's settings hold none.
+            .token("")
             .timeout(Some(timeout))
             .verify(true)
             .ca_certs(
@@ -189,29 +158,13 @@ impl Namespace {
             name: namespace.to_owned(),
             vault,
             address: address.trim_end_matches('/').to_owned(),
-            token: Secret::new(token.expose().to_owned()),
+            auth,
             backoff: ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(100))
                 .with_max_delay(Duration::from_secs(5))
                 .with_max_times(max_attempts.saturating_sub(1) as usize)
                 .with_jitter(),
         })
-    }
-
-    /// A vaultrs call, retried; `path` names it in errors.
-    pub async fn typed<T, F, Fut>(&self, path: &str, call: F) -> Result<T, VaultError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
-    {
-        (|| async {
-            call()
-                .await
-                .map_err(|err| VaultError::from_client(path, err))
-        })
-        .retry(self.backoff)
-        .when(VaultError::retryable)
-        .await
     }
 
     /// A LIST of `path`'s keys; nothing there (Vault answers 404) is an empty list.
@@ -271,12 +224,11 @@ impl Namespace {
         let url = format!("{}/v1/{path}", self.address);
         let name = path.split('?').next().unwrap_or(path);
         {
-            let mut request = self
-                .vault
-                .http
-                .http
+            let http = &self.vault.http.http;
+            let token: Secret = self.auth.token(http, &self.address).await?;
+            let mut request = http
                 .request(method.clone(), &url)
-                .header("X-Vault-Token", self.token.expose());
+                .header("X-Vault-Token", token.expose());
             if !self.name.is_empty() {
                 request = request.header("X-Vault-Namespace", self.name.trim_end_matches('/'));
             }

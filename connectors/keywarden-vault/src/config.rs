@@ -48,6 +48,9 @@ pub struct VaultConfig {
     /// A file holding keywarden's token (its first line).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Or an AppRole login of keywarden's own identity, its token renewed before it expires.
+    #[serde(default)]
+    pub approle: Option<AppRoleConfig>,
     /// A PEM bundle of the CAs the server's certificate is checked against, besides the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -85,6 +88,27 @@ pub struct VaultConfig {
 
 fn default_retire_after() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
+}
+
+/// keywarden's own AppRole login: the role id and secret id are read from files (never written in
+/// the config file itself).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleConfig {
+    /// The AppRole auth mount, with its trailing slash.
+    #[serde(default = "default_approle_mount")]
+    pub mount: String,
+    /// The namespace it is mounted in (`""`: the root).
+    #[serde(default)]
+    pub namespace: String,
+    /// A file holding the role id (its first line).
+    pub role_id_file: PathBuf,
+    /// A file holding the secret id (its first line).
+    pub secret_id_file: PathBuf,
+}
+
+fn default_approle_mount() -> String {
+    "approle/".to_owned()
 }
 
 /// Where Vault's file audit device writes, and its name.
@@ -128,16 +152,34 @@ impl VaultConfig {
                 format!("`{}` is not an http:// or https:// URL", self.address),
             ));
         }
-        match (&self.token_env, &self.token_file) {
-            (None, None) => errors.push(FieldError::new(
+        match (&self.token_env, &self.token_file, &self.approle) {
+            (None, None, None) => errors.push(FieldError::new(
                 "token_env",
-                "name where the token comes from: token_env or token_file",
+                "name where the token comes from: token_env, token_file or approle",
             )),
-            (Some(_), Some(_)) => errors.push(FieldError::new(
+            (Some(_), Some(_), _) => errors.push(FieldError::new(
                 "token_file",
                 "give token_env or token_file, not both",
             )),
+            (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => errors.push(FieldError::new(
+                "approle",
+                "give a token (token_env, token_file) or an approle login, not both",
+            )),
             _ => {}
+        }
+        if let Some(approle) = &self.approle {
+            if !approle.mount.ends_with('/') || approle.mount.trim_matches('/').is_empty() {
+                errors.push(FieldError::new(
+                    "approle.mount",
+                    "must name a mount and end with `/` (`approle/`)",
+                ));
+            }
+            if !approle.namespace.is_empty() && !approle.namespace.ends_with('/') {
+                errors.push(FieldError::new(
+                    "approle.namespace",
+                    "must end with `/` (`team-a/`), or be left out for the root",
+                ));
+            }
         }
         if self
             .token_env
@@ -218,10 +260,25 @@ impl VaultConfig {
 
     /// Reads the token and sets up a client per namespace. `base_dir` resolves relative paths.
     pub fn build(&self, source: &str, base_dir: &Path) -> Result<VaultConnector, ConnectorError> {
-        let token = self.token(base_dir)?;
+        let login = match &self.approle {
+            // Logged in at the first call, not here: building makes no request.
+            Some(approle) => crate::auth::Login::AppRole(crate::auth::AppRoleLogin {
+                namespace: approle.namespace.clone(),
+                mount: approle.mount.clone(),
+                role_id: first_line(
+                    &base_dir.join(&approle.role_id_file),
+                    "approle.role_id_file",
+                )?,
+                secret_id: first_line(
+                    &base_dir.join(&approle.secret_id_file),
+                    "approle.secret_id_file",
+                )?,
+            }),
+            None => crate::auth::Login::Token(self.token(base_dir)?),
+        };
         let ca_file = self.ca_file.as_ref().map(|it| base_dir.join(it));
         let audit_log = self.audit_log.as_ref().map(|it| base_dir.join(&it.path));
-        VaultConnector::new(source, self, token, ca_file, audit_log)
+        VaultConnector::new(source, self, login, ca_file, audit_log)
     }
 
     fn token(&self, base_dir: &Path) -> Result<Secret, ConnectorError> {
@@ -229,6 +286,9 @@ impl VaultConfig {
             field: field.to_owned(),
             message,
         };
+        if let Some(file) = &self.token_file {
+            return first_line(&base_dir.join(file), "token_file");
+        }
         let raw = if let Some(name) = &self.token_env {
             std::env::var(name)
                 .map_err(|_| config("token_env", format!("the environment has no `{name}`")))?
@@ -257,7 +317,27 @@ impl VaultConfig {
         }
         Ok(Secret::new(line.to_owned()))
     }
+}
 
+/// The first line of a file holding a secret, as a [`Secret`]; the error names `field` and the
+/// file, never what it holds.
+fn first_line(path: &Path, field: &str) -> Result<Secret, ConnectorError> {
+    let config = |message: String| ConnectorError::Config {
+        field: field.to_owned(),
+        message,
+    };
+    let raw = Secret::new(
+        std::fs::read_to_string(path)
+            .map_err(|err| config(format!("cannot read {}: {err}", path.display())))?,
+    );
+    let line = raw.expose().lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        return Err(config(format!("{}: the token is empty", path.display())));
+    }
+    Ok(Secret::new(line.to_owned()))
+}
+
+impl VaultConfig {
     /// The owner metadata key, `owner` unless configured.
     pub fn owner_key(&self) -> &str {
         self.owner_key.as_deref().unwrap_or("owner")
@@ -391,7 +471,8 @@ mod tests {
         assert!(!format!("{token:?}").contains("sekrit"));
         std::fs::write(dir.join("token"), "\n").expect("write");
         let err = config.token(&dir).unwrap_err();
-        assert!(err.to_string().contains("the token is empty"), "{err}");
+        assert!(err.to_string().contains("token is empty"), "{err}");
+        assert!(err.to_string().contains("`token_file`"), "{err}");
         let missing = parse(r#"{"address":"http://x","token_env":"KEYWARDEN_NO_SUCH_VAR_9"}"#);
         let err = missing.token(&dir).unwrap_err();
         assert!(err.to_string().contains("KEYWARDEN_NO_SUCH_VAR_9"), "{err}");

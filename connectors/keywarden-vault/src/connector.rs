@@ -54,15 +54,17 @@ impl VaultConnector {
     pub(crate) fn new(
         source: &str,
         config: &VaultConfig,
-        token: Secret,
+        login: crate::auth::Login,
         ca_file: Option<PathBuf>,
         audit_log: Option<PathBuf>,
     ) -> Result<Self, ConnectorError> {
+        // One token for every namespace's client: logged in once, renewed once.
+        let auth = Arc::new(crate::auth::Auth::new(login));
         let client = |namespace: &str| {
             Namespace::new(
                 &config.address,
                 namespace,
-                &token,
+                Arc::clone(&auth),
                 ca_file.as_deref(),
                 config.timeout,
                 config.max_attempts,

@@ -52,11 +52,20 @@ fn entity(namespace: &str, id: &str, data: &Value, settings: &Settings) -> Ident
         .map(|it| {
             it.iter()
                 .filter_map(|alias| {
-                    Some(format!(
-                        "{}{}",
-                        alias.get("mount_path")?.as_str()?,
-                        alias.get("name")?.as_str()?
-                    ))
+                    let mount = alias.get("mount_path")?.as_str()?;
+                    // An AppRole alias is named by the role id, half of a login: never kept;
+                    // the role's name stands for it.
+                    let name = if alias.get("mount_type").and_then(Value::as_str) == Some("approle")
+                    {
+                        let role = alias
+                            .pointer("/metadata/role_name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(role id)");
+                        format!("role/{role}")
+                    } else {
+                        alias.get("name")?.as_str()?.to_owned()
+                    };
+                    Some(format!("{mount}{name}"))
                 })
                 .collect()
         })
@@ -98,12 +107,19 @@ mod tests {
         };
         let data = json!({
             "name": "entity_ci", "metadata": {"team": "release"}, "disabled": false,
-            "aliases": [{"mount_path": "auth/approle/", "name": "role-id-1"}]
+            "aliases": [
+                {"mount_path": "auth/approle/", "mount_type": "approle", "name": "role-id-1",
+                 "metadata": {"role_name": "ci"}},
+                {"mount_path": "auth/userpass/", "mount_type": "userpass", "name": "alice"}
+            ]
         });
         let identity = entity("", "e-1", &data, &settings);
         assert_eq!(identity.external_id, "entity:e-1");
         assert_eq!(identity.owner.as_deref(), Some("release"));
-        assert_eq!(identity.tags["aliases"], "auth/approle/role-id-1");
+        assert_eq!(
+            identity.tags["aliases"], "auth/approle/role/ci,auth/userpass/alice",
+            "an AppRole alias by its role's name, never its role id"
+        );
         assert_eq!(identity.name, "entity_ci");
     }
 }

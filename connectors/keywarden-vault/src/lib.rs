@@ -23,6 +23,7 @@ mod actions;
 mod approle;
 mod audit_file;
 mod audit_log;
+mod auth;
 mod client;
 mod config;
 mod connector;

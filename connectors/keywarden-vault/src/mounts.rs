@@ -1,5 +1,7 @@
 //! Discovery: which secret engines and auth methods a namespace has mounted, at which paths.
 
+use serde_json::Value;
+
 use crate::client::{Namespace, VaultError};
 
 /// What keywarden reads at a mount.
@@ -23,25 +25,38 @@ pub struct Mount {
 
 /// The secret engines and auth methods of a namespace that keywarden reads, by path.
 pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
-    let engines = namespace
-        .typed("sys/mounts", || vaultrs::sys::mount::list(&namespace.vault))
-        .await?;
-    let auths = namespace
-        .typed("sys/auth", || vaultrs::sys::auth::list(&namespace.vault))
-        .await?;
+    let engines = namespace.read("sys/mounts").await?;
+    let auths = namespace.read("sys/auth").await?;
+    let entries = |listing: &Value| -> Vec<(String, String, Option<String>)> {
+        listing
+            .as_object()
+            .map(|it| {
+                it.iter()
+                    .filter_map(|(path, mount)| {
+                        let kind = mount.get("type")?.as_str()?.to_owned();
+                        let version = mount
+                            .pointer("/options/version")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        Some((path.clone(), kind, version))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let mut mounts = Vec::new();
-    for (path, mount) in engines {
-        let kind = match mount.mount_type.as_str() {
+    for (path, kind, version) in entries(&engines) {
+        let kind = match kind.as_str() {
             "kv" => MountKind::Kv {
-                version: kv_version(mount.options.as_ref().and_then(|it| it.get("version"))),
+                version: kv_version(version.as_ref()),
             },
             "transit" => MountKind::Transit,
             _ => continue,
         };
         mounts.push(Mount { path, kind });
     }
-    for (path, auth) in auths {
-        if auth.mount_type == "approle" {
+    for (path, kind, _) in entries(&auths) {
+        if kind == "approle" {
             mounts.push(Mount {
                 path,
                 kind: MountKind::AppRole,

@@ -28,16 +28,8 @@ pub async fn inventory(
     out: &mut Inventory,
     powers: &mut Powers,
 ) -> Result<(), VaultError> {
-    let names = match namespace
-        .typed(&format!("{mount}keys"), || {
-            vaultrs::transit::key::list(&namespace.vault, mount.trim_end_matches('/'))
-        })
-        .await
-    {
-        Ok(it) => it.keys,
-        Err(VaultError::NotFound { .. }) => Vec::new(),
-        Err(err) => return Err(err),
-    };
+    // Nothing there (404) is no keys.
+    let names = namespace.list(&format!("{mount}keys")).await?;
     let reads: Vec<_> = futures::stream::iter(names)
         .map(|name| async move {
             let found = namespace.read(&format!("{mount}keys/{name}")).await;
