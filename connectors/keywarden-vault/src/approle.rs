@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use keywarden_connector::{
-    Credential, CredentialKind, CredentialStatus, Identity, IdentityKind, Inventory, LastUse,
+    Credential, CredentialKind, CredentialStatus, Identity, IdentityKind, Inventory, Known, LastUse,
 };
 use serde_json::{Value, json};
 
@@ -24,11 +24,12 @@ pub async fn inventory(
     settings: &Settings,
     out: &mut Inventory,
     powers: &mut Powers,
+    known: Option<&dyn Known>,
 ) -> Result<(), VaultError> {
     let roles = namespace.list(&format!("auth/{mount}role")).await?;
     let found: Vec<_> = futures::stream::iter(roles)
         .map(|role| async move {
-            let found = secret_ids(namespace, mount, &role, settings).await;
+            let found = secret_ids(namespace, mount, &role, settings, known).await;
             (role, found)
         })
         .buffered(settings.concurrency)
@@ -106,11 +107,14 @@ fn role_failed(namespace: &str, err: &VaultError, identity: String) -> RoleFound
 
 /// A role's secret-ids, the paths that could not be read and the role's policies. A role that
 /// cannot be read is the role's scan error alone: its secret-ids' signing power would be unknown.
+/// With `known` (a scan between full ones), only the accessors the ledger does not hold are
+/// looked up; the others are handed over as the ledger has them.
 async fn secret_ids(
     namespace: &Namespace,
     mount: &str,
     role: &str,
     settings: &Settings,
+    known: Option<&dyn Known>,
 ) -> RoleFound {
     let identity = role_id(&namespace.name, mount, role);
     let base = format!("auth/{mount}role/{role}");
@@ -122,6 +126,34 @@ async fn secret_ids(
         Ok(it) => it,
         Err(err) => return role_failed(&namespace.name, &err, identity),
     };
+    let mut held: BTreeMap<String, Credential> = match known {
+        // The ledger unreadable: every accessor is looked up, as in a full scan.
+        Some(known) => known
+            .credentials_of(&identity)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|it| it.kind == CredentialKind::SecretId)
+            .filter_map(|mut it| {
+                let accessor = it.attributes.get("accessor")?.clone();
+                // Signing power is resolved again from the role's policies.
+                it.signs_with.clear();
+                Some((accessor, it))
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let mut credentials = Vec::new();
+    let accessors: Vec<String> = accessors
+        .into_iter()
+        .filter(|accessor| match held.remove(accessor) {
+            Some(credential) => {
+                credentials.push(credential);
+                false
+            }
+            None => true,
+        })
+        .collect();
     let lookups: Vec<_> = futures::stream::iter(accessors)
         .map(|accessor| {
             let path = format!("{base}/secret-id-accessor/lookup");
@@ -135,7 +167,6 @@ async fn secret_ids(
         .buffer_unordered(settings.concurrency)
         .collect()
         .await;
-    let mut credentials = Vec::new();
     let mut errors = Vec::new();
     for (accessor, found) in lookups {
         match found {

@@ -23,6 +23,7 @@ use crate::connector::VaultConnector;
 /// timeout: 10s
 /// max_attempts: 4
 /// transit_retire_after: 7d                 # older Transit versions accepted after a rotation
+/// full_refresh: 24h                        # every secret-id looked up again at least this often
 /// rotation:                                # AppRole secret-ids (see `rotation.rs`)
 ///   overlap: 24h
 ///   deliver:
@@ -81,9 +82,17 @@ pub struct VaultConfig {
     /// its minimum versions are raised.
     #[serde(default = "default_retire_after", with = "humantime_serde")]
     pub transit_retire_after: Duration,
+    /// Scans between full ones look up only the secret-ids a role's list shows new; every
+    /// secret-id is looked up again at least this often (and at the first scan).
+    #[serde(default = "default_full_refresh", with = "humantime_serde")]
+    pub full_refresh: Duration,
     /// Rotation of AppRole secret-ids: the overlap and where new ones are delivered.
     #[serde(default)]
     pub rotation: crate::rotation::RotationConfig,
+}
+
+fn default_full_refresh() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_retire_after() -> Duration {
@@ -232,6 +241,12 @@ impl VaultConfig {
             ));
         }
         self.rotation.validate(&mut errors);
+        if keywarden_connector::duration::check_duration(self.full_refresh).is_err() {
+            errors.push(FieldError::new(
+                "full_refresh",
+                "longer than 100 years, the longest duration accepted",
+            ));
+        }
         if let Some(log) = &self.audit_log {
             if log.path.as_os_str().is_empty() {
                 errors.push(FieldError::new("audit_log.path", "must not be empty"));

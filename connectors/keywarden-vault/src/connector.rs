@@ -32,6 +32,7 @@ pub struct VaultConnector {
     audit: Option<AuditLog>,
     retire_after: std::time::Duration,
     rotation: crate::rotation::RotationConfig,
+    full_refresh: std::time::Duration,
 }
 
 /// The audit log read for last use, and the client `sys/audit-hash` is asked through (audit
@@ -48,6 +49,9 @@ struct AuditLog {
 struct State {
     #[serde(default)]
     audit: AuditState,
+    /// When every secret-id was last looked up.
+    #[serde(default)]
+    full_refresh_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl VaultConnector {
@@ -94,13 +98,18 @@ impl VaultConnector {
             audit,
             retire_after: config.transit_retire_after,
             rotation: config.rotation.clone(),
+            full_refresh: config.full_refresh,
         })
     }
 
     /// One namespace's inventory. An error is the namespace's as a whole (the server down,
     /// keywarden's token refused, a list of a whole kind denied): handing over less would mark
     /// what the ledger knows gone.
-    async fn namespace(&self, namespace: &Namespace) -> Result<Inventory, ConnectorError> {
+    async fn namespace(
+        &self,
+        namespace: &Namespace,
+        known: Option<&dyn keywarden_connector::Known>,
+    ) -> Result<Inventory, ConnectorError> {
         let mut out = Inventory::default();
         let mut powers = Powers::default();
         let found = mounts::discover(namespace).await?;
@@ -115,6 +124,7 @@ impl VaultConnector {
                         &self.settings,
                         &mut out,
                         &mut powers,
+                        known,
                     )
                     .await?;
                 }
@@ -258,8 +268,17 @@ impl Connector for VaultConnector {
         };
         let mut seen = BTreeSet::new();
         let mut accessors = BTreeSet::new();
+        // Between full refreshes only what changed is looked up (secret-ids by their role's
+        // list); the first scan and one at least every `full_refresh` look up everything.
+        let due = state.full_refresh_at.is_none_or(|at| {
+            chrono::TimeDelta::from_std(self.full_refresh)
+                .ok()
+                .and_then(|it| at.checked_add_signed(it))
+                .is_none_or(|next| next <= cx.now)
+        });
+        let known = (!due).then_some(cx.known.as_ref());
         for namespace in self.namespaces.iter() {
-            let mut out = self.namespace(namespace).await.map_err(|err| {
+            let mut out = self.namespace(namespace, known).await.map_err(|err| {
                 let label = if namespace.name.is_empty() {
                     "the root namespace".to_owned()
                 } else {
@@ -297,10 +316,13 @@ impl Connector for VaultConnector {
         }
         if self.audit.is_some() {
             last_use::prune(&mut state.audit, &seen, &accessors);
-            let value = serde_json::to_value(&state)
-                .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
-            sink.save_state(value).await?;
         }
+        if due {
+            state.full_refresh_at = Some(cx.now);
+        }
+        let value = serde_json::to_value(&state)
+            .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
+        sink.save_state(value).await?;
         Ok(())
     }
 }

@@ -1,0 +1,136 @@
+//! Incremental scans of a `vault` source against a real OpenBao dev server: between full
+//! refreshes a role's secret-ids are looked up only where its list shows one the ledger does not
+//! hold (OpenBao's audit log counts the lookups), the ledger's are handed over unchanged, one
+//! destroyed is gone; at `full_refresh` every one is looked up again.
+
+mod common;
+mod vault;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::vault::Peer;
+
+const LOOKUP: &str = "auth/approle/role/ci/secret-id-accessor/lookup";
+
+async fn new_secret_id(peer: &Peer, ns: &str) -> String {
+    peer.ok(
+        Some(ns),
+        Method::POST,
+        "auth/approle/role/ci/secret-id",
+        Some(json!({"metadata": json!({"owner": "platform"}).to_string()})),
+    )
+    .await["data"]["secret_id_accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned()
+}
+
+/// The lookups of role `ci`'s secret-ids the audit log shows so far (keywarden's and the
+/// test's own).
+fn lookups(peer: &Peer, ns: &str) -> usize {
+    let want = format!("{ns}/");
+    peer.audit()
+        .1
+        .iter()
+        .filter(|it| {
+            it["type"] == "request"
+                && it["request"]["path"] == LOOKUP
+                && it["request"]["namespace"]["path"] == want.as_str()
+        })
+        .count()
+}
+
+/// Scans and returns the role's secret-ids in the report (external id → owner), and how many
+/// lookups the scan made.
+async fn scan(peer: &Peer, ns: &str, dir: &std::path::Path) -> (Vec<(String, Value)>, usize) {
+    let before = lookups(peer, ns);
+    let output = common::keywarden(dir, &["scan", "--format", "json"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    // The audit device writes as it answers; give the last lines a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let mut ids: Vec<(String, Value)> = report["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .filter(|it| it["kind"] == "secret_id")
+        .map(|it| {
+            (
+                it["external_id"].as_str().expect("id").to_owned(),
+                it["owner"].clone(),
+            )
+        })
+        .collect();
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    (ids, lookups(peer, ns) - before)
+}
+
+#[tokio::test]
+async fn between_full_refreshes_only_new_secret_ids_are_looked_up() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    peer.enable(&ns, "auth", "approle", "approle", None).await;
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/approle/role/ci",
+        Some(json!({"token_policies": ["default"]})),
+    )
+    .await;
+    let mut accessors = Vec::new();
+    for _ in 0..3 {
+        accessors.push(new_secret_id(&peer, &ns).await);
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let config = |full_refresh: &str| {
+        format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: {full_refresh}\n",
+            peer.addr,
+            peer.token_file.display(),
+        )
+    };
+    common::write(&dir.path().join("keywarden.yaml"), &config("1h"));
+    let id = |accessor: &str| format!("{ns}/auth/approle/role/ci/secret-id/{accessor}");
+
+    // The first scan is a full one: every secret-id looked up.
+    let (first, looked) = scan(&peer, &ns, dir.path()).await;
+    assert_eq!(looked, 3);
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.iter().all(|(_, owner)| owner == "platform"),
+        "{first:?}"
+    );
+
+    // Nothing changed: nothing looked up, the same secret-ids as the ledger had them.
+    let (second, looked) = scan(&peer, &ns, dir.path()).await;
+    assert_eq!(looked, 0, "no lookups between full refreshes");
+    assert_eq!(second, first);
+
+    // One new and one destroyed: one lookup, and the destroyed one gone.
+    let added = new_secret_id(&peer, &ns).await;
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/approle/role/ci/secret-id-accessor/destroy",
+        Some(json!({"secret_id_accessor": accessors[0]})),
+    )
+    .await;
+    let (third, looked) = scan(&peer, &ns, dir.path()).await;
+    assert_eq!(looked, 1, "only the new one");
+    let mut expected: Vec<String> = accessors[1..]
+        .iter()
+        .chain([&added])
+        .map(|it| id(it))
+        .collect();
+    expected.sort();
+    let got: Vec<&String> = third.iter().map(|(it, _)| it).collect();
+    assert_eq!(got, expected.iter().collect::<Vec<_>>());
+
+    // Full refresh due (0s): every one looked up again.
+    common::write(&dir.path().join("keywarden.yaml"), &config("0s"));
+    let (fourth, looked) = scan(&peer, &ns, dir.path()).await;
+    assert_eq!(looked, 3);
+    assert_eq!(fourth, third);
+}
