@@ -122,14 +122,8 @@ async fn an_aws_rotation_delivers_the_new_key_into_vault_kv_once_and_nowhere_els
     // The secret: in no output, trace log or row.
     let secret = fields["SecretAccessKey"].as_str().expect("secret");
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
-    let mut database = Vec::new();
-    for entry in std::fs::read_dir(ws.path()).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().contains("ledger.db") {
-            database.extend(std::fs::read(&path).expect("db"));
-        }
-    }
-    assert!(!String::from_utf8_lossy(&database).contains(secret));
+    let database = common::database_text(ws.path());
+    assert!(!database.contains(secret));
 }
 
 #[tokio::test(flavor = "multi_thread")]

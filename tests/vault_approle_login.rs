@@ -135,14 +135,7 @@ async fn a_scan_logs_in_with_the_approle_and_shows_none_of_it() {
         .filter_map(|it| it["auth"]["accessor"].as_str().map(str::to_owned))
         .collect();
     assert!(!tokens.is_empty());
-    let mut database = Vec::new();
-    for entry in std::fs::read_dir(world.dir.path()).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().contains("ledger.db") {
-            database.extend(std::fs::read(&path).expect("db"));
-        }
-    }
-    let database = String::from_utf8_lossy(&database);
+    let database = common::database_text(world.dir.path());
     for secret in &world.secrets {
         assert!(!out.contains(secret.as_str()) && !err.contains(secret.as_str()));
         assert!(

@@ -276,14 +276,7 @@ async fn a_leaked_secret_id_is_destroyed_its_tokens_revoked_and_its_signers_dist
     assert!(token_exists(&peer, &world, &world.other_token).await);
 
     // No token or secret-id anywhere keywarden writes.
-    let mut database = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().contains("ledger.db") {
-            database.extend(std::fs::read(&path).expect("db"));
-        }
-    }
-    let database = String::from_utf8_lossy(&database);
+    let database = common::database_text(dir.path());
     for secret in &world.secrets {
         assert!(
             !shown.contains(secret.as_str()),

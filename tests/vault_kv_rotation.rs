@@ -67,17 +67,6 @@ fn run(dir: &std::path::Path, args: &[&str], shown: &mut String) -> std::process
     output
 }
 
-fn database(dir: &std::path::Path) -> String {
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().contains("ledger.db") {
-            bytes.extend(std::fs::read(&path).expect("db"));
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[tokio::test]
 async fn an_enforcing_policy_writes_a_generated_value_as_the_next_version_once() {
     let Some(peer) = vault::peer() else { return };
@@ -136,7 +125,7 @@ async fn an_enforcing_policy_writes_a_generated_value_as_the_next_version_once()
 
     assert!(!shown.contains(&password), "the value in the output or log");
     assert!(
-        !database(dir.path()).contains(&password),
+        !common::database_text(dir.path()).contains(&password),
         "the value in the database"
     );
 }

@@ -178,17 +178,6 @@ async fn delivered(peer: &Peer, ns: &str) -> (Value, u64) {
     )
 }
 
-fn database(dir: &std::path::Path) -> String {
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().contains("ledger.db") {
-            bytes.extend(std::fs::read(&path).expect("db"));
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[tokio::test]
 async fn a_secret_id_rotation_delivers_a_working_one_and_revokes_the_old_with_its_tokens() {
     let Some(peer) = vault::peer() else { return };
@@ -278,7 +267,7 @@ async fn a_secret_id_rotation_delivers_a_working_one_and_revokes_the_old_with_it
         ]
     );
 
-    let database = database(dir.path());
+    let database = common::database_text(dir.path());
     for value in role.secrets.iter().chain([&secret, &token]) {
         assert!(
             !shown.contains(value.as_str()),

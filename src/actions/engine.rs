@@ -306,6 +306,19 @@ pub(crate) async fn drive_record(
     }
 }
 
+/// The configured connector of an action's source.
+fn configured<'e>(
+    engine: Engine<'e>,
+    record: &ActionRecord,
+) -> Result<&'e Arc<dyn keywarden_connector::Connector>, ActionError> {
+    connector_of(engine.connectors, &record.source).ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "source `{}` is not in the configuration",
+            record.source
+        ))
+    })
+}
+
 /// The steps on versioned keys an action's machine works with (`rotate_version` only).
 fn versions_of(
     engine: Engine<'_>,
@@ -314,12 +327,7 @@ fn versions_of(
     if record.kind != ActionKind::RotateVersion {
         return Ok(None);
     }
-    let connector = connector_of(engine.connectors, &record.source).ok_or_else(|| {
-        ActionError::NotFound(format!(
-            "source `{}` is not in the configuration",
-            record.source
-        ))
-    })?;
+    let connector = configured(engine, record)?;
     connector.versioned_keys().map(Some).ok_or_else(|| {
         ActionError::Unsupported(format!(
             "source `{}` ({}) has no versioned keys",
@@ -337,12 +345,7 @@ fn keys_of(
     if machine::needs(record.kind).is_empty() {
         return Ok(None);
     }
-    let connector = connector_of(engine.connectors, &record.source).ok_or_else(|| {
-        ActionError::NotFound(format!(
-            "source `{}` is not in the configuration",
-            record.source
-        ))
-    })?;
+    let connector = configured(engine, record)?;
     connector.key_actions().map(Some).ok_or_else(|| {
         ActionError::Unsupported(format!(
             "source `{}` ({}) takes no actions",

@@ -155,3 +155,16 @@ pub fn finding_policies(report: &serde_json::Value, name: &str) -> Vec<String> {
     policies.sort();
     policies
 }
+
+/// The store's files under `dir` (`ledger.db` and its `-wal`, `-shm`), as text: what a test
+/// looks for secrets in.
+pub fn database_text(dir: &Path) -> String {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.to_string_lossy().contains("ledger.db") {
+            bytes.extend(std::fs::read(&path).expect("db"));
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}

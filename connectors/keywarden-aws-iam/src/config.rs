@@ -382,33 +382,13 @@ impl AwsIamConfig {
                             "must end with `/` (`team-a/`), or be left out for the root",
                         ));
                     }
-                    if !mount.ends_with('/') || mount.trim_matches('/').is_empty() {
-                        errors.push(FieldError::new(
-                            field("mount"),
-                            "must name a mount and end with `/` (`secret/`)",
-                        ));
-                    }
-                    let rest = path.replace("{user}", "").replace("{account_id}", "");
-                    if !path.contains("{user}") {
-                        errors.push(FieldError::new(
-                            field("path"),
-                            "must hold {user}: users sharing one secret would get each other's keys",
-                        ));
-                    } else if rest.contains(['{', '}']) {
-                        errors.push(FieldError::new(
-                            field("path"),
-                            "has a placeholder other than {user} and {account_id}",
-                        ));
-                    } else if path.trim_matches('/').is_empty()
-                        || path
-                            .trim_matches('/')
-                            .split('/')
-                            .any(|it| it.is_empty() || it == "." || it == "..")
-                    {
-                        errors.push(FieldError::new(
-                            field("path"),
-                            "must be a secret path without `.`, `..` or `//`",
-                        ));
+                    for (name, message) in keywarden_connector::template_problems(
+                        mount,
+                        path,
+                        "{user}",
+                        &["{user}", "{account_id}"],
+                    ) {
+                        errors.push(FieldError::new(field(name), message));
                     }
                 }
             }

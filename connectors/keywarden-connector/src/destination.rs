@@ -31,6 +31,48 @@ impl fmt::Display for SecretPath {
     }
 }
 
+/// Why a delivery rule's KV `mount` and `path` template are unusable, by field (`mount`,
+/// `path`): the mount must end with `/`; the path must hold `required` (so identities do not
+/// share one secret), no placeholder but `allowed`, and no `.`, `..` or `//` segment.
+pub fn template_problems(
+    mount: &str,
+    path: &str,
+    required: &str,
+    allowed: &[&str],
+) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if !mount.ends_with('/') || mount.trim_matches('/').is_empty() {
+        problems.push((
+            "mount",
+            "must name a mount and end with `/` (`secret/`)".to_owned(),
+        ));
+    }
+    let rest = allowed
+        .iter()
+        .fold(path.to_owned(), |rest, it| rest.replace(it, ""));
+    let trimmed = path.trim_matches('/');
+    if !path.contains(required) {
+        problems.push((
+            "path",
+            format!("must hold {required}: identities sharing one secret would get each other's"),
+        ));
+    } else if rest.contains(['{', '}']) {
+        problems.push((
+            "path",
+            format!("has a placeholder other than {}", allowed.join(" and ")),
+        ));
+    } else if trimmed
+        .split('/')
+        .any(|it| it.is_empty() || it == "." || it == "..")
+    {
+        problems.push((
+            "path",
+            "must be a secret path without `.`, `..` or `//`".to_owned(),
+        ));
+    }
+    problems
+}
+
 /// A secret's fields as a store holds them (each value a [`Secret`]).
 pub type SecretFields = BTreeMap<String, Secret>;
 

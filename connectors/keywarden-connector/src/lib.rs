@@ -21,7 +21,9 @@ use async_trait::async_trait;
 pub use crate::actions::{
     Capability, HeldKey, KeyActions, KeyHolder, KeyVersions, NewKey, RotationTiming, VersionedKeys,
 };
-pub use crate::destination::{SecretFields, SecretPath, SecretStore, SecretStores, Stored};
+pub use crate::destination::{
+    SecretFields, SecretPath, SecretStore, SecretStores, Stored, template_problems,
+};
 pub use crate::model::{
     CreatedSource, Credential, CredentialKind, CredentialStatus, Fingerprint, Identity,
     IdentityKind, Inventory, LastUse, ParseKindError, ScanError, SkipReason, Skipped,

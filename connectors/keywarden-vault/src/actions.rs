@@ -211,19 +211,14 @@ impl KeyActions for VaultActions {
     /// The secret-ids of an AppRole role. A token's identity (an entity, an auth path) has
     /// tokens Vault cannot list by holder; they are read one at a time ([`Self::key`]).
     async fn keys(&self, identity_id: &str) -> Result<KeyHolder, ConnectorError> {
-        let probe = format!("{identity_id}/secret-id/-");
-        let refused = || {
+        let role = self.role(identity_id).map_err(|_| {
             ConnectorError::Refused(format!(
                 "`{identity_id}` holds tokens, which Vault does not list by holder"
             ))
-        };
-        let (namespace, target) = self.target(&probe).map_err(|_| refused())?;
-        let Target::SecretId { mount, role, .. } = target else {
-            return Err(refused());
-        };
-        let base = format!("auth/{mount}role/{role}");
+        })?;
+        let base = format!("auth/{}role/{}", role.mount, role.name);
         let mut keys = Vec::new();
-        for accessor in namespace.list(&format!("{base}/secret-id")).await? {
+        for accessor in role.namespace.list(&format!("{base}/secret-id")).await? {
             let id = format!("{identity_id}/secret-id/{accessor}");
             if let Some(held) = self.key(identity_id, &id).await? {
                 keys.push(held);
@@ -231,7 +226,7 @@ impl KeyActions for VaultActions {
         }
         Ok(KeyHolder {
             identity_id: identity_id.to_owned(),
-            name: role.to_owned(),
+            name: role.name.clone(),
             keys,
         })
     }

@@ -82,33 +82,10 @@ impl RotationConfig {
                     format!("invalid glob: {}", err.kind()),
                 ));
             }
-            if !mount.ends_with('/') || mount.trim_matches('/').is_empty() {
-                errors.push(FieldError::new(
-                    field("mount"),
-                    "must name a mount and end with `/` (`secret/`)",
-                ));
-            }
-            let rest = path.replace("{role}", "");
-            if !path.contains("{role}") {
-                errors.push(FieldError::new(
-                    field("path"),
-                    "must hold {role}: roles sharing one secret would get each other's secret-ids",
-                ));
-            } else if rest.contains(['{', '}']) {
-                errors.push(FieldError::new(
-                    field("path"),
-                    "has a placeholder other than {role}",
-                ));
-            } else if path.trim_matches('/').is_empty()
-                || path
-                    .trim_matches('/')
-                    .split('/')
-                    .any(|it| it.is_empty() || it == "." || it == "..")
+            for (name, message) in
+                keywarden_connector::template_problems(mount, path, "{role}", &["{role}"])
             {
-                errors.push(FieldError::new(
-                    field("path"),
-                    "must be a secret path without `.`, `..` or `//`",
-                ));
+                errors.push(FieldError::new(field(name), message));
             }
         }
     }
