@@ -27,6 +27,12 @@ pub struct Mount {
 pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
     let engines = namespace.read("sys/mounts").await?;
     let auths = namespace.read("sys/auth").await?;
+    Ok(mounts_of(&engines, &auths))
+}
+
+/// The mounts keywarden reads, from the `data` of `sys/mounts` and `sys/auth` (a map of path to
+/// `{type, options}`). Pure.
+fn mounts_of(engines: &Value, auths: &Value) -> Vec<Mount> {
     let entries = |listing: &Value| -> Vec<(String, String, Option<String>)> {
         listing
             .as_object()
@@ -45,7 +51,7 @@ pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
             .unwrap_or_default()
     };
     let mut mounts = Vec::new();
-    for (path, kind, version) in entries(&engines) {
+    for (path, kind, version) in entries(engines) {
         let kind = match kind.as_str() {
             "kv" => MountKind::Kv {
                 version: kv_version(version.as_ref()),
@@ -55,7 +61,7 @@ pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
         };
         mounts.push(Mount { path, kind });
     }
-    for (path, kind, _) in entries(&auths) {
+    for (path, kind, _) in entries(auths) {
         if kind == "approle" {
             mounts.push(Mount {
                 path,
@@ -64,7 +70,7 @@ pub async fn discover(namespace: &Namespace) -> Result<Vec<Mount>, VaultError> {
         }
     }
     mounts.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(mounts)
+    mounts
 }
 
 /// `options.version` of a KV mount: `"2"` is version 2, anything else (absent, `"1"`) version 1.
@@ -79,6 +85,45 @@ fn kv_version(version: Option<&String>) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sys/mounts` and `sys/auth` as Vault's API documentation shows their `data`
+    /// (developer.hashicorp.com/vault/api-docs/system/mounts, .../system/auth).
+    #[test]
+    fn mounts_are_read_from_vaults_documented_answers() {
+        let engines = serde_json::json!({
+            "aws/": {"type": "aws", "options": null, "config": {"default_lease_ttl": 0}},
+            "secret/": {"type": "kv", "options": {"version": "2"}, "local": false},
+            "legacy/": {"type": "kv", "options": {}},
+            "ci/transit/": {"type": "transit", "options": null},
+            "sys/": {"type": "system"}
+        });
+        let auths = serde_json::json!({
+            "token/": {"type": "token"},
+            "ci/approle/": {"type": "approle", "options": {}}
+        });
+        assert_eq!(
+            mounts_of(&engines, &auths),
+            [
+                Mount {
+                    path: "ci/approle/".to_owned(),
+                    kind: MountKind::AppRole
+                },
+                Mount {
+                    path: "ci/transit/".to_owned(),
+                    kind: MountKind::Transit
+                },
+                Mount {
+                    path: "legacy/".to_owned(),
+                    kind: MountKind::Kv { version: 1 }
+                },
+                Mount {
+                    path: "secret/".to_owned(),
+                    kind: MountKind::Kv { version: 2 }
+                },
+            ]
+        );
+        assert!(mounts_of(&serde_json::Value::Null, &serde_json::Value::Null).is_empty());
+    }
 
     #[test]
     fn kv_version_two_only_when_the_option_says_so() {
