@@ -34,6 +34,7 @@
 //! re-checks the policy's condition on it ([`guard`]); if it no longer holds, the action ends
 //! `skipped`.
 
+mod control;
 pub mod enforce;
 mod engine;
 mod guard;
