@@ -4,7 +4,7 @@
 //! store), the capabilities it needs of its connector, a step function and a cancel function
 //! that ends it at a safe point. To add a kind: add it to [`crate::store::ActionKind`], write its
 //! machine in a file of its own, and add it to [`needs`] and to the dispatch in
-//! [`super::engine`].
+//! [`super::engine`] and [`super::control`].
 
 use std::sync::Arc;
 
