@@ -134,3 +134,122 @@ async fn between_full_refreshes_only_new_secret_ids_are_looked_up() {
     assert_eq!(looked, 3);
     assert_eq!(fourth, third);
 }
+
+/// The metadata reads of KV secrets under `kv/` the audit log shows so far.
+fn metadata_reads(peer: &Peer, ns: &str) -> usize {
+    let want = format!("{ns}/");
+    peer.audit()
+        .1
+        .iter()
+        .filter(|it| {
+            it["type"] == "request"
+                && it["request"]["operation"] == "read"
+                && it["request"]["path"]
+                    .as_str()
+                    .is_some_and(|it| it.starts_with("kv/metadata/") && !it.ends_with('/'))
+                && it["request"]["namespace"]["path"] == want.as_str()
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn kv_metadata_is_read_again_only_where_the_audit_log_shows_a_change() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
+        .await;
+    let write = |path: &'static str, value: &'static str| {
+        let (peer, ns) = (&peer, ns.clone());
+        async move {
+            peer.ok(
+                Some(&ns),
+                Method::POST,
+                &format!("kv/data/{path}"),
+                Some(json!({"data": {"v": value}})),
+            )
+            .await;
+        }
+    };
+    for path in ["app/a", "app/b", "c"] {
+        write(path, "1").await;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+             path: {}\n      device: file\n",
+            peer.addr,
+            peer.token_file.display(),
+            peer.audit_log.display(),
+        ),
+    );
+    let scan = |dir: &std::path::Path| {
+        let output = common::keywarden(dir, &["scan", "--format", "json"]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        let mut kv: Vec<(String, Value)> = report["credentials"]
+            .as_array()
+            .expect("credentials")
+            .iter()
+            .filter(|it| it["kind"] == "kv_secret")
+            .map(|it| {
+                (
+                    it["name"].as_str().expect("name").to_owned(),
+                    it["created_at"].clone(),
+                )
+            })
+            .collect();
+        kv.sort_by(|a, b| a.0.cmp(&b.0));
+        kv
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+
+    let before = metadata_reads(&peer, &ns);
+    let first = scan(dir.path());
+    settle().await;
+    assert_eq!(
+        metadata_reads(&peer, &ns) - before,
+        3,
+        "the first scan reads all"
+    );
+    assert_eq!(first.len(), 3);
+
+    let before = metadata_reads(&peer, &ns);
+    let second = scan(dir.path());
+    settle().await;
+    assert_eq!(
+        metadata_reads(&peer, &ns) - before,
+        0,
+        "nothing changed, nothing read"
+    );
+    assert_eq!(second, first);
+
+    // A new version of one, and a new secret: those two read, the rest as the ledger has them.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    write("app/a", "2").await;
+    write("d", "1").await;
+    settle().await;
+    let before = metadata_reads(&peer, &ns);
+    let third = scan(dir.path());
+    settle().await;
+    assert_eq!(
+        metadata_reads(&peer, &ns) - before,
+        2,
+        "the changed one and the new one"
+    );
+    assert_eq!(third.len(), 4);
+    let created = |scan: &[(String, Value)], name: &str| {
+        scan.iter()
+            .find(|(it, _)| it == name)
+            .map(|(_, at)| at.clone())
+            .unwrap_or_else(|| panic!("{name} in {scan:?}"))
+    };
+    assert_ne!(
+        created(&third, "kv/app/a"),
+        created(&first, "kv/app/a"),
+        "its current version's creation read again"
+    );
+    assert_eq!(created(&third, "kv/app/b"), created(&first, "kv/app/b"));
+}

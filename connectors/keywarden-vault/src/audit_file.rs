@@ -42,8 +42,8 @@ pub struct AuditFileError {
 pub struct Read {
     pub uses: Uses,
     pub position: Position,
-    /// The file read last time was rotated away and is no longer there: what it held after
-    /// `from` was not read.
+    /// Lines written since `from` may not all have been read: the file read last time was
+    /// rotated away and is no longer there, or was cut shorter (a copytruncate).
     pub lost_rotated: bool,
 }
 
@@ -66,7 +66,12 @@ pub fn read_new(path: &Path, from: Option<Position>) -> Result<Read, AuditFileEr
     let start = match (from.clone(), &current) {
         (Some(at), Some(meta)) if same_file(meta, &at) => {
             // Cut shorter than where we stopped: a copytruncate; read it from its start.
-            if meta.len() < at.offset { 0 } else { at.offset }
+            if meta.len() < at.offset {
+                read.lost_rotated = true;
+                0
+            } else {
+                at.offset
+            }
         }
         (Some(at), _) => {
             // Rotated: the rest of the old file first.

@@ -7,7 +7,7 @@
 //! fields are read (the rest is skipped unparsed); a `secret_id` that is not an HMAC (a device
 //! with `log_raw=true` writes it raw) is never kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use keywarden_connector::Secret;
@@ -125,9 +125,47 @@ pub struct Uses {
     pub tokens: HashMap<String, DateTime<Utc>>,
     pub logins: HashMap<Login, DateTime<Utc>>,
     pub signatures: HashMap<Signature, DateTime<Utc>>,
+    /// KV secrets written, deleted, undeleted or destroyed (or their metadata changed).
+    pub kv_changed: HashSet<KvChange>,
     /// Lines that were not an audit entry.
     pub unreadable: u64,
     pub lines: u64,
+    /// Every line since the last scan was read (no file rotated away or cut shorter unread):
+    /// what the log does not show did not happen.
+    pub complete: bool,
+}
+
+/// A KV secret a request changed: namespace (`""` or `team-a/`), mount (`secret/`) and path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KvChange {
+    pub namespace: String,
+    pub mount: String,
+    pub path: String,
+}
+
+/// The secret a KV request changes, if it changes one (a v2 write, delete, undelete, destroy,
+/// metadata write or patch; a v1 write or delete).
+fn kv_change(request: &Request, namespace: &str) -> Option<KvChange> {
+    if !matches!(
+        request.operation.as_str(),
+        "create" | "update" | "delete" | "patch"
+    ) {
+        return None;
+    }
+    let mount = request
+        .mount_point
+        .strip_prefix(namespace)
+        .unwrap_or(&request.mount_point);
+    let rest = request.path.strip_prefix(mount)?;
+    let path = ["data/", "metadata/", "delete/", "undelete/", "destroy/"]
+        .iter()
+        .find_map(|it| rest.strip_prefix(it))
+        .unwrap_or(rest);
+    (!path.is_empty()).then(|| KvChange {
+        namespace: namespace.to_owned(),
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+    })
 }
 
 fn later(map_entry: &mut DateTime<Utc>, at: DateTime<Utc>) {
@@ -171,7 +209,11 @@ impl Uses {
             .as_ref()
             .map(|it| it.path.clone())
             .unwrap_or_default();
-        if request.mount_type == "approle" {
+        if request.mount_type == "kv" {
+            if let Some(change) = kv_change(&request, &namespace) {
+                self.kv_changed.insert(change);
+            }
+        } else if request.mount_type == "approle" {
             if let Some(login) = login(&request, &response, &namespace) {
                 later(self.logins.entry(login).or_insert(at), at);
             }
@@ -265,6 +307,40 @@ mod tests {
     const TOKEN_REQUEST: &str = r#"{"time":"2026-12-02T10:00:00.5Z","type":"request","auth":{"client_token":"hmac-sha256:aa","accessor":"hmac-sha256:acc1","policies":["root"]},"request":{"path":"kv/data/x","operation":"read","namespace":{"id":"root","path":""}}}"#;
     const LOGIN: &str = r#"{"time":"2026-12-02T11:00:00Z","type":"response","auth":{"accessor":"hmac-sha256:new"},"request":{"operation":"update","mount_point":"team-a/auth/approle/","mount_type":"approle","namespace":{"id":"x","path":"team-a/"},"path":"auth/approle/login","data":{"role_id":"hmac-sha256:r","secret_id":"hmac-sha256:s1"}},"response":{"auth":{"accessor":"hmac-sha256:new","metadata":{"role_name":"ci"}},"mount_type":"approle"}}"#;
     const SIGN: &str = r#"{"time":"2026-12-02T12:00:00Z","type":"response","request":{"operation":"update","mount_point":"team-a/transit/","mount_type":"transit","namespace":{"id":"x","path":"team-a/"},"path":"transit/sign/release/sha2-256","data":{"input":"hmac-sha256:i"}},"response":{"data":{"key_version":2,"signature":"hmac-sha256:sig"}}}"#;
+
+    #[test]
+    fn kv_writes_deletes_and_metadata_changes_name_their_secret_and_reads_do_not() {
+        let entry = |operation: &str, path: &str, error: &str| {
+            format!(
+                r#"{{"time":"2026-12-02T11:00:00Z","type":"response","error":"{error}","request":{{"operation":"{operation}","mount_point":"team-a/kv/","mount_type":"kv","namespace":{{"id":"x","path":"team-a/"}},"path":"{path}"}},"response":{{}}}}"#
+            )
+        };
+        let mut uses = Uses::default();
+        for (operation, path, error) in [
+            ("create", "kv/data/app/a", ""),
+            ("update", "kv/metadata/app/b", ""),
+            ("update", "kv/destroy/c", ""),
+            ("delete", "kv/metadata/gone", ""),
+            ("read", "kv/data/read-only", ""),
+            ("list", "kv/metadata/app/", ""),
+            ("update", "kv/data/refused", "permission denied"),
+        ] {
+            uses.add_line(entry(operation, path, error).as_bytes());
+        }
+        let mut changed: Vec<String> = uses
+            .kv_changed
+            .iter()
+            .map(|it| {
+                assert_eq!(
+                    (it.namespace.as_str(), it.mount.as_str()),
+                    ("team-a/", "kv/")
+                );
+                it.path.clone()
+            })
+            .collect();
+        changed.sort();
+        assert_eq!(changed, ["app/a", "app/b", "c", "gone"]);
+    }
 
     #[test]
     fn a_request_login_and_signature_are_each_a_use() {

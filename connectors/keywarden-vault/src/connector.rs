@@ -109,6 +109,7 @@ impl VaultConnector {
         &self,
         namespace: &Namespace,
         known: Option<&dyn keywarden_connector::Known>,
+        kv_changed: Option<&HashSet<crate::audit_log::KvChange>>,
     ) -> Result<Inventory, ConnectorError> {
         let mut out = Inventory::default();
         let mut powers = Powers::default();
@@ -129,7 +130,16 @@ impl VaultConnector {
                     .await?;
                 }
                 MountKind::Kv { version } => {
-                    kv::inventory(namespace, &mount.path, version, &self.settings, &mut out).await;
+                    let incremental = known.zip(kv_changed);
+                    kv::inventory(
+                        namespace,
+                        &mount.path,
+                        version,
+                        &self.settings,
+                        &mut out,
+                        incremental,
+                    )
+                    .await;
                 }
                 MountKind::Transit => {
                     transit::inventory(
@@ -168,6 +178,7 @@ impl VaultConnector {
     ) -> (Option<Uses>, Option<keywarden_connector::ScanError>) {
         let path = log.path.clone();
         let from = state.position.clone();
+        let continued = from.is_some();
         let read = tokio::task::spawn_blocking(move || audit_file::read_new(&path, from)).await;
         let error = |message: String| keywarden_connector::ScanError {
             subject: log.path.display().to_string(),
@@ -191,7 +202,9 @@ impl VaultConnector {
                     );
                 }
                 state.position = Some(read.position);
-                (Some(read.uses), None)
+                let mut uses = read.uses;
+                uses.complete = continued && !read.lost_rotated;
+                (Some(uses), None)
             }
             Ok(Err(err)) => (Some(Uses::default()), Some(error(err.to_string()))),
             Err(err) => (
@@ -277,15 +290,24 @@ impl Connector for VaultConnector {
                 .is_none_or(|next| next <= cx.now)
         });
         let known = (!due).then_some(cx.known.as_ref());
+        // KV metadata is read again only where the audit log shows a change, and only when it
+        // was read without a gap since the last scan.
+        let kv_changed = uses
+            .as_ref()
+            .filter(|it| it.complete && log_error.is_none())
+            .map(|it| &it.kv_changed);
         for namespace in self.namespaces.iter() {
-            let mut out = self.namespace(namespace, known).await.map_err(|err| {
-                let label = if namespace.name.is_empty() {
-                    "the root namespace".to_owned()
-                } else {
-                    format!("namespace `{}`", namespace.name)
-                };
-                prefix(err, &label)
-            })?;
+            let mut out = self
+                .namespace(namespace, known, kv_changed)
+                .await
+                .map_err(|err| {
+                    let label = if namespace.name.is_empty() {
+                        "the root namespace".to_owned()
+                    } else {
+                        format!("namespace `{}`", namespace.name)
+                    };
+                    prefix(err, &label)
+                })?;
             out.errors.extend(log_error.take());
             if let (Some(log), Some(uses)) = (&self.audit, &uses) {
                 let matcher = Matcher {

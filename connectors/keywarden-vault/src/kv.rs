@@ -2,22 +2,28 @@
 //! version's creation, owner and purpose from `custom_metadata`). Version 1 keeps no metadata:
 //! a secret is known by its path alone. A secret's value is never read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::StreamExt;
-use keywarden_connector::{Credential, CredentialKind, CredentialStatus, Inventory, LastUse};
+use keywarden_connector::{
+    Credential, CredentialKind, CredentialStatus, Inventory, Known, LastUse,
+};
 use serde_json::Value;
 
+use crate::audit_log::KvChange;
 use crate::client::Namespace;
 use crate::facts::{self, Settings, rfc3339, string_map, text};
 
-/// Every secret of one KV mount (`secret/`).
+/// Every secret of one KV mount (`secret/`). With `incremental` (a scan between full ones, the
+/// audit log read without a gap), a v2 secret the ledger holds whose path the log shows no
+/// change to is handed over as the ledger has it, its metadata not read again.
 pub async fn inventory(
     namespace: &Namespace,
     mount: &str,
     version: u8,
     settings: &Settings,
     out: &mut Inventory,
+    incremental: Option<(&dyn Known, &HashSet<KvChange>)>,
 ) {
     let listing = if version == 2 {
         format!("{mount}metadata/")
@@ -25,7 +31,33 @@ pub async fn inventory(
         mount.to_owned()
     };
     let identity = facts::mount_identity(&namespace.name, mount);
-    let paths = walk(namespace, &listing, settings, &identity.external_id, out).await;
+    let mut paths = walk(namespace, &listing, settings, &identity.external_id, out).await;
+    if version == 2
+        && let Some((known, changed)) = incremental
+    {
+        let mut held: HashMap<String, Credential> = known
+            .credentials_of(&identity.external_id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|it| it.kind == CredentialKind::KvSecret)
+            .map(|it| (it.external_id.clone(), it))
+            .collect();
+        paths.retain(|path| {
+            let change = KvChange {
+                namespace: namespace.name.clone(),
+                mount: mount.to_owned(),
+                path: path.clone(),
+            };
+            match held.remove(&format!("{}{mount}{path}", namespace.name)) {
+                Some(credential) if !changed.contains(&change) => {
+                    out.credentials.push(credential);
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
     if version == 2 {
         let reads: Vec<_> = futures::stream::iter(paths)
             .map(|path| async move {
