@@ -23,6 +23,11 @@ struct World {
 /// A namespace with KV v2 at `kv/` (one secret) and AppRole role `keywarden` whose tokens may
 /// read everything in it, with `ttl` and `max_ttl`; its role id and a secret id in files.
 async fn world(peer: &Peer, ttl: &str, max_ttl: &str) -> World {
+    world_with(peer, json!({"token_ttl": ttl, "token_max_ttl": max_ttl})).await
+}
+
+/// [`world`] with the role's token settings `role`.
+async fn world_with(peer: &Peer, role: Value) -> World {
     let ns = peer.fresh_namespace().await;
     let n = Some(ns.as_str());
     peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
@@ -48,7 +53,11 @@ async fn world(peer: &Peer, ttl: &str, max_ttl: &str) -> World {
         n,
         Method::POST,
         "auth/approle/role/keywarden",
-        Some(json!({"token_policies": ["keywarden"], "token_ttl": ttl, "token_max_ttl": max_ttl})),
+        Some({
+            let mut role = role;
+            role["token_policies"] = json!(["keywarden"]);
+            role
+        }),
     )
     .await;
     let role_id = peer
@@ -182,4 +191,259 @@ async fn the_token_is_renewed_before_it_expires_and_replaced_near_its_maximum() 
     }
     assert_eq!(requests(&peer, &world.ns, "auth/approle/login").await, 2);
     assert!(requests(&peer, &world.ns, "auth/token/renew-self").await >= 1);
+}
+
+/// The accessors of the live tokens AppRole logins in the namespace minted.
+async fn live_logins(peer: &Peer, ns: &str) -> Vec<String> {
+    let listed = peer
+        .ok(Some(ns), vault::list(), "auth/token/accessors", None)
+        .await;
+    let mut live = Vec::new();
+    for accessor in listed["data"]["keys"].as_array().expect("keys") {
+        let (status, found) = peer
+            .call(
+                Some(ns),
+                Method::POST,
+                "auth/token/lookup-accessor",
+                Some(json!({"accessor": accessor})),
+            )
+            .await;
+        if status == 200 && found["data"]["path"] == "auth/approle/login" {
+            live.push(accessor.as_str().expect("accessor").to_owned());
+        }
+    }
+    live
+}
+
+async fn token_exists(peer: &Peer, ns: &str, accessor: &str) -> bool {
+    let (status, _) = peer
+        .call(
+            Some(ns),
+            Method::POST,
+            "auth/token/lookup-accessor",
+            Some(json!({"accessor": accessor})),
+        )
+        .await;
+    status == 200
+}
+
+async fn secret_id_exists(peer: &Peer, ns: &str, accessor: &str) -> bool {
+    let (status, _) = peer
+        .call(
+            Some(ns),
+            Method::POST,
+            "auth/approle/role/keywarden/secret-id-accessor/lookup",
+            Some(json!({"secret_id_accessor": accessor})),
+        )
+        .await;
+    status == 200
+}
+
+fn run(dir: &std::path::Path, args: &[&str], shown: &mut String) -> String {
+    let output = common::keywarden_with_env(dir, args, &[("KEYWARDEN_LOG", "trace")]);
+    let (out, err) = (common::stdout(&output), common::stderr(&output));
+    shown.push_str(&out);
+    shown.push_str(&err);
+    assert!(output.status.success(), "{args:?}\n{out}\n{err}");
+    out
+}
+
+/// Whether a scan still reads the namespace.
+fn scans(dir: &std::path::Path, shown: &mut String) -> bool {
+    let out = run(dir, &["scan", "--format", "json"], shown);
+    let report: Value = serde_json::from_str(&out).expect("json");
+    common::credential(&report, "kv/app/db").is_some()
+}
+
+#[tokio::test]
+async fn a_containment_of_its_own_role_never_revokes_the_token_keywarden_calls_with() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world(&peer, "1h", "2h").await;
+    let ns = world.ns.as_str();
+    // Another pipeline's secret-id of keywarden's role leaked, and was used.
+    let made = peer
+        .ok(
+            Some(ns),
+            Method::POST,
+            "auth/approle/role/keywarden/secret-id",
+            None,
+        )
+        .await;
+    let leaked = made["data"]["secret_id"].as_str().expect("id").to_owned();
+    let leaked_accessor = made["data"]["secret_id_accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
+    let stolen = peer
+        .ok(
+            Some(ns),
+            Method::POST,
+            "auth/approle/login",
+            Some(json!({"role_id": world.secrets[0], "secret_id": leaked})),
+        )
+        .await["auth"]["accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
+    let mut shown = String::new();
+    run(world.dir.path(), &["scan"], &mut shown);
+    common::write(
+        &world.dir.path().join("report.json"),
+        &json!([{
+            "RuleID": "generic-api-key", "File": "ci/deploy.sh", "StartLine": 3,
+            "Commit": "0123abc", "Date": "2026-12-01T00:00:00Z",
+            "Fingerprint": "0123abc:ci/deploy.sh:generic-api-key:3", "Secret": leaked,
+        }])
+        .to_string(),
+    );
+    let out = run(
+        world.dir.path(),
+        &["leak", "ingest", "report.json", "--output", "json"],
+        &mut shown,
+    );
+    let ingested: Value = serde_json::from_str(&out).expect("json");
+    assert!(
+        !secret_id_exists(&peer, ns, &leaked_accessor).await,
+        "the leaked secret-id is destroyed: {ingested:#}"
+    );
+    assert!(
+        !token_exists(&peer, ns, &stolen).await,
+        "the token its login minted is revoked"
+    );
+    // Of the role's tokens (the stolen one, the scan's and the ingest's own) only the one the
+    // ingest called with is left: every other was revoked, and that one never.
+    assert_eq!(
+        live_logins(&peer, ns).await.len(),
+        1,
+        "keywarden's own token is never revoked: {ingested:#}"
+    );
+    assert_eq!(
+        requests(&peer, ns, "auth/approle/login").await,
+        3,
+        "the stolen login, the scan's and the ingest's: keywarden never had to log in again"
+    );
+    assert!(
+        scans(world.dir.path(), &mut shown),
+        "keywarden still logs in"
+    );
+    assert!(!shown.contains(leaked.as_str()));
+}
+
+#[tokio::test]
+async fn keywarden_refuses_to_rotate_or_destroy_the_secret_id_it_logs_in_with() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world(&peer, "1h", "2h").await;
+    let ns = world.ns.as_str();
+    let accessor = peer
+        .ok(
+            Some(ns),
+            Method::POST,
+            "auth/approle/role/keywarden/secret-id/lookup",
+            Some(json!({"secret_id": world.secrets[1]})),
+        )
+        .await["data"]["secret_id_accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
+    let mut config =
+        std::fs::read_to_string(world.dir.path().join("keywarden.yaml")).expect("config");
+    config.push_str(
+        "    rotation:\n      overlap: 0s\n      deliver:\n        - roles: \"*\"\n          \
+         type: vault_kv\n          mount: kv/\n          path: \"approle/{role}\"\n",
+    );
+    common::write(&world.dir.path().join("keywarden.yaml"), &config);
+    let mut shown = String::new();
+    run(world.dir.path(), &["scan"], &mut shown);
+    let id = format!("{ns}/auth/approle/role/keywarden/secret-id/{accessor}");
+    let quiet = |args: &[&str], shown: &mut String| {
+        let output =
+            common::keywarden_with_env(world.dir.path(), args, &[("KEYWARDEN_LOG", "trace")]);
+        shown.push_str(&common::stdout(&output));
+        shown.push_str(&common::stderr(&output));
+    };
+    // A rotation by hand, and the containment of its leak (which destroys a leaked secret-id).
+    quiet(&["rotate", &id, "--enforce"], &mut shown);
+    common::write(
+        &world.dir.path().join("report.json"),
+        &json!([{
+            "RuleID": "generic-api-key", "File": "ci/deploy.sh", "StartLine": 3,
+            "Commit": "0123abc", "Date": "2026-12-01T00:00:00Z",
+            "Fingerprint": "0123abc:ci/deploy.sh:generic-api-key:3", "Secret": world.secrets[1],
+        }])
+        .to_string(),
+    );
+    quiet(&["leak", "ingest", "report.json"], &mut shown);
+    assert!(secret_id_exists(&peer, ns, &accessor).await, "still there");
+    let out = run(
+        world.dir.path(),
+        &["actions", "list", "--format", "json"],
+        &mut shown,
+    );
+    let records: Value = serde_json::from_str(&out).expect("json");
+    let records = records.as_array().expect("records");
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|it| it["credential_external_id"] == id.as_str())
+        .filter(|it| {
+            it["reason"]
+                .as_str()
+                .is_some_and(|it| it.contains("secret_id_file"))
+        })
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|it| it["kind"] == "rotate" && it["status"] == "refused"),
+        "the rotation is refused as keywarden's own login: {records:#?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|it| it["kind"] != "rotate" && it["status"] != "done"),
+        "so is the containment's destroy: {records:#?}"
+    );
+    assert!(
+        scans(world.dir.path(), &mut shown),
+        "keywarden still logs in"
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_died_early_is_replaced_by_a_fresh_login() {
+    let Some(peer) = vault::peer() else { return };
+    // Each token dies after three calls, long before its TTL: Vault answers it with a 403.
+    let world = world_with(&peer, json!({"token_ttl": "1h", "token_num_uses": 3})).await;
+    let mut shown = String::new();
+    let out = run(world.dir.path(), &["scan", "--format", "json"], &mut shown);
+    let report: Value = serde_json::from_str(&out).expect("json");
+    assert!(common::credential(&report, "kv/app/db").is_some(), "{out}");
+    assert_eq!(report["errors"], json!([]), "no call failed");
+    assert!(
+        requests(&peer, &world.ns, "auth/approle/login").await >= 2,
+        "logged in again when its token was used up"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_login_fails_the_scan_once_with_a_clear_message() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world(&peer, "1h", "2h").await;
+    let wrong = "0a1b2c3d-0000-4000-8000-00000000beef";
+    common::write(&world.dir.path().join("secret-id"), &format!("{wrong}\n"));
+    let output = common::keywarden_with_env(
+        world.dir.path(),
+        &["scan", "--format", "json"],
+        &[("KEYWARDEN_LOG", "trace")],
+    );
+    let shown = format!("{}{}", common::stdout(&output), common::stderr(&output));
+    assert!(
+        shown.contains("keywarden's Vault login through `auth/approle/login` is refused"),
+        "{shown}"
+    );
+    assert!(!shown.contains(wrong) && !shown.contains(world.secrets[0].as_str()));
+    assert_eq!(
+        requests(&peer, &world.ns, "auth/approle/login").await,
+        1,
+        "one attempt, not one per call"
+    );
 }

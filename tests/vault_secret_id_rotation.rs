@@ -59,9 +59,19 @@ async fn new_secret_id(peer: &Peer, ns: &str, metadata: Value) -> (String, Strin
     )
 }
 
-/// A namespace with KV v2 at `kv/` and AppRole role `ci`, whose secret-id (owner `platform`)
-/// logged in twice.
+/// The metadata of a secret-id an earlier rotation by keywarden made: its mark makes it unique.
+fn marked() -> Value {
+    json!({"owner": "platform", "keywarden_replaces": "an-earlier-one", "keywarden_action": "keywarden-action-0"})
+}
+
+/// A namespace with KV v2 at `kv/` and AppRole role `ci`, whose secret-id (made by an earlier
+/// rotation, owner `platform`) logged in twice.
 async fn role(peer: &Peer) -> Role {
+    role_with(peer, marked()).await
+}
+
+/// [`role`] with the rotated secret-id's `metadata`.
+async fn role_with(peer: &Peer, metadata: Value) -> Role {
     let ns = peer.fresh_namespace().await;
     peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
         .await;
@@ -79,7 +89,7 @@ async fn role(peer: &Peer) -> Role {
         .as_str()
         .expect("role id")
         .to_owned();
-    let old = new_secret_id(peer, &ns, json!({"owner": "platform"})).await;
+    let old = new_secret_id(peer, &ns, metadata).await;
     let mut secrets = vec![old.1.clone()];
     let mut minted = Vec::new();
     for _ in 0..2 {
@@ -226,8 +236,12 @@ async fn a_secret_id_rotation_delivers_a_working_one_and_revokes_the_old_with_it
         .await;
     assert_eq!(
         new["data"]["metadata"],
-        json!({"owner": "platform", "keywarden_replaces": role.old.0}),
-        "the old one's metadata, and which one it replaced"
+        json!({
+            "owner": "platform",
+            "keywarden_replaces": role.old.0,
+            "keywarden_action": "keywarden-action-1"
+        }),
+        "the old one's metadata, which one it replaced and the rotation that made it"
     );
     let secret = fields["secret_id"].as_str().expect("secret id").to_owned();
     let (kept, token) = login(&peer, ns, &role.role_id, &secret).await;
@@ -335,7 +349,7 @@ async fn tokens_that_cannot_be_told_apart_are_left_to_expire() {
     let Some(peer) = vault::peer() else { return };
     let role = role(&peer).await;
     let ns = role.ns.as_str();
-    let (other_token, report) = rotate_beside(&peer, &role, json!({"owner": "platform"})).await;
+    let (other_token, report) = rotate_beside(&peer, &role, marked()).await;
     assert!(token_exists(&peer, ns, &other_token).await);
     for minted in &role.minted {
         assert!(
@@ -344,6 +358,38 @@ async fn tokens_that_cannot_be_told_apart_are_left_to_expire() {
         );
     }
     assert!(report.contains("carries the same metadata"), "{report}");
+}
+
+#[tokio::test]
+async fn a_secret_id_another_rotation_of_the_same_one_made_is_never_destroyed() {
+    let Some(peer) = vault::peer() else { return };
+    let role = role(&peer).await;
+    // An earlier rotation of the same secret-id made and delivered it, then stopped: consumers
+    // may use it. Only this rotation's own lost attempts are destroyed.
+    let earlier = json!({
+        "owner": "platform",
+        "keywarden_replaces": role.old.0,
+        "keywarden_action": "keywarden-action-99"
+    });
+    let (other_token, _) = rotate_beside(&peer, &role, earlier).await;
+    assert!(token_exists(&peer, &role.ns, &other_token).await);
+}
+
+#[tokio::test]
+async fn tokens_of_a_secret_id_keywarden_did_not_make_are_left_to_expire() {
+    let Some(peer) = vault::peer() else { return };
+    // Its metadata may be a gone secret-id's too (a used-up CI one), whose tokens live on.
+    let role = role_with(&peer, json!({"owner": "platform"})).await;
+    let ns = role.ns.as_str();
+    let (other_token, report) = rotate_beside(&peer, &role, json!({"owner": "deploys"})).await;
+    assert!(token_exists(&peer, ns, &other_token).await);
+    for minted in &role.minted {
+        assert!(
+            token_exists(&peer, ns, minted).await,
+            "not known to be its own: left to expire"
+        );
+    }
+    assert!(report.contains("was not made by keywarden"), "{report}");
 }
 
 #[cfg(not(feature = "crash-points"))]

@@ -190,9 +190,10 @@ impl Fenced<'_, '_> {
         &self,
         identity: &str,
         replacing: &str,
+        attempt: &str,
     ) -> Result<NewKey, ConnectorError> {
         self.fence().await?;
-        self.inner.create_key(identity, replacing).await
+        self.inner.create_key(identity, replacing, attempt).await
     }
 
     pub async fn deliver(

@@ -542,7 +542,8 @@ async fn create(
     };
     cx.persist(&marked(true), "creating a new key".to_owned())
         .await?;
-    let new = match actions.create_key(identity, cx.key()).await {
+    let attempt = format!("keywarden-action-{}", cx.record.id);
+    let new = match actions.create_key(identity, cx.key(), &attempt).await {
         Ok(new) => new,
         // E.g. LimitExceeded: the user holds two keys after all. Not a retry loop.
         Err(ConnectorError::Refused(reason)) => {

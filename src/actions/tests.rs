@@ -94,6 +94,7 @@ impl KeyActions for Fake {
         &self,
         _identity_id: &str,
         _replacing: &str,
+        _attempt: &str,
     ) -> Result<NewKey, ConnectorError> {
         let mut keys = self.lock();
         if let Some(reason) = &keys.refuse_create {
@@ -672,7 +673,12 @@ async fn a_holder_whose_lease_was_taken_over_changes_no_key() {
             "{refused:?}"
         );
     }
-    assert!(fenced.create_key(USER, "AKIAOLD").await.is_err());
+    assert!(
+        fenced
+            .create_key(USER, "AKIAOLD", "keywarden-action-1")
+            .await
+            .is_err()
+    );
     assert_eq!(world.fake.ids(), vec![("OLD".to_owned(), true)]);
 
     // The holder of the lease acts.

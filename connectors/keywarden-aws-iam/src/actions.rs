@@ -190,6 +190,7 @@ impl KeyActions for AwsKeyActions {
         &self,
         identity_id: &str,
         _replacing: &str,
+        _attempt: &str,
     ) -> Result<NewKey, ConnectorError> {
         let user = user_of(identity_id)?;
         let (clients, _) = self.clients(identity_id).await?;

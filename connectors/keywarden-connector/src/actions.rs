@@ -83,11 +83,14 @@ pub trait KeyActions: Send + Sync + fmt::Debug {
     fn destination(&self, identity_id: &str) -> Result<String, ConnectorError>;
 
     /// Creates a new active key to replace `replacing` (the source copies what it should of it:
-    /// a secret-id's metadata).
+    /// a secret-id's metadata). `attempt` names the rotation, the same on each of its attempts:
+    /// a source that marks what it creates marks it with this, so an interrupted attempt's
+    /// orphan is never confused with a key another rotation made.
     async fn create_key(
         &self,
         identity_id: &str,
         replacing: &str,
+        attempt: &str,
     ) -> Result<NewKey, ConnectorError>;
 
     /// Hands a new key to the identity's destination, replacing the key held there. `token`

@@ -129,7 +129,14 @@ impl VaultActions {
         metadata: Option<&serde_json::Map<String, Value>>,
     ) -> Result<Vec<String>, ConnectorError> {
         let login = format!("auth/{mount}login");
-        let accessors = namespace.list("auth/token/accessors").await?;
+        // keywarden's own token is never taken: the revocations after it would all be denied.
+        let own = namespace.own().await?;
+        let accessors: Vec<String> = namespace
+            .list("auth/token/accessors")
+            .await?
+            .into_iter()
+            .filter(|it| *it != own.token_accessor)
+            .collect();
         let lookups: Vec<_> = futures::stream::iter(accessors)
             .map(|accessor| async move {
                 let found = namespace
@@ -263,14 +270,19 @@ impl KeyActions for VaultActions {
         &self,
         identity_id: &str,
         replacing: &str,
+        attempt: &str,
     ) -> Result<NewKey, ConnectorError> {
         let role = self.role(identity_id)?;
+        let accessor = crate::rotation::accessor_of(replacing)?;
+        let own = role.namespace.own().await?;
+        if own.may_be_secret_id(&role.namespace.name, &role.mount, &role.name, accessor) {
+            return Err(ConnectorError::Refused(own_secret_id(replacing)));
+        }
         let delivered = self.delivered_id(identity_id).await?;
         let delivered = delivered
             .as_deref()
             .and_then(|it| crate::rotation::accessor_of(it).ok());
-        role.create(crate::rotation::accessor_of(replacing)?, delivered)
-            .await
+        role.create(accessor, delivered, attempt, &own).await
     }
 
     async fn deliver(
@@ -361,6 +373,23 @@ impl KeyActions for VaultActions {
         // Vault answers a destroy of a secret-id that is gone with a 500: ask first.
         if Self::live(namespace, &target).await?.is_none() {
             return Ok(());
+        }
+        let own = namespace.own().await?;
+        match target {
+            Target::Token { accessor } if accessor == own.token_accessor => {
+                return Err(ConnectorError::Refused(format!(
+                    "{key_id} is the token keywarden calls Vault with: revoking it would stop \
+                     keywarden; give keywarden another token, then revoke this one by hand"
+                )));
+            }
+            Target::SecretId {
+                mount,
+                role,
+                accessor,
+            } if own.may_be_secret_id(&namespace.name, mount, role, accessor) => {
+                return Err(ConnectorError::Refused(own_secret_id(key_id)));
+            }
+            _ => {}
         }
         match target {
             Target::Token { accessor } => {
@@ -463,10 +492,13 @@ impl VaultActions {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        if metadata.is_empty() {
+        // Only keywarden's mark makes the metadata unique: a secret-id that is gone (used up,
+        // expired and tidied) may have carried the same, and its tokens may still be in use.
+        if !metadata.contains_key(crate::rotation::REPLACES) {
             return Err(ConnectorError::Refused(format!(
-                "{key_id} carries no metadata, so its tokens are not told apart from those of \
-                 the role's other secret-ids; they expire with their TTL"
+                "{key_id} was not made by keywarden, so nothing in its metadata is known to be \
+                 its own: its tokens are not told apart from those of the role's other \
+                 secret-ids, past or present; they expire with their TTL"
             )));
         }
         for (other, data) in role.secret_ids().await? {
@@ -572,6 +604,15 @@ impl VersionedKeys for VaultActions {
     fn retire_after(&self) -> std::time::Duration {
         self.retire_after
     }
+}
+
+/// Why keywarden leaves the secret-id it logs in with alone.
+fn own_secret_id(key_id: &str) -> String {
+    format!(
+        "{key_id} is (or, as its lookup was not allowed, may be) the secret-id keywarden logs in \
+         with (`approle.secret_id_file`): replacing or destroying it would lock keywarden out; \
+         put a new secret-id in that file, then destroy this one by hand"
+    )
 }
 
 /// Whether a plaintext value looks like a Vault token (`hvs.`, `hvb.`, `s.`, `b.`, `r.` ...).

@@ -36,15 +36,78 @@ pub struct AppRoleLogin {
 struct Lease {
     token: Secret,
     renew_at: Instant,
+    /// When its TTL runs out (none: a token without a TTL).
+    expires_at: Option<Instant>,
     renewable: bool,
     /// The TTL the login granted.
     login_ttl: Duration,
+    /// When Vault last confirmed the token is alive after a call was denied.
+    checked_at: Option<Instant>,
+}
+
+/// A login Vault refused, and when to try again.
+struct Refused {
+    until: Instant,
+    delay: Duration,
+    message: String,
+}
+
+/// What keywarden's login holds now.
+#[derive(Default)]
+struct State {
+    lease: Option<Lease>,
+    refused: Option<Refused>,
+    /// keywarden's own identity, looked up once per token.
+    own: Option<Own>,
+}
+
+/// keywarden's own Vault identity, which its actions never take away from it: the accessor of
+/// the token it calls with and, for an AppRole login, the role and secret-id it logs in with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Own {
+    pub token_accessor: String,
+    pub approle: Option<OwnRole>,
+}
+
+/// The AppRole role keywarden logs in through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnRole {
+    pub namespace: String,
+    /// With its trailing slash.
+    pub mount: String,
+    /// From the token's `role_name` (none: Vault did not say).
+    pub role: Option<String>,
+    /// The accessor of keywarden's secret-id (none: its lookup was not allowed).
+    pub secret_id_accessor: Option<String>,
+}
+
+impl Own {
+    /// Whether a secret-id of role `role` may be the one keywarden logs in with: it is, or
+    /// keywarden cannot tell which of its role's (or of its mount's) secret-ids is its own.
+    pub fn may_be_secret_id(
+        &self,
+        namespace: &str,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> bool {
+        let Some(own) = &self.approle else {
+            return false;
+        };
+        own.namespace == namespace
+            && own.mount == mount
+            && own.role.as_deref().is_none_or(|it| it == role)
+            && own
+                .secret_id_accessor
+                .as_deref()
+                .is_none_or(|it| it == accessor)
+    }
 }
 
 /// keywarden's token, shared by the clients of every namespace.
 pub struct Auth {
     login: Login,
-    lease: Mutex<Option<Lease>>,
+    state: Mutex<State>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -63,11 +126,61 @@ struct Granted {
     renewable: bool,
 }
 
+/// What to do for the next call.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Send the token held.
+    Use,
+    /// Renew the token held first.
+    Renew,
+    /// Log in; `fallback`: the token held is still valid, and is used when the login fails.
+    Login { fallback: bool },
+}
+
+/// The first login refused waits this long before the next attempt; each refusal after it
+/// doubles the wait, up to [`MAX_REFUSED_DELAY`].
+const REFUSED_DELAY: Duration = Duration::from_secs(1);
+const MAX_REFUSED_DELAY: Duration = Duration::from_secs(300);
+/// After Vault confirmed the token alive, later denials within this time are taken as denials.
+const CHECKED_FOR: Duration = Duration::from_secs(10);
+/// A token kept after a renewal or login failed for a passing reason is tried again this soon.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+fn next(state: &State, now: Instant) -> Next {
+    let Some(held) = &state.lease else {
+        return Next::Login { fallback: false };
+    };
+    if held.expires_at.is_some_and(|at| now >= at) {
+        return Next::Login { fallback: false };
+    }
+    if now < held.renew_at {
+        return Next::Use;
+    }
+    if held.renewable {
+        Next::Renew
+    } else {
+        Next::Login { fallback: true }
+    }
+}
+
+fn copy(token: &Secret) -> Secret {
+    Secret::new(token.expose().to_owned())
+}
+
+/// When to try again after keeping a token: soon, and before it expires.
+fn retry_at(now: Instant, expires_at: Option<Instant>) -> Instant {
+    let soon = now.checked_add(RETRY_AFTER).unwrap_or(now);
+    match expires_at {
+        Some(at) => soon.min(at),
+        None => soon,
+    }
+}
+
 impl Auth {
     pub fn new(login: Login) -> Self {
         Self {
             login,
-            lease: Mutex::new(None),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -75,39 +188,210 @@ impl Auth {
     /// due). `http`, `address`: the client and server to log in through.
     pub async fn token(&self, http: &reqwest::Client, address: &str) -> Result<Secret, VaultError> {
         let approle = match &self.login {
-            Login::Token(token) => return Ok(Secret::new(token.expose().to_owned())),
+            Login::Token(token) => return Ok(copy(token)),
             Login::AppRole(approle) => approle,
         };
-        let mut lease = self.lease.lock().await;
+        let mut state = self.state.lock().await;
+        current(&mut state, http, address, approle).await
+    }
+
+    /// A call sent with `token` was denied: whether the token itself is dead (revoked, its uses
+    /// used up, expired early) and was dropped, so the call is worth one more attempt with a
+    /// fresh login. Vault answers a dead token with the same 403 as a denial; `lookup-self` tells.
+    pub async fn rejected(&self, http: &reqwest::Client, address: &str, token: &Secret) -> bool {
+        let Login::AppRole(approle) = &self.login else {
+            return false;
+        };
+        let mut state = self.state.lock().await;
         let now = Instant::now();
-        if let Some(held) = lease.as_ref() {
-            if now < held.renew_at {
-                return Ok(Secret::new(held.token.expose().to_owned()));
+        let Some(held) = state.lease.as_mut() else {
+            return true;
+        };
+        if held.token.expose() != token.expose() {
+            // Replaced meanwhile: the next attempt sends the new one.
+            return true;
+        }
+        if held
+            .checked_at
+            .is_some_and(|at| now.saturating_duration_since(at) < CHECKED_FOR)
+        {
+            return false;
+        }
+        match lookup_self(http, address, &approle.namespace, &held.token).await {
+            Ok(_) => {
+                held.checked_at = Some(now);
+                false
             }
-            if held.renewable {
-                let login_ttl = held.login_ttl;
+            Err(VaultError::Denied { .. }) => {
+                tracing::warn!(
+                    "keywarden's Vault token was refused (revoked, its uses used up, or expired \
+                     early); logging in again."
+                );
+                state.lease = None;
+                state.own = None;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// keywarden's own identity (its token's accessor; its AppRole role and secret-id), looked
+    /// up once per token.
+    pub async fn own(&self, http: &reqwest::Client, address: &str) -> Result<Own, VaultError> {
+        let mut state = self.state.lock().await;
+        let (token, approle) = match &self.login {
+            Login::Token(token) => (copy(token), None),
+            Login::AppRole(approle) => (
+                current(&mut state, http, address, approle).await?,
+                Some(approle),
+            ),
+        };
+        if let Some(own) = &state.own {
+            return Ok(own.clone());
+        }
+        let namespace = approle.map_or("", |it| it.namespace.as_str());
+        let mut me = lookup_self(http, address, namespace, &token).await?;
+        let accessor = me
+            .pointer("/data/accessor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let role = me
+            .pointer("/data/meta/role_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // lookup-self answers with the token itself (`data.id`).
+        wipe(&mut me);
+        let token_accessor = accessor.ok_or_else(|| VaultError::Permanent {
+            path: "auth/token/lookup-self".to_owned(),
+            message: "the answer carries no accessor".to_owned(),
+        })?;
+        let approle = match approle {
+            Some(login) => Some(OwnRole {
+                namespace: login.namespace.clone(),
+                mount: login.mount.clone(),
+                secret_id_accessor: match &role {
+                    Some(role) => own_secret_id(http, address, login, role, &token).await,
+                    None => None,
+                },
+                role,
+            }),
+            None => None,
+        };
+        let own = Own {
+            token_accessor,
+            approle,
+        };
+        state.own = Some(own.clone());
+        Ok(own)
+    }
+}
+
+/// The current token of an AppRole login, renewed or replaced first when due.
+async fn current(
+    state: &mut State,
+    http: &reqwest::Client,
+    address: &str,
+    approle: &AppRoleLogin,
+) -> Result<Secret, VaultError> {
+    let now = Instant::now();
+    let mut fallback = false;
+    match next(state, now) {
+        Next::Use => {
+            if let Some(held) = &state.lease {
+                return Ok(copy(&held.token));
+            }
+        }
+        Next::Renew => {
+            if let Some(held) = state.lease.as_mut() {
                 match renew(http, address, approle, &held.token).await {
-                    Ok(granted) if granted.ttl >= login_ttl / 2 => {
-                        let token = Secret::new(granted.token.expose().to_owned());
-                        *lease = Some(leased(granted, now, login_ttl));
+                    Ok(granted) if granted.ttl >= held.login_ttl / 2 => {
+                        let token = copy(&granted.token);
+                        *held = leased(granted, now, held.login_ttl);
                         tracing::debug!("Renewed keywarden's Vault token.");
                         return Ok(token);
                     }
-                    Ok(_) => tracing::info!(
-                        "keywarden's Vault token is near its maximum TTL; logging in again."
-                    ),
+                    Ok(granted) => {
+                        tracing::info!(
+                            "keywarden's Vault token is near its maximum TTL; logging in again."
+                        );
+                        *held = leased(granted, now, held.login_ttl);
+                        held.renewable = false;
+                        fallback = true;
+                    }
+                    Err(VaultError::Denied { .. }) => {
+                        tracing::warn!(
+                            "Vault refused to renew keywarden's token; logging in again."
+                        );
+                        state.lease = None;
+                        state.own = None;
+                    }
                     Err(err) => {
-                        tracing::warn!(error = %err, "Cannot renew keywarden's Vault token; logging in again.")
+                        tracing::warn!(error = %err, "Cannot renew keywarden's Vault token now; it is kept, and renewed later.");
+                        held.renew_at = retry_at(now, held.expires_at);
+                        return Ok(copy(&held.token));
                     }
                 }
             }
         }
-        let granted = login(http, address, approle).await?;
-        let token = Secret::new(granted.token.expose().to_owned());
-        let login_ttl = granted.ttl;
-        *lease = Some(leased(granted, now, login_ttl));
-        tracing::debug!("Logged in to Vault with keywarden's AppRole.");
-        Ok(token)
+        Next::Login { fallback: keep } => {
+            if !keep {
+                state.lease = None;
+                state.own = None;
+            }
+            fallback = keep;
+        }
+    }
+    // A still-valid token is used while a login cannot be had.
+    let keep = |state: &mut State| {
+        state.lease.as_mut().map(|held| {
+            held.renew_at = retry_at(now, held.expires_at);
+            copy(&held.token)
+        })
+    };
+    if let Some(refused) = &state.refused
+        && now < refused.until
+    {
+        let err = VaultError::Login {
+            path: format!("auth/{}login", approle.mount),
+            message: refused.message.clone(),
+        };
+        return match fallback.then(|| keep(state)).flatten() {
+            Some(token) => Ok(token),
+            None => Err(err),
+        };
+    }
+    match login(http, address, approle).await {
+        Ok(granted) => {
+            let token = copy(&granted.token);
+            let login_ttl = granted.ttl;
+            state.lease = Some(leased(granted, now, login_ttl));
+            state.refused = None;
+            state.own = None;
+            tracing::debug!("Logged in to Vault with keywarden's AppRole.");
+            Ok(token)
+        }
+        Err(err) => {
+            if !matches!(err, VaultError::Retryable { .. }) {
+                let delay = state
+                    .refused
+                    .as_ref()
+                    .map_or(REFUSED_DELAY, |it| (it.delay * 2).min(MAX_REFUSED_DELAY));
+                tracing::warn!(
+                    error = %err,
+                    retry_in_secs = delay.as_secs(),
+                    "Vault refused keywarden's AppRole login."
+                );
+                state.refused = Some(Refused {
+                    until: now.checked_add(delay).unwrap_or(now),
+                    delay,
+                    message: err.to_string(),
+                });
+            }
+            match fallback.then(|| keep(state)).flatten() {
+                Some(token) => Ok(token),
+                None => Err(err),
+            }
+        }
     }
 }
 
@@ -121,8 +405,62 @@ fn leased(granted: Granted, now: Instant, login_ttl: Duration) -> Lease {
     Lease {
         token: granted.token,
         renew_at: renew_at.unwrap_or(now),
+        expires_at: (!granted.ttl.is_zero())
+            .then(|| now.checked_add(granted.ttl))
+            .flatten(),
         renewable: granted.renewable && !granted.ttl.is_zero(),
         login_ttl,
+        checked_at: None,
+    }
+}
+
+async fn lookup_self(
+    http: &reqwest::Client,
+    address: &str,
+    namespace: &str,
+    token: &Secret,
+) -> Result<Value, VaultError> {
+    // A GET: the default policy grants `read` on it, and OpenBao refuses a POST in a namespace.
+    call(
+        http,
+        reqwest::Method::GET,
+        (address, namespace),
+        "auth/token/lookup-self",
+        Some(token),
+        None,
+    )
+    .await
+}
+
+/// The accessor of the secret-id keywarden logs in with, when its policy lets it look it up.
+async fn own_secret_id(
+    http: &reqwest::Client,
+    address: &str,
+    login: &AppRoleLogin,
+    role: &str,
+    token: &Secret,
+) -> Option<String> {
+    let path = format!("auth/{}role/{role}/secret-id/lookup", login.mount);
+    let mut body = json!({ "secret_id": login.secret_id.expose() });
+    let answer = post(http, address, &login.namespace, &path, Some(token), &body).await;
+    wipe(&mut body);
+    match answer {
+        Ok(mut answer) => {
+            let accessor = answer
+                .pointer("/data/secret_id_accessor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            wipe(&mut answer);
+            accessor
+        }
+        Err(err) => {
+            tracing::info!(
+                error = %err,
+                "Cannot look up keywarden's own secret-id; every secret-id of its role is kept \
+                 from keywarden's actions."
+            );
+            None
+        }
     }
 }
 
@@ -138,7 +476,16 @@ async fn login(
     });
     let answer = post(http, address, &approle.namespace, &path, None, &body).await;
     wipe(&mut body);
-    granted(&path, answer?)
+    match answer {
+        Ok(answer) => granted(&path, answer),
+        Err(err @ VaultError::Retryable { .. }) => Err(err),
+        // Anything else (refused, not found behind a proxy, a bad answer) is the login refused,
+        // which no caller may take for "nothing there".
+        Err(err) => Err(VaultError::Login {
+            message: err.to_string(),
+            path,
+        }),
+    }
 }
 
 async fn renew(
@@ -198,12 +545,41 @@ async fn post(
     token: Option<&Secret>,
     body: &Value,
 ) -> Result<Value, VaultError> {
-    let mut request = http.post(format!("{address}/v1/{path}")).json(body);
+    call(
+        http,
+        reqwest::Method::POST,
+        (address, namespace),
+        path,
+        token,
+        Some(body),
+    )
+    .await
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    (address, namespace): (&str, &str),
+    path: &str,
+    token: Option<&Secret>,
+    body: Option<&Value>,
+) -> Result<Value, VaultError> {
+    let mut request = http.request(method, format!("{address}/v1/{path}"));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
     if !namespace.is_empty() {
         request = request.header("X-Vault-Namespace", namespace.trim_end_matches('/'));
     }
     if let Some(token) = token {
-        request = request.header("X-Vault-Token", token.expose());
+        let mut value = reqwest::header::HeaderValue::from_str(token.expose()).map_err(|_| {
+            VaultError::Permanent {
+                path: path.to_owned(),
+                message: "the token is not a valid header value".to_owned(),
+            }
+        })?;
+        value.set_sensitive(true);
+        request = request.header("X-Vault-Token", value);
     }
     let response = request
         .send()
@@ -254,6 +630,67 @@ mod tests {
         );
         assert!(forever.renew_at > now + Duration::from_secs(3600 * 24 * 365));
         assert!(!forever.renewable, "a token without a TTL is never renewed");
+    }
+
+    fn state(ttl: u64, renewable: bool, at: Instant) -> State {
+        State {
+            lease: Some(leased(
+                Granted {
+                    token: Secret::new("t".to_owned()),
+                    ttl: Duration::from_secs(ttl),
+                    renewable,
+                },
+                at,
+                Duration::from_secs(ttl),
+            )),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn a_token_is_used_renewed_or_replaced_by_its_age() {
+        let now = Instant::now();
+        let at = |secs: u64| now + Duration::from_secs(secs);
+        assert_eq!(
+            next(&State::default(), now),
+            Next::Login { fallback: false }
+        );
+        let held = state(30, true, now);
+        assert_eq!(next(&held, at(10)), Next::Use);
+        assert_eq!(next(&held, at(21)), Next::Renew);
+        // Expired (idle past its TTL): no renewal, and nothing to fall back on.
+        assert_eq!(next(&held, at(30)), Next::Login { fallback: false });
+        // Not renewable: a login, with the token kept while it is valid.
+        assert_eq!(
+            next(&state(30, false, now), at(21)),
+            Next::Login { fallback: true }
+        );
+    }
+
+    #[test]
+    fn own_secret_id_is_told_by_accessor_or_else_by_role() {
+        let mut own = Own {
+            token_accessor: "tok".to_owned(),
+            approle: Some(OwnRole {
+                namespace: "ns/".to_owned(),
+                mount: "approle/".to_owned(),
+                role: Some("keywarden".to_owned()),
+                secret_id_accessor: Some("mine".to_owned()),
+            }),
+        };
+        assert!(own.may_be_secret_id("ns/", "approle/", "keywarden", "mine"));
+        assert!(!own.may_be_secret_id("ns/", "approle/", "keywarden", "other"));
+        assert!(!own.may_be_secret_id("", "approle/", "keywarden", "mine"));
+        assert!(!own.may_be_secret_id("ns/", "approle-b/", "keywarden", "mine"));
+        assert!(!own.may_be_secret_id("ns/", "approle/", "ci", "mine"));
+        // Its own secret-id's accessor unknown: every one of its role may be it.
+        if let Some(role) = own.approle.as_mut() {
+            role.secret_id_accessor = None;
+        }
+        assert!(own.may_be_secret_id("ns/", "approle/", "keywarden", "other"));
+        assert!(!own.may_be_secret_id("ns/", "approle/", "ci", "other"));
+        own.approle = None;
+        assert!(!own.may_be_secret_id("ns/", "approle/", "keywarden", "mine"));
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub enum VaultError {
     /// A 5xx, a 429, a timeout or a refused connection: worth another attempt.
     #[error("`{path}`: server unavailable ({message})")]
     Retryable { path: String, message: String },
+    /// keywarden's own login was refused (a wrong, expired or used-up secret-id): nothing can
+    /// be read until it is fixed, so the scan fails as a whole and no caller takes it for
+    /// "nothing there".
+    #[error("keywarden's Vault login through `{path}` is refused: {message}")]
+    Login { path: String, message: String },
     /// Anything else: the request or the answer was wrong.
     #[error("`{path}`: {message}")]
     Permanent { path: String, message: String },
@@ -75,7 +80,9 @@ impl VaultError {
 impl From<VaultError> for ConnectorError {
     fn from(err: VaultError) -> Self {
         match err {
-            VaultError::Denied { .. } => Self::Unauthorized(err.to_string()),
+            VaultError::Denied { .. } | VaultError::Login { .. } => {
+                Self::Unauthorized(err.to_string())
+            }
             VaultError::NotFound { .. } => Self::NotFound(err.to_string()),
             VaultError::Retryable { .. } => Self::Retryable {
                 message: err.to_string(),
@@ -214,9 +221,35 @@ impl Namespace {
             .await
     }
 
-    /// One request, one attempt.
+    /// keywarden's own identity, which its actions leave alone ([`crate::auth::Own`]).
+    pub(crate) async fn own(&self) -> Result<crate::auth::Own, VaultError> {
+        self.auth.own(&self.vault.http.http, &self.address).await
+    }
+
+    /// One request, one attempt; sent once more with a fresh login when it was denied because
+    /// keywarden's token itself was dead (the denial is the token's: nothing was done).
     async fn send(
         &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, VaultError> {
+        let http = &self.vault.http.http;
+        let token = self.auth.token(http, &self.address).await?;
+        match self.send_with(&token, method.clone(), path, body).await {
+            Err(VaultError::Denied { .. })
+                if self.auth.rejected(http, &self.address, &token).await =>
+            {
+                let token = self.auth.token(http, &self.address).await?;
+                self.send_with(&token, method, path, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with(
+        &self,
+        token: &Secret,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
@@ -225,10 +258,18 @@ impl Namespace {
         let name = path.split('?').next().unwrap_or(path);
         {
             let http = &self.vault.http.http;
-            let token: Secret = self.auth.token(http, &self.address).await?;
+            let mut token =
+                reqwest::header::HeaderValue::from_str(token.expose()).map_err(|_| {
+                    VaultError::Permanent {
+                        path: name.to_owned(),
+                        message: "keywarden's token is not a valid header value".to_owned(),
+                    }
+                })?;
+            // Never printed by a Debug of the request or its headers.
+            token.set_sensitive(true);
             let mut request = http
                 .request(method.clone(), &url)
-                .header("X-Vault-Token", token.expose());
+                .header("X-Vault-Token", token);
             if !self.name.is_empty() {
                 request = request.header("X-Vault-Namespace", self.name.trim_end_matches('/'));
             }

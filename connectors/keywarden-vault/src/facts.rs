@@ -35,7 +35,8 @@ pub fn scan_error(namespace: &str, err: &VaultError, identity: Option<String>) -
         VaultError::Denied { path }
         | VaultError::NotFound { path }
         | VaultError::Retryable { path, .. }
-        | VaultError::Permanent { path, .. } => path.clone(),
+        | VaultError::Permanent { path, .. }
+        | VaultError::Login { path, .. } => path.clone(),
     };
     ScanError {
         subject: format!("{namespace}{path}"),

@@ -171,13 +171,16 @@ impl Role<'_> {
     }
 
     /// Creates a secret-id to replace the one with accessor `replacing`: with its metadata, CIDR
-    /// bounds and TTL, and the metadata key [`REPLACES`] naming it. A secret-id an interrupted
-    /// earlier attempt made (marked so, and not the one at the destination, `delivered`) is
-    /// destroyed first: its value is lost.
+    /// bounds and TTL, and the metadata keys [`REPLACES`] naming it and [`ATTEMPT`] naming the
+    /// rotation (`attempt`). A secret-id an interrupted earlier attempt of the same rotation made
+    /// (marked so, not the one at the destination, `delivered`, and not keywarden's own login)
+    /// is destroyed first: its value is lost.
     pub async fn create(
         &self,
         replacing: &str,
         delivered: Option<&str>,
+        attempt: &str,
+        own: &crate::auth::Own,
     ) -> Result<NewKey, ConnectorError> {
         let Some(old) = self.lookup(replacing).await? else {
             return Err(ConnectorError::NotFound(format!(
@@ -186,11 +189,17 @@ impl Role<'_> {
             )));
         };
         for (accessor, data) in self.secret_ids().await? {
-            let marked = data
-                .pointer(&format!("/metadata/{REPLACES}"))
-                .and_then(Value::as_str)
-                == Some(replacing);
-            if marked && Some(accessor.as_str()) != delivered {
+            let mark = |key: &str| {
+                data.pointer(&format!("/metadata/{key}"))
+                    .and_then(Value::as_str)
+            };
+            // This rotation's own lost attempt only: a key another rotation of the same one made
+            // may have been delivered and be in use.
+            let marked = mark(REPLACES) == Some(replacing) && mark(ATTEMPT) == Some(attempt);
+            if marked
+                && Some(accessor.as_str()) != delivered
+                && !own.may_be_secret_id(&self.namespace.name, &self.mount, &self.name, &accessor)
+            {
                 tracing::warn!(role = %self.name, %accessor, "Destroying a secret-id an interrupted rotation made.");
                 self.namespace
                     .write(
@@ -206,6 +215,7 @@ impl Role<'_> {
             .cloned()
             .unwrap_or_default();
         metadata.insert(REPLACES.to_owned(), Value::String(replacing.to_owned()));
+        metadata.insert(ATTEMPT.to_owned(), Value::String(attempt.to_owned()));
         // Vault takes the metadata as a JSON string of string values.
         let metadata = serde_json::to_string(&metadata).map_err(|err| {
             ConnectorError::Permanent(format!("the old secret-id's metadata: {err}"))
@@ -341,6 +351,8 @@ impl Role<'_> {
 
 /// The metadata key a secret-id keywarden made carries: the accessor of the one it replaces.
 pub const REPLACES: &str = "keywarden_replaces";
+/// The metadata key naming the rotation that made a secret-id.
+pub const ATTEMPT: &str = "keywarden_action";
 
 /// The accessor of a secret-id's identity id.
 pub(crate) fn accessor_of(key_id: &str) -> Result<&str, ConnectorError> {
