@@ -1,10 +1,11 @@
 //! Rotation of a Vault KV v2 secret whose value keywarden makes, against a real OpenBao dev
 //! server: an enforcing policy with `enforce.generate` writes a new value of the length and
-//! alphabet it names as the secret's next version, check-and-set, keeping the other fields; a
-//! crash right after the write resumes without writing again (a version past the one it began
-//! from counts as written); one approved later writes on top of what the secret holds then;
-//! without a generator (by hand) it is refused. The value is in no output, trace log
-//! or row.
+//! alphabet it names as the secret's next version, check-and-set, keeping the other fields with
+//! their types; a crash right after the write resumes without writing again (the version past
+//! the one it began from holds the value it wrote), while someone else's write in between is not
+//! taken for the rotation; one approved later re-checks the policy on the secret as it is then
+//! (its owner's rotation by hand makes it fresh); without a generator (by hand) it is refused.
+//! The value is in no output, trace log or row.
 
 mod common;
 mod vault;
@@ -19,7 +20,12 @@ const POLICY: &str = "policies:\n  - id: stale-db-password\n    severity: high\n
      actions: [rotate]\n    enforce:\n      generate:\n        field: password\n        length: 40\n        \
      alphabet: alphanumeric\n";
 
-/// A namespace with KV v2 at `kv/` and the secret `app/db` (a user name and a password).
+/// The secret's fields other than the password: of every JSON type.
+fn others() -> Value {
+    json!({"username": "app", "port": 5432, "tls": true, "hosts": ["a", "b"], "pool": {"max": 5}})
+}
+
+/// A namespace with KV v2 at `kv/` and the secret `app/db` (a password and [`others`]).
 async fn world(peer: &Peer) -> String {
     let ns = peer.fresh_namespace().await;
     peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
@@ -28,7 +34,10 @@ async fn world(peer: &Peer) -> String {
         Some(&ns),
         Method::POST,
         "kv/data/app/db",
-        Some(json!({"data": {"username": "app", "password": "old-password-1"}})),
+        Some(json!({"data": {
+            "password": "old-password-1",
+            "username": "app", "port": 5432, "tls": true, "hosts": ["a", "b"], "pool": {"max": 5}
+        }})),
     )
     .await;
     ns
@@ -112,7 +121,9 @@ async fn an_enforcing_policy_writes_a_generated_value_as_the_next_version_once()
 
     let (fields, version) = secret(&peer, &ns).await;
     assert_eq!(version, 2, "one new version");
-    assert_eq!(fields["username"], "app", "other fields kept");
+    let mut kept = fields.clone();
+    kept.as_object_mut().expect("fields").remove("password");
+    assert_eq!(kept, others(), "other fields kept, with their types");
     let password = fields["password"].as_str().expect("password").to_owned();
     assert_ne!(password, "old-password-1");
     assert_eq!(password.len(), 40);
@@ -161,8 +172,65 @@ async fn a_crash_right_after_the_write_resumes_without_writing_again() {
     assert_eq!(fields, written);
 }
 
+#[cfg(feature = "crash-points")]
 #[tokio::test]
-async fn an_approved_rotation_writes_on_top_of_what_the_secret_holds_then() {
+async fn a_write_by_someone_else_after_a_crash_is_not_taken_for_the_rotation() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = world(&peer).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let dir = workspace(&peer, &ns);
+    let mut shown = String::new();
+    // keywarden drew its value and stopped before writing it ...
+    let crashed = common::keywarden_with_env(
+        dir.path(),
+        &["scan"],
+        &[("KEYWARDEN_CRASH_AFTER", "kv_drawn")],
+    );
+    assert_eq!(crashed.status.code(), None, "{}", common::stderr(&crashed));
+    assert_eq!(secret(&peer, &ns).await.1, 1);
+    // ... a CI job wrote version 2 (say, the old password again) ...
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "kv/data/app/db",
+        Some(json!({"options": {"cas": 1}, "data": {"password": "old-password-1"}})),
+    )
+    .await;
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    // ... so the resumed action does not take version 2 for its own write: it checks the policy
+    // again on version 2 (older than 1s by now) and writes version 3 on top of it.
+    let resumed = run(
+        dir.path(),
+        &["actions", "resume", "--format", "json"],
+        &mut shown,
+    );
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    let records: Value = serde_json::from_slice(&resumed.stdout).expect("json");
+    assert_eq!(records[0]["kind"], "rotate_kv", "{records:#}");
+    assert_eq!(records[0]["status"], "done", "{records:#}");
+    let (fields, version) = secret(&peer, &ns).await;
+    assert_eq!(version, 3, "{records:#}");
+    let password = fields["password"].as_str().expect("password").to_owned();
+    assert_ne!(
+        password, "old-password-1",
+        "the value the job wrote is replaced"
+    );
+    assert_eq!(password.len(), 40);
+    let out = run(
+        dir.path(),
+        &["actions", "show", "1", "--format", "json"],
+        &mut shown,
+    );
+    assert!(
+        common::stdout(&out).contains("someone else wrote version 2"),
+        "{}",
+        common::stdout(&out)
+    );
+    assert!(!shown.contains(&password));
+}
+
+#[tokio::test]
+async fn an_approved_rotation_re_checks_the_policy_on_the_secret_as_it_is_then() {
     let Some(peer) = vault::peer() else { return };
     let ns = world(&peer).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
@@ -173,7 +241,8 @@ async fn an_approved_rotation_writes_on_top_of_what_the_secret_holds_then() {
     common::write(&dir.path().join("stale.yaml"), &policy);
     let out = run(dir.path(), &["scan"], &mut shown);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    // ... someone writes version 2 by hand before the approval ...
+    // ... its owner rotates it by hand before the approval (the ledger still holds version 1,
+    // older than the policy's 1s) ...
     peer.ok(
         Some(&ns),
         Method::POST,
@@ -181,11 +250,28 @@ async fn an_approved_rotation_writes_on_top_of_what_the_secret_holds_then() {
         Some(json!({"options": {"cas": 1}, "data": {"username": "app", "password": "by-hand-2"}})),
     )
     .await;
-    // ... and the approved rotation writes version 3 on top of it, check-and-set on 2.
+    // ... and the approved rotation checks the age OpenBao shows now: fresh, nothing written.
     let approved = run(
         dir.path(),
         &[
             "actions", "approve", "1", "--by", "alice", "--format", "json",
+        ],
+        &mut shown,
+    );
+    assert!(approved.status.success(), "{}", common::stderr(&approved));
+    let records: Value = serde_json::from_slice(&approved.stdout).expect("json");
+    assert_eq!(records[0]["status"], "skipped", "{records:#}");
+    let (fields, version) = secret(&peer, &ns).await;
+    assert_eq!(version, 2, "{fields:#}");
+    assert_eq!(fields["password"], "by-hand-2");
+    // Once it is old again, an approved rotation writes on top of it, check-and-set on 2.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let out = run(dir.path(), &["scan"], &mut shown);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let approved = run(
+        dir.path(),
+        &[
+            "actions", "approve", "2", "--by", "alice", "--format", "json",
         ],
         &mut shown,
     );

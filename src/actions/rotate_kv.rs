@@ -3,13 +3,16 @@
 //! check-and-set on the version the rotation began from, keeping the secret's other fields.
 //!
 //! check → write → done.
-//! - `check`: the secret as its store shows it now (its current version); a policy's condition
-//!   re-checked on it.
-//! - `write`: re-reads the secret. A version past the one `check` saw means the rotation happened
-//!   (this action's write before a crash, or someone else's): done, nothing written twice.
-//!   Otherwise the value is drawn and written with `cas` = that version, so a write that raced
-//!   another fails rather than overwriting it. The value is only ever in memory (and its one-way
-//!   hashes recorded, for leak reports that carry only a hash).
+//! - `check`: the secret as its store shows it now (its current version, and when that was
+//!   written); a policy's condition re-checked on that, not on the ledger's copy.
+//! - `write`: re-reads the secret. At the version `check` saw, a value is drawn, its SHA-256
+//!   recorded in the state (and its leak-report hashes in the ledger) before the field alone is
+//!   written, check-and-set on that version (a KV v2 PATCH: the other fields keep their values
+//!   and types; a write that raced another fails rather than overwriting it). A version past it
+//!   is this action's write only when the field's hash is the one recorded (a crash after the
+//!   write): done, nothing written twice. Anyone else's write sends the action back to `check`,
+//!   which re-checks the policy on the secret as it is now. A version below it (the secret was
+//!   deleted and made again) is refused. The value is only ever in memory.
 
 use async_trait::async_trait;
 use keywarden_connector::{ConnectorError, HeldKey, LastUse, Secret, SecretPath, SecretStore};
@@ -29,11 +32,19 @@ pub(crate) enum RotateKv {
     Check {
         generate: Option<Generator>,
     },
-    /// Write the new value as version `version + 1`.
+    /// Write the new value as version `version + 1`. `drawn`: the SHA-256 (hex) of the value
+    /// of the attempt under way, recorded before it is written.
     Write {
         generate: Generator,
         version: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drawn: Option<String>,
     },
+}
+
+fn sha256_hex(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
 }
 
 /// Draws a value: `length` characters, each uniformly from `characters`, from the OS generator.
@@ -122,10 +133,11 @@ impl RotateKv {
                 "{at} has no current version to rotate (deleted or destroyed)"
             )));
         };
+        // The age the store shows now: the ledger's may be a scan old.
         let live = HeldKey {
             id: cx.key().to_owned(),
             active: true,
-            created_at: None,
+            created_at: held.created_at,
         };
         if let Some(reason) =
             guard::condition_lapsed_with(cx, &live, std::slice::from_ref(&live), LastUse::Unknown)
@@ -137,6 +149,7 @@ impl RotateKv {
             Self::Write {
                 generate,
                 version: held.version,
+                drawn: None,
             },
             Some(format!("{at} is at version {}", held.version)),
         ))
@@ -146,6 +159,7 @@ impl RotateKv {
         cx: &StepCx<'_>,
         generate: Generator,
         version: u64,
+        drawn: Option<String>,
     ) -> Result<Next<Self>, StepError> {
         let (store, at) = target(cx).await?;
         let Some(held) = store.read(&at).await? else {
@@ -154,26 +168,61 @@ impl RotateKv {
             )));
         };
         if held.version > version {
-            return Ok(Next::Done(format!(
-                "{at} is at version {} (past {version}): rotated; nothing written again",
+            let ours = drawn.as_deref().is_some_and(|want| {
+                held.fields
+                    .get(&generate.field)
+                    .is_some_and(|it| sha256_hex(it.expose()) == want)
+            });
+            if ours {
+                return Ok(Next::Done(format!(
+                    "{at} is at version {}, holding the value this rotation wrote: nothing \
+                     written again",
+                    held.version
+                )));
+            }
+            return Ok(Next::Step(
+                Self::Check {
+                    generate: Some(generate),
+                },
+                Some(format!(
+                    "someone else wrote version {} of {at} since version {version}: checked \
+                     again",
+                    held.version
+                )),
+            ));
+        }
+        if held.version < version {
+            return Ok(Next::Refused(format!(
+                "{at} is at version {}, below the {version} the rotation began from: it was \
+                 deleted and made again; left alone",
                 held.version
             )));
         }
-        let mut fields = held.fields;
+        drop(held);
         let value = draw(&generate)?;
         let hashes = [
             ("sha1", crate::leaks::sha1_hex(value.expose().as_bytes())),
             ("hmsl", crate::leaks::hmsl_hex(value.expose().as_bytes())),
         ];
-        fields.insert(generate.field.clone(), value);
-        cx.fence().await?;
-        let written = store.write(&at, &fields, Some(version)).await?;
-        drop(fields);
-        crash_point("kv_written");
+        // Recorded before the write, so a crash after it loses neither.
         cx.engine
             .store
             .record_secret_hashes(&cx.record.source, cx.key(), &hashes, cx.now())
             .await?;
+        let attempt = Self::Write {
+            generate: generate.clone(),
+            version,
+            drawn: Some(sha256_hex(value.expose())),
+        };
+        cx.persist(&attempt, format!("writing `{}` of {at}", generate.field))
+            .await?;
+        crash_point("kv_drawn");
+        cx.fence().await?;
+        let written = store
+            .set_field(&at, &generate.field, &value, version)
+            .await?;
+        drop(value);
+        crash_point("kv_written");
         Ok(Next::Done(format!(
             "wrote version {written} of {at}: `{}` generated ({} characters, {:.0} bits), its \
              other fields kept",
@@ -196,7 +245,11 @@ impl Machine for RotateKv {
     async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
         match self {
             Self::Check { generate } => Self::check(cx, generate).await,
-            Self::Write { generate, version } => Self::write(cx, generate, version).await,
+            Self::Write {
+                generate,
+                version,
+                drawn,
+            } => Self::write(cx, generate, version, drawn).await,
         }
     }
 

@@ -76,10 +76,13 @@ pub fn template_problems(
 /// A secret's fields as a store holds them (each value a [`Secret`]).
 pub type SecretFields = BTreeMap<String, Secret>;
 
-/// A secret's current version and its fields.
+/// A secret's current version and its text fields (fields of other JSON types are left out:
+/// [`SecretStore::set_field`] keeps them as they are).
 #[derive(Debug)]
 pub struct Stored {
     pub version: u64,
+    /// When the current version was written, as the store says.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub fields: SecretFields,
 }
 
@@ -98,6 +101,17 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
         at: &SecretPath,
         fields: &SecretFields,
         cas: Option<u64>,
+    ) -> Result<u64, ConnectorError>;
+
+    /// Writes a new version that differs from version `cas` only in `field` (set to `value`):
+    /// every other field, of whatever type, is kept as the store holds it. Check-and-set on
+    /// `cas`, as [`Self::write`]. Returns the version written.
+    async fn set_field(
+        &self,
+        at: &SecretPath,
+        field: &str,
+        value: &Secret,
+        cas: u64,
     ) -> Result<u64, ConnectorError>;
 }
 

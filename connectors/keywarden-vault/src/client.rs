@@ -200,6 +200,13 @@ impl Namespace {
             .map(|mut it| it.get_mut("data").map(Value::take).unwrap_or(Value::Null))
     }
 
+    /// `PATCH path` with a JSON merge patch: the `data` of Vault's answer.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, VaultError> {
+        self.raw(reqwest::Method::PATCH, path, Some(body))
+            .await
+            .map(|mut it| it.get_mut("data").map(Value::take).unwrap_or(Value::Null))
+    }
+
     /// `POST path` once, not retried: for writes that are not safe to repeat (a Transit
     /// rotate, a secret-id created), whose caller reads the state again before it retries.
     pub async fn write_once(&self, path: &str, body: &Value) -> Result<Value, VaultError> {
@@ -272,6 +279,13 @@ impl Namespace {
                 .header("X-Vault-Token", token);
             if !self.name.is_empty() {
                 request = request.header("X-Vault-Namespace", self.name.trim_end_matches('/'));
+            }
+            if method == reqwest::Method::PATCH {
+                // Vault takes a PATCH only as a JSON merge patch (RFC 7396).
+                request = request.header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/merge-patch+json",
+                );
             }
             if let Some(body) = body {
                 request = request.json(body);

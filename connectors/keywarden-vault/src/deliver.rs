@@ -80,6 +80,7 @@ impl SecretStore for VaultStore {
             .pointer("/metadata/version")
             .and_then(Value::as_u64)
             .unwrap_or(0);
+        let created_at = crate::facts::rfc3339(answer.pointer("/metadata/created_time"));
         let fields = match answer.get_mut("data").map(Value::take) {
             Some(Value::Object(mut fields)) => {
                 let mut out = SecretFields::new();
@@ -91,6 +92,7 @@ impl SecretStore for VaultStore {
                 wipe(&mut Value::Object(std::mem::take(&mut fields)));
                 Some(Stored {
                     version,
+                    created_at,
                     fields: out,
                 })
             }
@@ -125,22 +127,47 @@ impl SecretStore for VaultStore {
         let mut body = json!({ "options": { "cas": current }, "data": data });
         let written = namespace.write(&endpoint(at, "data")?, &body).await;
         wipe(&mut body);
-        match written {
-            Ok(answer) => Ok(answer
-                .get("version")
-                .and_then(Value::as_u64)
-                .unwrap_or(current.saturating_add(1))),
-            Err(VaultError::Permanent { message, .. }) if message.contains("check-and-set") => {
-                Err(ConnectorError::Retryable {
-                    message: format!(
-                        "`{at}` changed while keywarden wrote it (check-and-set on version \
-                         {current}): not overwritten"
-                    ),
-                    retry_after: None,
-                })
-            }
-            Err(err) => Err(err.into()),
+        written_version(at, current, written)
+    }
+
+    /// A KV v2 PATCH (a JSON merge patch of the one field, `options.cas`): Vault writes the
+    /// new version from the current one, so the other fields keep their values and types.
+    async fn set_field(
+        &self,
+        at: &SecretPath,
+        field: &str,
+        value: &Secret,
+        cas: u64,
+    ) -> Result<u64, ConnectorError> {
+        let namespace = self.namespace(at)?;
+        let mut body = json!({ "options": { "cas": cas }, "data": { field: value.expose() } });
+        let written = namespace.patch(&endpoint(at, "data")?, &body).await;
+        wipe(&mut body);
+        written_version(at, cas, written)
+    }
+}
+
+/// The version a check-and-set write on `cas` made, or why it made none.
+fn written_version(
+    at: &SecretPath,
+    cas: u64,
+    written: Result<Value, VaultError>,
+) -> Result<u64, ConnectorError> {
+    match written {
+        Ok(answer) => Ok(answer
+            .get("version")
+            .and_then(Value::as_u64)
+            .unwrap_or(cas.saturating_add(1))),
+        Err(VaultError::Permanent { message, .. }) if message.contains("check-and-set") => {
+            Err(ConnectorError::Retryable {
+                message: format!(
+                    "`{at}` changed while keywarden wrote it (check-and-set on version {cas}): \
+                     not overwritten"
+                ),
+                retry_after: None,
+            })
         }
+        Err(err) => Err(err.into()),
     }
 }
 
