@@ -253,3 +253,156 @@ async fn kv_metadata_is_read_again_only_where_the_audit_log_shows_a_change() {
     );
     assert_eq!(created(&third, "kv/app/b"), created(&first, "kv/app/b"));
 }
+
+#[tokio::test]
+async fn a_change_whose_metadata_read_failed_is_read_at_the_next_scan() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    let n = Some(ns.as_str());
+    peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
+        .await;
+    let write = |version: &'static str| {
+        let (peer, ns) = (&peer, ns.clone());
+        async move {
+            peer.ok(
+                Some(&ns),
+                Method::POST,
+                "kv/data/app/a",
+                Some(json!({"data": {"v": version}})),
+            )
+            .await;
+        }
+    };
+    let policy = |denied: bool| {
+        let mut text = r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#.to_owned();
+        if denied {
+            text.push_str(r#" path "kv/metadata/app/a" { capabilities = ["deny"] }"#);
+        }
+        json!({ "policy": text })
+    };
+    write("1").await;
+    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(false)))
+        .await;
+    let token = peer
+        .ok(
+            n,
+            Method::POST,
+            "auth/token/create",
+            Some(json!({"policies": ["scanner"], "no_default_policy": false})),
+        )
+        .await["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(&dir.path().join("token"), &format!("{token}\n"));
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: token\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+             path: {}\n      device: file\n",
+            peer.addr,
+            peer.audit_log.display(),
+        ),
+    );
+    let created = |dir: &std::path::Path| {
+        let output = common::keywarden(dir, &["scan", "--format", "json"]);
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        common::credential(&report, "kv/app/a")
+            .map(|it| it["created_at"].clone())
+            .unwrap_or_else(|| panic!("kv/app/a in {report:#}"))
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+    let first = created(dir.path());
+    settle().await;
+
+    // A new version, whose metadata the next scan may not read: the ledger's record stands ...
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    write("2").await;
+    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(true)))
+        .await;
+    settle().await;
+    assert_eq!(created(dir.path()), first, "carried forward, not gone");
+    settle().await;
+
+    // ... and the scan after it, the log showing no change any more, still reads it.
+    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(false)))
+        .await;
+    let third = created(dir.path());
+    assert_ne!(third, first, "the version written while it could not be read");
+}
+
+#[tokio::test]
+async fn a_limited_use_secret_id_is_looked_up_at_every_scan_for_its_last_login() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    peer.enable(&ns, "auth", "approle", "approle", None).await;
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/approle/role/ci",
+        Some(json!({"token_policies": ["default"]})),
+    )
+    .await;
+    new_secret_id(&peer, &ns).await;
+    let made = peer
+        .ok(
+            Some(&ns),
+            Method::POST,
+            "auth/approle/role/ci/secret-id",
+            Some(json!({"num_uses": 5})),
+        )
+        .await;
+    let limited = made["data"]["secret_id_accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
+    let secret = made["data"]["secret_id"].as_str().expect("id").to_owned();
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n",
+            peer.addr,
+            peer.token_file.display(),
+        ),
+    );
+    let last_used = |dir: &std::path::Path| {
+        let output = common::keywarden(dir, &["scan", "--format", "json"]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        common::credential(&report, &format!("ci/{limited}"))
+            .map(|it| it["last_used"].clone())
+            .unwrap_or_else(|| panic!("ci/{limited} in {report:#}"))
+    };
+    let before = lookups(&peer, &ns);
+    assert_eq!(last_used(dir.path())["state"], "unknown", "never used");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(lookups(&peer, &ns) - before, 2, "the first scan is a full one");
+
+    let role_id = peer
+        .ok(Some(&ns), Method::GET, "auth/approle/role/ci/role-id", None)
+        .await["data"]["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/approle/login",
+        Some(json!({"role_id": role_id, "secret_id": secret})),
+    )
+    .await;
+    let before = lookups(&peer, &ns);
+    let used = last_used(dir.path());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        lookups(&peer, &ns) - before,
+        1,
+        "only the limited-use one, between full refreshes"
+    );
+    assert!(used["at"].is_string(), "its login since the last scan: {used}");
+}

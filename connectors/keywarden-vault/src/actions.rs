@@ -308,24 +308,25 @@ impl KeyActions for VaultActions {
         self.role(identity_id)?.verify(key).await
     }
 
-    /// A token's last renewal, as Vault shows it now; nothing else is known live (the audit
-    /// log's uses are the ledger's, and a live re-check keeps the later of the two).
+    /// A token's last renewal, or a limited-use secret-id's last login, as Vault shows it now;
+    /// nothing else is known live (the audit log's uses are the ledger's, and a live re-check
+    /// keeps the later of the two).
     async fn last_used(&self, _identity_id: &str, key_id: &str) -> Result<LastUse, ConnectorError> {
         let Ok((namespace, target)) = self.target(key_id) else {
             return Ok(LastUse::Unknown);
         };
-        if !matches!(target, Target::Token { .. }) {
+        let Some(data) = Self::live(namespace, &target).await? else {
             return Ok(LastUse::Unknown);
-        }
-        Ok(match Self::live(namespace, &target).await? {
-            Some(data) => match unix(data.get("last_renewal_time")) {
+        };
+        Ok(match target {
+            Target::Token { .. } => match unix(data.get("last_renewal_time")) {
                 Some(at) => LastUse::At {
                     at,
                     source: crate::tokens::LAST_RENEWAL.to_owned(),
                 },
                 None => LastUse::Unknown,
             },
-            None => LastUse::Unknown,
+            Target::SecretId { .. } => crate::approle::last_login(&data),
         })
     }
 

@@ -134,6 +134,13 @@ async fn secret_ids(
             .unwrap_or_default()
             .into_iter()
             .filter(|it| it.kind == CredentialKind::SecretId)
+            // A limited-use secret-id is looked up at every scan: its lookup is where its last
+            // login shows, which a policy on disuse acts on.
+            .filter(|it| {
+                it.attributes
+                    .get("secret_id_num_uses")
+                    .is_none_or(|uses| uses == "0")
+            })
             .filter_map(|mut it| {
                 let accessor = it.attributes.get("accessor")?.clone();
                 // Signing power is resolved again from the role's policies.
@@ -188,6 +195,21 @@ async fn secret_ids(
     (credentials, errors, policies)
 }
 
+/// A secret-id's last login as its lookup shows it. Only a limited-use secret-id shows one: its
+/// count goes down and `last_updated_time` moves on.
+pub fn last_login(data: &Value) -> LastUse {
+    let created_at = rfc3339(data.get("creation_time"));
+    let uses = data.get("secret_id_num_uses").and_then(Value::as_u64);
+    let updated = rfc3339(data.get("last_updated_time"));
+    match (uses, updated, created_at) {
+        (Some(n), Some(at), Some(created)) if n > 0 && at > created => LastUse::At {
+            at,
+            source: LAST_LOGIN.to_owned(),
+        },
+        _ => LastUse::Unknown,
+    }
+}
+
 /// The credential of one secret-id accessor lookup.
 fn secret_id(
     namespace: &str,
@@ -200,16 +222,7 @@ fn secret_id(
     let metadata = string_map(data.get("metadata"));
     let (owner, purpose) = settings.owner_purpose(&metadata);
     let created_at = rfc3339(data.get("creation_time"));
-    let uses = data.get("secret_id_num_uses").and_then(Value::as_u64);
-    let updated = rfc3339(data.get("last_updated_time"));
-    // Only a limited-use secret-id shows a login: its count goes down and the time moves on.
-    let last_used = match (uses, updated, created_at) {
-        (Some(n), Some(at), Some(created)) if n > 0 && at > created => LastUse::At {
-            at,
-            source: LAST_LOGIN.to_owned(),
-        },
-        _ => LastUse::Unknown,
-    };
+    let last_used = last_login(data);
     let mut attributes = BTreeMap::new();
     for field in [
         "secret_id_num_uses",

@@ -129,6 +129,9 @@ pub struct Uses {
     pub kv_changed: HashSet<KvChange>,
     /// Lines that were not an audit entry.
     pub unreadable: u64,
+    /// KV changes whose secret cannot be told (no `mount_point`, as before Vault 1.14, or one
+    /// that is not a prefix of the path).
+    pub unmapped_kv: u64,
     pub lines: u64,
     /// Every line since the last scan was read (no file rotated away or cut shorter unread):
     /// what the log does not show did not happen.
@@ -143,25 +146,42 @@ pub struct KvChange {
     pub path: String,
 }
 
+/// What a KV request tells of the secrets it changes.
+#[derive(Debug, PartialEq, Eq)]
+enum KvSeen {
+    /// It changes nothing (a read, a list).
+    Nothing,
+    /// It changes this secret.
+    Change(KvChange),
+    /// It changes something, but which secret cannot be told.
+    Unmapped,
+}
+
 /// The secret a KV request changes, if it changes one (a v2 write, delete, undelete, destroy,
 /// metadata write or patch; a v1 write or delete).
-fn kv_change(request: &Request, namespace: &str) -> Option<KvChange> {
+fn kv_change(request: &Request, namespace: &str) -> KvSeen {
     if !matches!(
         request.operation.as_str(),
         "create" | "update" | "delete" | "patch"
     ) {
-        return None;
+        return KvSeen::Nothing;
     }
     let mount = request
         .mount_point
         .strip_prefix(namespace)
         .unwrap_or(&request.mount_point);
-    let rest = request.path.strip_prefix(mount)?;
+    let Some(rest) = request.path.strip_prefix(mount).filter(|_| !mount.is_empty()) else {
+        return KvSeen::Unmapped;
+    };
     let path = ["data/", "metadata/", "delete/", "undelete/", "destroy/"]
         .iter()
         .find_map(|it| rest.strip_prefix(it))
         .unwrap_or(rest);
-    (!path.is_empty()).then(|| KvChange {
+    if path.is_empty() {
+        // The mount's own config (`config`, a list of the root).
+        return KvSeen::Nothing;
+    }
+    KvSeen::Change(KvChange {
         namespace: namespace.to_owned(),
         mount: mount.to_owned(),
         path: path.to_owned(),
@@ -186,6 +206,23 @@ impl Uses {
             return;
         };
         let at = entry.time;
+        // A KV change is taken from the request as well as the response: a write whose response
+        // was never logged (Vault stopped in between) is still seen; one that failed costs only
+        // a metadata read.
+        if let Some(request) = entry.request.as_ref().filter(|it| it.mount_type == "kv") {
+            let namespace = request
+                .namespace
+                .as_ref()
+                .map(|it| it.path.as_str())
+                .unwrap_or_default();
+            match kv_change(request, namespace) {
+                KvSeen::Nothing => {}
+                KvSeen::Change(change) => {
+                    self.kv_changed.insert(change);
+                }
+                KvSeen::Unmapped => self.unmapped_kv += 1,
+            }
+        }
         // A token is used by every request it makes, allowed or not.
         if entry.kind == "request" {
             if let Some(accessor) = entry
@@ -209,11 +246,7 @@ impl Uses {
             .as_ref()
             .map(|it| it.path.clone())
             .unwrap_or_default();
-        if request.mount_type == "kv" {
-            if let Some(change) = kv_change(&request, &namespace) {
-                self.kv_changed.insert(change);
-            }
-        } else if request.mount_type == "approle" {
+        if request.mount_type == "approle" {
             if let Some(login) = login(&request, &response, &namespace) {
                 later(self.logins.entry(login).or_insert(at), at);
             }
@@ -339,7 +372,29 @@ mod tests {
             })
             .collect();
         changed.sort();
-        assert_eq!(changed, ["app/a", "app/b", "c", "gone"]);
+        // A refused write is counted too: its request entry cannot tell, and counting one too
+        // many costs only a metadata read.
+        assert_eq!(changed, ["app/a", "app/b", "c", "gone", "refused"]);
+        assert_eq!(uses.unmapped_kv, 0);
+    }
+
+    #[test]
+    fn a_kv_write_seen_only_as_a_request_counts_and_one_without_its_mount_is_unmapped() {
+        let mut uses = Uses::default();
+        uses.add_line(
+            br#"{"time":"2026-12-02T11:00:00Z","type":"request","request":{"operation":"create","mount_point":"kv/","mount_type":"kv","path":"kv/data/app/a"}}"#,
+        );
+        assert_eq!(uses.kv_changed.len(), 1, "{:?}", uses.kv_changed);
+        assert_eq!(uses.unmapped_kv, 0);
+        // Before Vault 1.14 an entry carries no mount_point: which secret changed is not told.
+        uses.add_line(
+            br#"{"time":"2026-12-02T11:00:00Z","type":"response","request":{"operation":"update","mount_type":"kv","path":"kv/data/app/b"},"response":{}}"#,
+        );
+        uses.add_line(
+            br#"{"time":"2026-12-02T11:00:00Z","type":"response","request":{"operation":"update","mount_point":"other/","mount_type":"kv","path":"kv/data/app/c"},"response":{}}"#,
+        );
+        assert_eq!(uses.unmapped_kv, 2);
+        assert_eq!(uses.kv_changed.len(), 1);
     }
 
     #[test]

@@ -52,6 +52,10 @@ struct State {
     /// When every secret-id was last looked up.
     #[serde(default)]
     full_refresh_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The KV mounts (by identity id) a path of which could not be read last time: read in
+    /// full next time, whatever the audit log shows.
+    #[serde(default)]
+    kv_full: BTreeSet<String>,
 }
 
 impl VaultConnector {
@@ -110,6 +114,8 @@ impl VaultConnector {
         namespace: &Namespace,
         known: Option<&dyn keywarden_connector::Known>,
         kv_changed: Option<&HashSet<crate::audit_log::KvChange>>,
+        kv_full: &BTreeSet<String>,
+        kv_failed: &mut BTreeSet<String>,
     ) -> Result<Inventory, ConnectorError> {
         let mut out = Inventory::default();
         let mut powers = Powers::default();
@@ -130,8 +136,9 @@ impl VaultConnector {
                     .await?;
                 }
                 MountKind::Kv { version } => {
-                    let incremental = known.zip(kv_changed);
-                    kv::inventory(
+                    let id = crate::facts::mount_identity(&namespace.name, &mount.path).external_id;
+                    let incremental = known.zip(kv_changed).filter(|_| !kv_full.contains(&id));
+                    let read = kv::inventory(
                         namespace,
                         &mount.path,
                         version,
@@ -140,6 +147,9 @@ impl VaultConnector {
                         incremental,
                     )
                     .await;
+                    if !read {
+                        kv_failed.insert(id);
+                    }
                 }
                 MountKind::Transit => {
                     transit::inventory(
@@ -198,12 +208,25 @@ impl VaultConnector {
                     tracing::warn!(
                         path = %log.path.display(),
                         lines = read.uses.unreadable,
-                        "Lines of the audit log are not audit entries; they are skipped."
+                        "Lines of the audit log are not audit entries; they are skipped, and \
+                         every KV secret's metadata is read again."
+                    );
+                }
+                if read.uses.unmapped_kv > 0 {
+                    tracing::warn!(
+                        path = %log.path.display(),
+                        entries = read.uses.unmapped_kv,
+                        "KV changes in the audit log name no mount (Vault before 1.14?); every \
+                         KV secret's metadata is read again."
                     );
                 }
                 state.position = Some(read.position);
                 let mut uses = read.uses;
-                uses.complete = continued && !read.lost_rotated;
+                // Only a log read whole, each change told to its secret, shows every change.
+                uses.complete = continued
+                    && !read.lost_rotated
+                    && uses.unreadable == 0
+                    && uses.unmapped_kv == 0;
                 (Some(uses), None)
             }
             Ok(Err(err)) => (Some(Uses::default()), Some(error(err.to_string()))),
@@ -296,9 +319,10 @@ impl Connector for VaultConnector {
             .as_ref()
             .filter(|it| it.complete && log_error.is_none())
             .map(|it| &it.kv_changed);
+        let mut kv_failed = BTreeSet::new();
         for namespace in self.namespaces.iter() {
             let mut out = self
-                .namespace(namespace, known, kv_changed)
+                .namespace(namespace, known, kv_changed, &state.kv_full, &mut kv_failed)
                 .await
                 .map_err(|err| {
                     let label = if namespace.name.is_empty() {
@@ -342,6 +366,7 @@ impl Connector for VaultConnector {
         if due {
             state.full_refresh_at = Some(cx.now);
         }
+        state.kv_full = kv_failed;
         let value = serde_json::to_value(&state)
             .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
         sink.save_state(value).await?;

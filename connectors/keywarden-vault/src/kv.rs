@@ -16,7 +16,9 @@ use crate::facts::{self, Settings, rfc3339, string_map, text};
 
 /// Every secret of one KV mount (`secret/`). With `incremental` (a scan between full ones, the
 /// audit log read without a gap), a v2 secret the ledger holds whose path the log shows no
-/// change to is handed over as the ledger has it, its metadata not read again.
+/// change to is handed over as the ledger has it, its metadata not read again. Returns whether
+/// every path was read: where one was not, the next scan reads the mount in full, so a change
+/// the log showed now is not lost with the read that failed.
 pub async fn inventory(
     namespace: &Namespace,
     mount: &str,
@@ -24,7 +26,8 @@ pub async fn inventory(
     settings: &Settings,
     out: &mut Inventory,
     incremental: Option<(&dyn Known, &HashSet<KvChange>)>,
-) {
+) -> bool {
+    let errors = out.errors.len();
     let listing = if version == 2 {
         format!("{mount}metadata/")
     } else {
@@ -40,7 +43,11 @@ pub async fn inventory(
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|it| it.kind == CredentialKind::KvSecret)
+            // A v1 record (the mount was upgraded since) is read again.
+            .filter(|it| {
+                it.kind == CredentialKind::KvSecret
+                    && it.attributes.get("kv_version").map(String::as_str) == Some("2")
+            })
             .map(|it| (it.external_id.clone(), it))
             .collect();
         paths.retain(|path| {
@@ -88,6 +95,7 @@ pub async fn inventory(
         );
     }
     out.identities.push(identity);
+    out.errors.len() == errors
 }
 
 /// The leaf paths under `listing` (relative to it), folder by folder, each level's folders
