@@ -274,15 +274,21 @@ async fn a_change_whose_metadata_read_failed_is_read_at_the_next_scan() {
         }
     };
     let policy = |denied: bool| {
-        let mut text = r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#.to_owned();
+        let mut text =
+            r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#.to_owned();
         if denied {
             text.push_str(r#" path "kv/metadata/app/a" { capabilities = ["deny"] }"#);
         }
         json!({ "policy": text })
     };
     write("1").await;
-    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(false)))
-        .await;
+    peer.ok(
+        n,
+        Method::PUT,
+        "sys/policies/acl/scanner",
+        Some(policy(false)),
+    )
+    .await;
     let token = peer
         .ok(
             n,
@@ -320,17 +326,30 @@ async fn a_change_whose_metadata_read_failed_is_read_at_the_next_scan() {
     // A new version, whose metadata the next scan may not read: the ledger's record stands ...
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     write("2").await;
-    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(true)))
-        .await;
+    peer.ok(
+        n,
+        Method::PUT,
+        "sys/policies/acl/scanner",
+        Some(policy(true)),
+    )
+    .await;
     settle().await;
     assert_eq!(created(dir.path()), first, "carried forward, not gone");
     settle().await;
 
     // ... and the scan after it, the log showing no change any more, still reads it.
-    peer.ok(n, Method::PUT, "sys/policies/acl/scanner", Some(policy(false)))
-        .await;
+    peer.ok(
+        n,
+        Method::PUT,
+        "sys/policies/acl/scanner",
+        Some(policy(false)),
+    )
+    .await;
     let third = created(dir.path());
-    assert_ne!(third, first, "the version written while it could not be read");
+    assert_ne!(
+        third, first,
+        "the version written while it could not be read"
+    );
 }
 
 #[tokio::test]
@@ -380,7 +399,11 @@ async fn a_limited_use_secret_id_is_looked_up_at_every_scan_for_its_last_login()
     let before = lookups(&peer, &ns);
     assert_eq!(last_used(dir.path())["state"], "unknown", "never used");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(lookups(&peer, &ns) - before, 2, "the first scan is a full one");
+    assert_eq!(
+        lookups(&peer, &ns) - before,
+        2,
+        "the first scan is a full one"
+    );
 
     let role_id = peer
         .ok(Some(&ns), Method::GET, "auth/approle/role/ci/role-id", None)
@@ -404,5 +427,44 @@ async fn a_limited_use_secret_id_is_looked_up_at_every_scan_for_its_last_login()
         1,
         "only the limited-use one, between full refreshes"
     );
-    assert!(used["at"].is_string(), "its login since the last scan: {used}");
+    assert!(
+        used["at"].is_string(),
+        "its login since the last scan: {used}"
+    );
+}
+
+#[tokio::test]
+async fn with_kv_changes_off_every_scan_reads_all_kv_metadata() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
+        .await;
+    for path in ["a", "b"] {
+        peer.ok(
+            Some(&ns),
+            Method::POST,
+            &format!("kv/data/{path}"),
+            Some(json!({"data": {"v": "1"}})),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+             path: {}\n      kv_changes: false\n",
+            peer.addr,
+            peer.token_file.display(),
+            peer.audit_log.display(),
+        ),
+    );
+    for scan in ["first", "second"] {
+        let before = metadata_reads(&peer, &ns);
+        let output = common::keywarden(dir.path(), &["scan"]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(metadata_reads(&peer, &ns) - before, 2, "{scan} scan");
+    }
 }

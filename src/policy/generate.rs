@@ -53,8 +53,15 @@ impl Generator {
         if seen.len() < 2 {
             return Some("`characters` needs at least two different characters".to_owned());
         }
-        if self.characters.chars().any(char::is_control) {
-            return Some("`characters` must not hold control characters".to_owned());
+        // Spaces, control, format (zero-width, bidi) and combining characters, and anything
+        // outside ASCII, may be stripped or normalised by whoever reads the value: counted as
+        // full symbols, they would overstate its strength.
+        if let Some(bad) = self.characters.chars().find(|it| !it.is_ascii_graphic()) {
+            return Some(format!(
+                "`characters` must be printable ASCII other than space (`!` to `~`); it holds \
+                 U+{:04X}",
+                u32::from(bad)
+            ));
         }
         if self.bits() < MIN_BITS {
             return Some(format!(
@@ -103,12 +110,16 @@ mod tests {
                 .expect("one")
                 .contains("two different")
         );
-        assert!(
-            generator(200, "ab\n")
-                .problem()
-                .expect("control")
-                .contains("control")
-        );
+        for (bad, code) in [
+            ("ab\n", "U+000A"),
+            ("ab c", "U+0020"),
+            ("ab\u{200B}", "U+200B"),
+            ("abe\u{301}", "U+0301"),
+            ("abé", "U+00E9"),
+        ] {
+            let problem = generator(200, bad).problem().expect("refused");
+            assert!(problem.contains(code), "{bad:?}: {problem}");
+        }
         assert_eq!(
             generator(32, ALPHABETS[1].1).problem(),
             None,

@@ -57,7 +57,7 @@ fn a_generator_is_read_with_its_alphabet() {
 
 #[test]
 fn each_mistake_names_its_line_and_column() {
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 7] = [
         (
             "        field: password\n        length: 12\n",
             "t.yaml:12:9: `generate`: 12 characters from a set of 62 make 71 bits",
@@ -77,6 +77,10 @@ fn each_mistake_names_its_line_and_column() {
         (
             "        field: password\n        length: 40\n        alphabet: hex\n        characters: ab\n",
             "t.yaml:15:21: give either `alphabet` or `characters`, not both",
+        ),
+        (
+            "        field: password\n        length: 40\n        characters: \"ab\\u200Bcdefgh\"\n",
+            "t.yaml:12:9: `generate`: `characters` must be printable ASCII other than space (`!` to `~`); it holds U+200B",
         ),
         (
             "        field: password\n        length: 40\n        colour: red\n",

@@ -170,7 +170,11 @@ fn kv_change(request: &Request, namespace: &str) -> KvSeen {
         .mount_point
         .strip_prefix(namespace)
         .unwrap_or(&request.mount_point);
-    let Some(rest) = request.path.strip_prefix(mount).filter(|_| !mount.is_empty()) else {
+    let Some(rest) = request
+        .path
+        .strip_prefix(mount)
+        .filter(|_| !mount.is_empty())
+    else {
         return KvSeen::Unmapped;
     };
     let path = ["data/", "metadata/", "delete/", "undelete/", "destroy/"]

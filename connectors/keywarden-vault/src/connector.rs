@@ -42,6 +42,7 @@ struct AuditLog {
     path: PathBuf,
     device: String,
     root: Namespace,
+    kv_changes: bool,
 }
 
 /// What the connector keeps between scans.
@@ -83,6 +84,7 @@ impl VaultConnector {
                 path,
                 device: log.device.trim_end_matches('/').to_owned(),
                 root: client("")?,
+                kv_changes: log.kv_changes,
             }),
             _ => None,
         };
@@ -114,8 +116,8 @@ impl VaultConnector {
         namespace: &Namespace,
         known: Option<&dyn keywarden_connector::Known>,
         kv_changed: Option<&HashSet<crate::audit_log::KvChange>>,
-        kv_full: &BTreeSet<String>,
-        kv_failed: &mut BTreeSet<String>,
+        (kv_full, kv_failed): (&BTreeSet<String>, &mut BTreeSet<String>),
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Inventory, ConnectorError> {
         let mut out = Inventory::default();
         let mut powers = Powers::default();
@@ -145,6 +147,7 @@ impl VaultConnector {
                         &self.settings,
                         &mut out,
                         incremental,
+                        now,
                     )
                     .await;
                     if !read {
@@ -318,11 +321,18 @@ impl Connector for VaultConnector {
         let kv_changed = uses
             .as_ref()
             .filter(|it| it.complete && log_error.is_none())
+            .filter(|_| self.audit.as_ref().is_some_and(|it| it.kv_changes))
             .map(|it| &it.kv_changed);
         let mut kv_failed = BTreeSet::new();
         for namespace in self.namespaces.iter() {
             let mut out = self
-                .namespace(namespace, known, kv_changed, &state.kv_full, &mut kv_failed)
+                .namespace(
+                    namespace,
+                    known,
+                    kv_changed,
+                    (&state.kv_full, &mut kv_failed),
+                    cx.now,
+                )
                 .await
                 .map_err(|err| {
                     let label = if namespace.name.is_empty() {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use keywarden_connector::{
     Credential, CredentialKind, CredentialStatus, Inventory, Known, LastUse,
@@ -26,6 +27,7 @@ pub async fn inventory(
     settings: &Settings,
     out: &mut Inventory,
     incremental: Option<(&dyn Known, &HashSet<KvChange>)>,
+    now: DateTime<Utc>,
 ) -> bool {
     let errors = out.errors.len();
     let listing = if version == 2 {
@@ -76,10 +78,14 @@ pub async fn inventory(
             .await;
         for (path, found) in reads {
             match found {
-                Ok(data) => {
-                    out.credentials
-                        .push(kv2_secret(&namespace.name, mount, &path, &data, settings))
-                }
+                Ok(data) => out.credentials.push(kv2_secret(
+                    &namespace.name,
+                    mount,
+                    &path,
+                    &data,
+                    settings,
+                    now,
+                )),
                 Err(err) => out.errors.push(facts::scan_error(
                     &namespace.name,
                     &err,
@@ -149,6 +155,7 @@ fn kv2_secret(
     path: &str,
     data: &Value,
     settings: &Settings,
+    now: DateTime<Utc>,
 ) -> Credential {
     let custom = string_map(data.get("custom_metadata"));
     let (owner, purpose) = settings.owner_purpose(&custom);
@@ -158,7 +165,10 @@ fn kv2_secret(
         .unwrap_or(0);
     let version = data.pointer(&format!("/versions/{current}"));
     let created_at = rfc3339(version.and_then(|it| it.get("created_time")));
-    let deleted = rfc3339(version.and_then(|it| it.get("deletion_time"))).is_some()
+    // With `delete_version_after` Vault sets a deletion time in the future at every write: the
+    // version is deleted only once it has passed.
+    let deleted = rfc3339(version.and_then(|it| it.get("deletion_time")))
+        .is_some_and(|at| at <= now)
         || version
             .and_then(|it| it.get("destroyed"))
             .and_then(Value::as_bool)
@@ -252,7 +262,8 @@ mod tests {
                 "2": {"created_time": "2026-11-30T10:00:00Z", "deletion_time": "", "destroyed": false}
             }
         });
-        let secret = kv2_secret("ns/", "secret/", "ci/npm", &data, &settings);
+        let now = rfc3339(Some(&json!("2026-12-01T00:00:00Z"))).expect("now");
+        let secret = kv2_secret("ns/", "secret/", "ci/npm", &data, &settings, now);
         assert_eq!(secret.external_id, "ns/secret/ci/npm");
         assert_eq!(secret.identity_id, "ns/secret/");
         assert_eq!(
@@ -263,7 +274,11 @@ mod tests {
         assert_eq!(secret.owner.as_deref(), Some("team-a"));
         let mut deleted = data.clone();
         deleted["versions"]["2"]["deletion_time"] = json!("2026-11-30T12:00:00Z");
-        let secret = kv2_secret("", "secret/", "ci/npm", &deleted, &settings);
+        let secret = kv2_secret("", "secret/", "ci/npm", &deleted, &settings, now);
         assert_eq!(secret.status, CredentialStatus::Inactive);
+        // `delete_version_after`: a deletion time still to come is no deletion yet.
+        deleted["versions"]["2"]["deletion_time"] = json!("2026-12-30T12:00:00Z");
+        let secret = kv2_secret("", "secret/", "ci/npm", &deleted, &settings, now);
+        assert_eq!(secret.status, CredentialStatus::Active);
     }
 }
