@@ -132,7 +132,7 @@ pub enum Command {
     Rotate(actions::ActOn),
     /// Deactivate one access key. A dry run unless --enforce.
     Disable(actions::ActOn),
-    /// Delete one access key. A dry run unless --enforce.
+    /// Delete one access key (a Vault token or secret-id: revoke it). A dry run unless --enforce.
     Delete(actions::ActOn),
     /// Contain a leaked key: deactivate it and deny every session of its user issued before now.
     /// A dry run unless --enforce.

@@ -290,6 +290,68 @@ async fn a_leaked_secret_id_is_destroyed_its_tokens_revoked_and_its_signers_dist
 }
 
 #[tokio::test]
+async fn a_token_deleted_by_hand_is_revoked_after_a_dry_run_that_says_so() {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    let mut accessors = Vec::new();
+    for _ in 0..2 {
+        let made = peer
+            .ok(
+                Some(&ns),
+                Method::POST,
+                "auth/token/create",
+                Some(json!({"policies": ["default"], "ttl": "1h"})),
+            )
+            .await;
+        accessors.push(
+            made["auth"]["accessor"]
+                .as_str()
+                .expect("accessor")
+                .to_owned(),
+        );
+    }
+    let world = World {
+        ns: format!("{ns}/"),
+        leaked: (String::new(), String::new()),
+        minted: Vec::new(),
+        other_secret_id: String::new(),
+        other_token: String::new(),
+        token: (String::new(), String::new()),
+        secrets: Vec::new(),
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    token_file: {}\n    namespaces: [\"{}\"]\n",
+            peer.addr,
+            peer.token_file.display(),
+            world.ns
+        ),
+    );
+    run(dir.path(), &["scan"]);
+    let id = format!("{}token/{}", world.ns, accessors[0]);
+    let (plan, _) = run(dir.path(), &["delete", &id]);
+    assert!(plan.contains(&format!("revoke {id} for good")), "{plan}");
+    assert!(
+        token_exists(&peer, &world, &accessors[0]).await,
+        "a dry run"
+    );
+    let (out, _) = run(
+        dir.path(),
+        &["delete", &id, "--enforce", "--format", "json"],
+    );
+    let records: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(records[0]["kind"], "revoke", "{records:#}");
+    assert_eq!(records[0]["status"], "done", "{records:#}");
+    assert!(!token_exists(&peer, &world, &accessors[0]).await, "revoked");
+    assert!(
+        token_exists(&peer, &world, &accessors[1]).await,
+        "left alone"
+    );
+}
+
+#[tokio::test]
 async fn an_enforcing_revoke_policy_revokes_the_token_it_matches_and_no_other() {
     let Some(peer) = vault::peer() else { return };
     let ns = peer.fresh_namespace().await;

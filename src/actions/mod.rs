@@ -180,6 +180,10 @@ pub fn resolve_kind(kind: ActionKind, credential: CredentialKind) -> ActionKind 
     match (kind, credential) {
         (ActionKind::Rotate, CredentialKind::TransitKeyVersion) => ActionKind::RotateVersion,
         (ActionKind::Rotate, CredentialKind::KvSecret) => ActionKind::RotateKv,
+        // Nothing to switch off first: deleting a token or a secret-id is revoking it.
+        (ActionKind::Delete, CredentialKind::Token | CredentialKind::SecretId) => {
+            ActionKind::Revoke
+        }
         _ => kind,
     }
 }

@@ -29,7 +29,21 @@ pub async fn plan(
     kind: ActionKind,
     target: &LedgerCredential,
 ) -> Result<Plan, ConnectorError> {
-    let holder = actions.keys(&target.identity.external_id).await?;
+    let identity = &target.identity.external_id;
+    let holder = if kind == ActionKind::Revoke {
+        // One credential, read alone: a token's holder may hold tokens its source cannot list.
+        KeyHolder {
+            identity_id: identity.clone(),
+            name: target.identity.name.clone(),
+            keys: actions
+                .key(identity, &target.credential.external_id)
+                .await?
+                .into_iter()
+                .collect(),
+        }
+    } else {
+        actions.keys(identity).await?
+    };
     let destination = actions
         .destination(&target.identity.external_id)
         .map_err(|err| err.to_string());
