@@ -28,6 +28,11 @@ async fn world(peer: &Peer, ttl: &str, max_ttl: &str) -> World {
 
 /// [`world`] with the role's token settings `role`.
 async fn world_with(peer: &Peer, role: Value) -> World {
+    world_denied(peer, role, &[]).await
+}
+
+/// [`world_with`], its token denied the paths `denied`; three secrets at `kv/denied/<n>`.
+async fn world_denied(peer: &Peer, role: Value, denied: &[&str]) -> World {
     let ns = peer.fresh_namespace().await;
     let n = Some(ns.as_str());
     peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
@@ -40,13 +45,24 @@ async fn world_with(peer: &Peer, role: Value) -> World {
         Some(json!({"data": {"password": "kv-value-1"}})),
     )
     .await;
+    let mut policy = r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#.to_owned();
+    for path in denied {
+        policy.push_str(&format!(" path \"{path}\" {{ capabilities = [\"deny\"] }}"));
+    }
+    for n in 0..3 {
+        peer.ok(
+            Some(ns.as_str()),
+            Method::POST,
+            &format!("kv/data/denied/{n}"),
+            Some(json!({"data": {"v": "x"}})),
+        )
+        .await;
+    }
     peer.ok(
         n,
         Method::PUT,
         "sys/policies/acl/keywarden",
-        Some(
-            json!({"policy": r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#}),
-        ),
+        Some(json!({ "policy": policy })),
     )
     .await;
     peer.ok(
@@ -361,8 +377,20 @@ async fn keywarden_refuses_to_rotate_or_destroy_the_secret_id_it_logs_in_with() 
         shown.push_str(&common::stdout(&output));
         shown.push_str(&common::stderr(&output));
     };
-    // A rotation by hand, and the containment of its leak (which destroys a leaked secret-id).
+    // A rotation by hand, and the containment of its leak (which destroys a leaked secret-id),
+    // after someone logged in with it.
     quiet(&["rotate", &id, "--enforce"], &mut shown);
+    let stolen = peer
+        .ok(
+            Some(ns),
+            Method::POST,
+            "auth/approle/login",
+            Some(json!({"role_id": world.secrets[0], "secret_id": world.secrets[1]})),
+        )
+        .await["auth"]["accessor"]
+        .as_str()
+        .expect("accessor")
+        .to_owned();
     common::write(
         &world.dir.path().join("report.json"),
         &json!([{
@@ -396,11 +424,23 @@ async fn keywarden_refuses_to_rotate_or_destroy_the_secret_id_it_logs_in_with() 
             .any(|it| it["kind"] == "rotate" && it["status"] == "refused"),
         "the rotation is refused as keywarden's own login: {records:#?}"
     );
+    let contained = refused
+        .iter()
+        .find(|it| it["kind"] == "revoke")
+        .unwrap_or_else(|| panic!("the containment's revoke: {records:#?}"));
+    assert_eq!(
+        contained["status"], "failed",
+        "a person must act: {contained:#}"
+    );
     assert!(
-        refused
-            .iter()
-            .any(|it| it["kind"] != "rotate" && it["status"] != "done"),
-        "so is the containment's destroy: {records:#?}"
+        contained["reason"]
+            .as_str()
+            .is_some_and(|it| it.contains("NOT revoked")),
+        "{contained:#}"
+    );
+    assert!(
+        !token_exists(&peer, ns, &stolen).await,
+        "what was minted with it is revoked all the same"
     );
     assert!(
         scans(world.dir.path(), &mut shown),
@@ -446,4 +486,95 @@ async fn a_refused_login_fails_the_scan_once_with_a_clear_message() {
         1,
         "one attempt, not one per call"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_is_not_tried_again_before_its_back_off() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world(&peer, "1h", "2h").await;
+    common::write(
+        &world.dir.path().join("secret-id"),
+        "0a1b2c3d-0000-4000-8000-00000000beef\n",
+    );
+    let config: keywarden_vault::VaultConfig = serde_saphyr::from_str(&format!(
+        "address: {}\nnamespaces: [\"{}/\"]\napprole:\n  namespace: \"{}/\"\n  role_id_file: \
+         role-id\n  secret_id_file: secret-id\n",
+        peer.addr, world.ns, world.ns
+    ))
+    .expect("config");
+    let connector: Arc<dyn Connector> =
+        Arc::new(config.build("vault", world.dir.path()).expect("build"));
+    let store = connector.secret_store().expect("a secret store");
+    let at = SecretPath {
+        namespace: format!("{}/", world.ns),
+        mount: "kv/".to_owned(),
+        path: "app/db".to_owned(),
+    };
+    for _ in 0..5 {
+        let err = store.read(&at).await.expect_err("refused");
+        assert!(err.to_string().contains("login"), "{err}");
+    }
+    assert_eq!(
+        requests(&peer, &world.ns, "auth/approle/login").await,
+        1,
+        "five calls, one login: the next waits a second"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert!(store.read(&at).await.is_err());
+    assert_eq!(requests(&peer, &world.ns, "auth/approle/login").await, 2);
+}
+
+#[tokio::test]
+async fn a_denied_path_is_a_denial_and_costs_no_login() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world_denied(
+        &peer,
+        json!({"token_ttl": "1h"}),
+        &[
+            "kv/metadata/denied/0",
+            "kv/metadata/denied/1",
+            "kv/metadata/denied/2",
+        ],
+    )
+    .await;
+    let mut shown = String::new();
+    let out = run(world.dir.path(), &["scan", "--format", "json"], &mut shown);
+    let report: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(3),
+        "each denied path its scan error: {:#}",
+        report["errors"]
+    );
+    assert_eq!(
+        requests(&peer, &world.ns, "auth/approle/login").await,
+        1,
+        "lookup-self showed the token alive: no login again"
+    );
+}
+
+#[tokio::test]
+async fn without_lookup_self_denials_cost_one_login_at_most() {
+    let Some(peer) = vault::peer() else { return };
+    let world = world_denied(
+        &peer,
+        json!({"token_ttl": "1h"}),
+        &[
+            "kv/metadata/denied/0",
+            "kv/metadata/denied/1",
+            "kv/metadata/denied/2",
+            "auth/token/lookup-self",
+        ],
+    )
+    .await;
+    let mut shown = String::new();
+    let out = run(world.dir.path(), &["scan", "--format", "json"], &mut shown);
+    let report: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["errors"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        requests(&peer, &world.ns, "auth/approle/login").await,
+        2,
+        "a fresh token denied lookup-self too: denials are taken as denials from then on"
+    );
+    assert!(shown.contains("lookup-self"), "the log says what to grant");
 }

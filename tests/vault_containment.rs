@@ -293,6 +293,27 @@ async fn a_leaked_secret_id_is_destroyed_its_tokens_revoked_and_its_signers_dist
 async fn a_token_deleted_by_hand_is_revoked_after_a_dry_run_that_says_so() {
     let Some(peer) = vault::peer() else { return };
     let ns = peer.fresh_namespace().await;
+    // keywarden's own token is the namespace's (valid there only), as on HCP Vault.
+    peer.ok(
+        Some(&ns),
+        Method::PUT,
+        "sys/policies/acl/keywarden",
+        Some(
+            json!({"policy": r#"path "*" { capabilities = ["read", "list", "update", "sudo"] }"#}),
+        ),
+    )
+    .await;
+    let own = peer
+        .ok(
+            Some(&ns),
+            Method::POST,
+            "auth/token/create-orphan",
+            Some(json!({"policies": ["keywarden"], "ttl": "1h"})),
+        )
+        .await["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let mut accessors = Vec::new();
     for _ in 0..2 {
         let made = peer
@@ -323,12 +344,11 @@ async fn a_token_deleted_by_hand_is_revoked_after_a_dry_run_that_says_so() {
     common::write(
         &dir.path().join("keywarden.yaml"),
         &format!(
-            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    token_file: {}\n    namespaces: [\"{}\"]\n",
-            peer.addr,
-            peer.token_file.display(),
-            world.ns
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    token_file: token\n    namespaces: [\"{}\"]\n",
+            peer.addr, world.ns
         ),
     );
+    common::write(&dir.path().join("token"), &format!("{own}\n"));
     run(dir.path(), &["scan"]);
     let id = format!("{}token/{}", world.ns, accessors[0]);
     let (plan, _) = run(dir.path(), &["delete", &id]);

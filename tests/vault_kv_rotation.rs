@@ -188,7 +188,8 @@ async fn a_write_by_someone_else_after_a_crash_is_not_taken_for_the_rotation() {
     );
     assert_eq!(crashed.status.code(), None, "{}", common::stderr(&crashed));
     assert_eq!(secret(&peer, &ns).await.1, 1);
-    // ... a CI job wrote version 2 (say, the old password again) ...
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    // ... a CI job wrote version 2: the old password again ...
     peer.ok(
         Some(&ns),
         Method::POST,
@@ -196,9 +197,9 @@ async fn a_write_by_someone_else_after_a_crash_is_not_taken_for_the_rotation() {
         Some(json!({"options": {"cas": 1}, "data": {"password": "old-password-1"}})),
     )
     .await;
-    std::thread::sleep(std::time::Duration::from_millis(1_600));
-    // ... so the resumed action does not take version 2 for its own write: it checks the policy
-    // again on version 2 (older than 1s by now) and writes version 3 on top of it.
+    // ... so the resumed action does not take version 2 for its own write, nor for a rotation
+    // (it holds the value `check` saw; its age, under the policy's 1s, is no reason to stop):
+    // it writes version 3 on top of it.
     let resumed = run(
         dir.path(),
         &["actions", "resume", "--format", "json"],

@@ -140,6 +140,7 @@ fn initial_state(
         ActionKind::RotateVersion => of(RotateVersion::Check),
         ActionKind::RotateKv => of(RotateKv::Check {
             generate: generate.cloned(),
+            rechecks: 0,
         }),
     }
 }

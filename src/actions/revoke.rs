@@ -6,7 +6,10 @@
 //!   policy's condition re-checked on it (a token used since is skipped).
 //! - `revoke`: revoked (idempotent: one already gone counts as revoked).
 //! - `revoke_minted`: what it minted, from its creation on, revoked; a source that mints nothing
-//!   it can revoke says so and the action is done.
+//!   it can revoke says so and the action is done. In a containment this runs even when the
+//!   source refused to revoke the credential itself (keywarden's own login, which it would lock
+//!   itself out with): what was minted with it is revoked, and the action fails, naming the
+//!   credential that is still live, for a person to replace.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,7 +35,12 @@ pub(crate) enum Revoke {
         since: Option<DateTime<Utc>>,
     },
     #[serde(rename = "revoke_minted")]
-    Minted { since: Option<DateTime<Utc>> },
+    Minted {
+        since: Option<DateTime<Utc>>,
+        /// Why the credential itself was not revoked (the source refused), if it was not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<String>,
+    },
 }
 
 /// The identity's credentials of the target's kind as the ledger holds them, with the target as
@@ -92,27 +100,44 @@ impl Machine for Revoke {
                     Some(format!("{key} is live")),
                 )
             }
-            Self::Cut { minted, since } => {
-                actions.revoke(identity, key).await?;
-                crash_point("revoke_revoked");
-                if minted {
-                    Next::Step(Self::Minted { since }, Some(format!("{key} revoked")))
-                } else {
-                    Next::Done(format!("{key} revoked"))
+            Self::Cut { minted, since } => match actions.revoke(identity, key).await {
+                Ok(()) => {
+                    crash_point("revoke_revoked");
+                    if minted {
+                        Next::Step(
+                            Self::Minted { since, kept: None },
+                            Some(format!("{key} revoked")),
+                        )
+                    } else {
+                        Next::Done(format!("{key} revoked"))
+                    }
                 }
-            }
-            Self::Minted { since } => match actions.revoke_minted(identity, key, since, None).await
-            {
-                Ok(revoked) if revoked.is_empty() => {
-                    Next::Done(format!("{key} revoked; it had minted nothing still valid"))
-                }
-                Ok(revoked) => Next::Done(format!(
-                    "{key} revoked, and what it minted: {}",
-                    revoked.join(", ")
-                )),
-                Err(ConnectorError::Refused(why)) => Next::Done(format!("{key} revoked ({why})")),
+                // A containment still takes away what it minted.
+                Err(ConnectorError::Refused(why)) if minted => Next::Step(
+                    Self::Minted {
+                        since,
+                        kept: Some(why.clone()),
+                    },
+                    Some(format!("{key} not revoked: {why}")),
+                ),
                 Err(err) => return Err(err.into()),
             },
+            Self::Minted { since, kept } => {
+                let report = match actions.revoke_minted(identity, key, since, None).await {
+                    Ok(revoked) if revoked.is_empty() => {
+                        "it had minted nothing still valid".to_owned()
+                    }
+                    Ok(revoked) => format!("what it minted is revoked: {}", revoked.join(", ")),
+                    Err(ConnectorError::Refused(why)) => why,
+                    Err(err) => return Err(err.into()),
+                };
+                match kept {
+                    None => Next::Done(format!("{key} revoked; {report}")),
+                    Some(why) => Next::Failed(format!(
+                        "{key} is NOT revoked and can still be used: {why}; {report}"
+                    )),
+                }
+            }
         })
     }
 

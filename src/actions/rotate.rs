@@ -542,7 +542,12 @@ async fn create(
     };
     cx.persist(&marked(true), "creating a new key".to_owned())
         .await?;
-    let attempt = format!("keywarden-action-{}", cx.record.id);
+    // The action's id and when it was made: unique even across a ledger made afresh.
+    let attempt = format!(
+        "keywarden-action-{}-{}",
+        cx.record.id,
+        cx.record.created_at.timestamp()
+    );
     let new = match actions.create_key(identity, cx.key(), &attempt).await {
         Ok(new) => new,
         // E.g. LimitExceeded: the user holds two keys after all. Not a retry loop.

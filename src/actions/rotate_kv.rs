@@ -31,6 +31,9 @@ use crate::policy::generate::Generator;
 pub(crate) enum RotateKv {
     Check {
         generate: Option<Generator>,
+        /// How often someone else's write sent the rotation back here.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        rechecks: u32,
     },
     /// Write the new value as version `version + 1`. `drawn`: the SHA-256 (hex) of the value
     /// of the attempt under way, recorded before it is written.
@@ -39,8 +42,22 @@ pub(crate) enum RotateKv {
         version: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         drawn: Option<String>,
+        /// The SHA-256 of the field when `check` read it: a later version still holding it was
+        /// not a rotation (a rewrite of the old, perhaps leaked, value).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        rechecks: u32,
     },
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// After this many writes by someone else, the rotation waits before it checks again.
+const RECHECKS_BEFORE_WAIT: u32 = 2;
+const RECHECK_WAIT: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 fn sha256_hex(value: &str) -> String {
     use sha2::Digest;
@@ -119,7 +136,11 @@ async fn target(
 }
 
 impl RotateKv {
-    async fn check(cx: &StepCx<'_>, generate: Option<Generator>) -> Result<Next<Self>, StepError> {
+    async fn check(
+        cx: &StepCx<'_>,
+        generate: Option<Generator>,
+        rechecks: u32,
+    ) -> Result<Next<Self>, StepError> {
         let Some(generate) = generate else {
             return Ok(Next::Refused(format!(
                 "{} is rotated only by a policy that says how to make its value \
@@ -145,51 +166,82 @@ impl RotateKv {
         {
             return Ok(Next::Skipped(reason));
         }
+        let before = held
+            .fields
+            .get(&generate.field)
+            .map(|it| sha256_hex(it.expose()));
         Ok(Next::Step(
             Self::Write {
                 generate,
                 version: held.version,
                 drawn: None,
+                before,
+                rechecks,
             },
             Some(format!("{at} is at version {}", held.version)),
         ))
     }
 
-    async fn write(
-        cx: &StepCx<'_>,
-        generate: Generator,
-        version: u64,
-        drawn: Option<String>,
-    ) -> Result<Next<Self>, StepError> {
+    async fn write(cx: &StepCx<'_>, state: WriteState) -> Result<Next<Self>, StepError> {
+        let WriteState {
+            generate,
+            version,
+            drawn,
+            before,
+            rechecks,
+        } = state;
         let (store, at) = target(cx).await?;
         let Some(held) = store.read(&at).await? else {
             return Ok(Next::Failed(format!(
                 "{at} lost its current version during the rotation"
             )));
         };
+        let field = held
+            .fields
+            .get(&generate.field)
+            .map(|it| sha256_hex(it.expose()));
         if held.version > version {
-            let ours = drawn.as_deref().is_some_and(|want| {
-                held.fields
-                    .get(&generate.field)
-                    .is_some_and(|it| sha256_hex(it.expose()) == want)
-            });
-            if ours {
+            if drawn.is_some() && field == drawn {
+                // Written before an interruption (its hashes were recorded before the write).
                 return Ok(Next::Done(format!(
                     "{at} is at version {}, holding the value this rotation wrote: nothing \
                      written again",
                     held.version
                 )));
             }
-            return Ok(Next::Step(
+            let rechecks = rechecks.saturating_add(1);
+            let line = format!(
+                "someone else wrote version {} of {at} since version {version}",
+                held.version
+            );
+            let again = if before.is_some() && field == before {
+                // The same value written again (the old, perhaps leaked, one): not a rotation,
+                // so no re-check of the policy on the new version's age.
+                Self::Write {
+                    generate,
+                    version: held.version,
+                    drawn: None,
+                    before,
+                    rechecks,
+                }
+            } else {
                 Self::Check {
                     generate: Some(generate),
-                },
-                Some(format!(
-                    "someone else wrote version {} of {at} since version {version}: checked \
-                     again",
-                    held.version
-                )),
-            ));
+                    rechecks,
+                }
+            };
+            if rechecks > RECHECKS_BEFORE_WAIT {
+                let until = cx
+                    .now()
+                    .checked_add_signed(RECHECK_WAIT)
+                    .unwrap_or(cx.now());
+                return Ok(Next::Wait(
+                    again,
+                    until,
+                    format!("{line}; waiting before trying again"),
+                ));
+            }
+            return Ok(Next::Step(again, Some(format!("{line}: checked again"))));
         }
         if held.version < version {
             return Ok(Next::Refused(format!(
@@ -200,11 +252,12 @@ impl RotateKv {
         }
         drop(held);
         let value = draw(&generate)?;
+        // Recorded before the write, so a crash after it loses neither (a value that never
+        // reaches the store, its write refused, leaves hashes that match nothing in use).
         let hashes = [
             ("sha1", crate::leaks::sha1_hex(value.expose().as_bytes())),
             ("hmsl", crate::leaks::hmsl_hex(value.expose().as_bytes())),
         ];
-        // Recorded before the write, so a crash after it loses neither.
         cx.engine
             .store
             .record_secret_hashes(&cx.record.source, cx.key(), &hashes, cx.now())
@@ -213,6 +266,8 @@ impl RotateKv {
             generate: generate.clone(),
             version,
             drawn: Some(sha256_hex(value.expose())),
+            before,
+            rechecks,
         };
         cx.persist(&attempt, format!("writing `{}` of {at}", generate.field))
             .await?;
@@ -233,6 +288,15 @@ impl RotateKv {
     }
 }
 
+/// The fields of [`RotateKv::Write`].
+struct WriteState {
+    generate: Generator,
+    version: u64,
+    drawn: Option<String>,
+    before: Option<String>,
+    rechecks: u32,
+}
+
 #[async_trait]
 impl Machine for RotateKv {
     fn step_name(&self) -> &'static str {
@@ -244,12 +308,23 @@ impl Machine for RotateKv {
 
     async fn step(self, cx: &StepCx<'_>) -> Result<Next<Self>, StepError> {
         match self {
-            Self::Check { generate } => Self::check(cx, generate).await,
+            Self::Check { generate, rechecks } => Self::check(cx, generate, rechecks).await,
             Self::Write {
                 generate,
                 version,
                 drawn,
-            } => Self::write(cx, generate, version, drawn).await,
+                before,
+                rechecks,
+            } => {
+                let state = WriteState {
+                    generate,
+                    version,
+                    drawn,
+                    before,
+                    rechecks,
+                };
+                Self::write(cx, state).await
+            }
         }
     }
 

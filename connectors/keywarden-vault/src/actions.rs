@@ -15,6 +15,7 @@ use keywarden_connector::{
 };
 use serde_json::{Value, json};
 
+use crate::auth::OwnSecretId;
 use crate::client::{Namespace, VaultError};
 use crate::facts::{Settings, rfc3339, unix};
 use crate::mounts::{self, MountKind};
@@ -130,12 +131,13 @@ impl VaultActions {
     ) -> Result<Vec<String>, ConnectorError> {
         let login = format!("auth/{mount}login");
         // keywarden's own token is never taken: the revocations after it would all be denied.
-        let own = namespace.own().await?;
-        let accessors: Vec<String> = namespace
-            .list("auth/token/accessors")
-            .await?
+        // Asked before and after the list, which may have logged in again.
+        let before = namespace.own().await?.token_accessor;
+        let listed = namespace.list("auth/token/accessors").await?;
+        let after = namespace.own().await?.token_accessor;
+        let accessors: Vec<String> = listed
             .into_iter()
-            .filter(|it| *it != own.token_accessor)
+            .filter(|it| *it != before && *it != after)
             .collect();
         let lookups: Vec<_> = futures::stream::iter(accessors)
             .map(|accessor| async move {
@@ -275,8 +277,12 @@ impl KeyActions for VaultActions {
         let role = self.role(identity_id)?;
         let accessor = crate::rotation::accessor_of(replacing)?;
         let own = role.namespace.own().await?;
-        if own.may_be_secret_id(&role.namespace.name, &role.mount, &role.name, accessor) {
-            return Err(ConnectorError::Refused(own_secret_id(replacing)));
+        match own.secret_id(&role.namespace.name, &role.mount, &role.name, accessor) {
+            OwnSecretId::No => {}
+            OwnSecretId::Yes => return Err(ConnectorError::Refused(own_secret_id(replacing))),
+            OwnSecretId::Unknown => {
+                return Err(ConnectorError::Refused(unknown_secret_id(replacing)));
+            }
         }
         let delivered = self.delivered_id(identity_id).await?;
         let delivered = delivered
@@ -387,10 +393,14 @@ impl KeyActions for VaultActions {
                 mount,
                 role,
                 accessor,
-            } if own.may_be_secret_id(&namespace.name, mount, role, accessor) => {
-                return Err(ConnectorError::Refused(own_secret_id(key_id)));
-            }
-            _ => {}
+            } => match own.secret_id(&namespace.name, mount, role, accessor) {
+                OwnSecretId::No => {}
+                OwnSecretId::Yes => return Err(ConnectorError::Refused(own_secret_id(key_id))),
+                OwnSecretId::Unknown => {
+                    return Err(ConnectorError::Refused(unknown_secret_id(key_id)));
+                }
+            },
+            Target::Token { .. } => {}
         }
         match target {
             Target::Token { accessor } => {
@@ -610,9 +620,18 @@ impl VersionedKeys for VaultActions {
 /// Why keywarden leaves the secret-id it logs in with alone.
 fn own_secret_id(key_id: &str) -> String {
     format!(
-        "{key_id} is (or, as its lookup was not allowed, may be) the secret-id keywarden logs in \
-         with (`approle.secret_id_file`): replacing or destroying it would lock keywarden out; \
-         put a new secret-id in that file, then destroy this one by hand"
+        "{key_id} is the secret-id keywarden logs in with (`approle.secret_id_file`): replacing \
+         or destroying it would lock keywarden out; put a new secret-id in that file, then \
+         destroy this one by hand"
+    )
+}
+
+/// Why keywarden leaves a secret-id of its own role alone when it cannot tell its own.
+fn unknown_secret_id(key_id: &str) -> String {
+    format!(
+        "{key_id} is a secret-id of the role keywarden logs in with, and keywarden may not look \
+         up which one is its own (grant `update` on `role/<role>/secret-id/lookup`): it may be \
+         keywarden's own login, which it would lock itself out with; left alone"
     )
 }
 

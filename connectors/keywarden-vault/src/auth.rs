@@ -45,6 +45,18 @@ struct Lease {
     checked_at: Option<Instant>,
 }
 
+/// Whether `auth/token/lookup-self` tells a dead token from a denial.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum SelfLookup {
+    /// Not known yet.
+    #[default]
+    Untried,
+    Allowed,
+    /// A fresh token was denied it too: keywarden's policy does not grant it, and a denial is
+    /// taken as a denial.
+    Denied,
+}
+
 /// A login Vault refused, and when to try again.
 struct Refused {
     until: Instant,
@@ -59,6 +71,7 @@ struct State {
     refused: Option<Refused>,
     /// keywarden's own identity, looked up once per token.
     own: Option<Own>,
+    self_lookup: SelfLookup,
 }
 
 /// keywarden's own Vault identity, which its actions never take away from it: the accessor of
@@ -81,9 +94,41 @@ pub struct OwnRole {
     pub secret_id_accessor: Option<String>,
 }
 
+/// Whether a secret-id is the one keywarden logs in with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnSecretId {
+    No,
+    Yes,
+    /// It may be: keywarden cannot tell which of its role's (or mount's) secret-ids is its own.
+    Unknown,
+}
+
 impl Own {
-    /// Whether a secret-id of role `role` may be the one keywarden logs in with: it is, or
-    /// keywarden cannot tell which of its role's (or of its mount's) secret-ids is its own.
+    /// Whether a secret-id of role `role` is the one keywarden logs in with.
+    pub fn secret_id(
+        &self,
+        namespace: &str,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> OwnSecretId {
+        let Some(own) = &self.approle else {
+            return OwnSecretId::No;
+        };
+        if own.namespace != namespace
+            || own.mount != mount
+            || own.role.as_deref().is_some_and(|it| it != role)
+        {
+            return OwnSecretId::No;
+        }
+        match (&own.role, own.secret_id_accessor.as_deref()) {
+            (Some(_), Some(it)) if it == accessor => OwnSecretId::Yes,
+            (Some(_), Some(_)) => OwnSecretId::No,
+            _ => OwnSecretId::Unknown,
+        }
+    }
+
+    /// Whether it is, or may be.
     pub fn may_be_secret_id(
         &self,
         namespace: &str,
@@ -91,16 +136,7 @@ impl Own {
         role: &str,
         accessor: &str,
     ) -> bool {
-        let Some(own) = &self.approle else {
-            return false;
-        };
-        own.namespace == namespace
-            && own.mount == mount
-            && own.role.as_deref().is_none_or(|it| it == role)
-            && own
-                .secret_id_accessor
-                .as_deref()
-                .is_none_or(|it| it == accessor)
+        self.secret_id(namespace, mount, role, accessor) != OwnSecretId::No
     }
 }
 
@@ -196,13 +232,18 @@ impl Auth {
     }
 
     /// A call sent with `token` was denied: whether the token itself is dead (revoked, its uses
-    /// used up, expired early) and was dropped, so the call is worth one more attempt with a
-    /// fresh login. Vault answers a dead token with the same 403 as a denial; `lookup-self` tells.
+    /// used up, expired early) and was replaced, so the call is worth one more attempt. Vault
+    /// answers a dead token with the same 403 as a denial; `lookup-self` tells, when keywarden's
+    /// policy grants it (a fresh token denied it too shows it does not: from then on a denial is
+    /// a denial, and no login is spent on one).
     pub async fn rejected(&self, http: &reqwest::Client, address: &str, token: &Secret) -> bool {
         let Login::AppRole(approle) = &self.login else {
             return false;
         };
         let mut state = self.state.lock().await;
+        if state.self_lookup == SelfLookup::Denied {
+            return false;
+        }
         let now = Instant::now();
         let Some(held) = state.lease.as_mut() else {
             return true;
@@ -218,17 +259,43 @@ impl Auth {
             return false;
         }
         match lookup_self(http, address, &approle.namespace, &held.token).await {
-            Ok(_) => {
+            Ok(mut answer) => {
+                wipe(&mut answer);
                 held.checked_at = Some(now);
+                state.self_lookup = SelfLookup::Allowed;
                 false
             }
             Err(VaultError::Denied { .. }) => {
-                tracing::warn!(
-                    "keywarden's Vault token was refused (revoked, its uses used up, or expired \
-                     early); logging in again."
-                );
+                let first = state.self_lookup == SelfLookup::Untried;
+                // Dead, or (never seen allowed) lookup-self itself not granted: a fresh login
+                // tells; either way its token is the one used from now on.
                 state.lease = None;
                 state.own = None;
+                let Ok(fresh) = current(&mut state, http, address, approle).await else {
+                    return false;
+                };
+                if first {
+                    match lookup_self(http, address, &approle.namespace, &fresh).await {
+                        Ok(mut answer) => {
+                            wipe(&mut answer);
+                            state.self_lookup = SelfLookup::Allowed;
+                        }
+                        Err(VaultError::Denied { .. }) => {
+                            tracing::warn!(
+                                "keywarden's Vault token may not read `auth/token/lookup-self`: \
+                                 a token that dies early (revoked, its uses used up) is not told \
+                                 from a denied call. Grant `read` on it."
+                            );
+                            state.self_lookup = SelfLookup::Denied;
+                            return true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                tracing::warn!(
+                    "keywarden's Vault token was refused (revoked, its uses used up, or expired \
+                     early); logged in again."
+                );
                 true
             }
             Err(_) => false,
@@ -236,54 +303,92 @@ impl Auth {
     }
 
     /// keywarden's own identity (its token's accessor; its AppRole role and secret-id), looked
-    /// up once per token.
-    pub async fn own(&self, http: &reqwest::Client, address: &str) -> Result<Own, VaultError> {
+    /// up once per token. `namespace`: the calling client's, where a given token is valid.
+    pub async fn own(
+        &self,
+        http: &reqwest::Client,
+        address: &str,
+        namespace: &str,
+    ) -> Result<Own, VaultError> {
         let mut state = self.state.lock().await;
-        let (token, approle) = match &self.login {
-            Login::Token(token) => (copy(token), None),
-            Login::AppRole(approle) => (
-                current(&mut state, http, address, approle).await?,
-                Some(approle),
-            ),
-        };
-        if let Some(own) = &state.own {
-            return Ok(own.clone());
+        for attempt in 0..2 {
+            let (token, approle) = match &self.login {
+                Login::Token(token) => (copy(token), None),
+                Login::AppRole(approle) => (
+                    current(&mut state, http, address, approle).await?,
+                    Some(approle),
+                ),
+            };
+            if let Some(own) = &state.own {
+                return Ok(own.clone());
+            }
+            let at = approle.map_or(namespace, |it| it.namespace.as_str());
+            match looked_up(http, address, at, approle, &token).await {
+                Ok(own) => {
+                    state.own = Some(own.clone());
+                    return Ok(own);
+                }
+                // A dead token: the next attempt logs in again.
+                Err(VaultError::Denied { .. }) if attempt == 0 && approle.is_some() => {
+                    state.lease = None;
+                }
+                Err(err) => return Err(err),
+            }
         }
-        let namespace = approle.map_or("", |it| it.namespace.as_str());
-        let mut me = lookup_self(http, address, namespace, &token).await?;
-        let accessor = me
-            .pointer("/data/accessor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let role = me
-            .pointer("/data/meta/role_name")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        // lookup-self answers with the token itself (`data.id`).
-        wipe(&mut me);
-        let token_accessor = accessor.ok_or_else(|| VaultError::Permanent {
+        Err(VaultError::Denied {
             path: "auth/token/lookup-self".to_owned(),
-            message: "the answer carries no accessor".to_owned(),
-        })?;
-        let approle = match approle {
-            Some(login) => Some(OwnRole {
-                namespace: login.namespace.clone(),
-                mount: login.mount.clone(),
-                secret_id_accessor: match &role {
-                    Some(role) => own_secret_id(http, address, login, role, &token).await,
-                    None => None,
-                },
-                role,
-            }),
-            None => None,
-        };
-        let own = Own {
-            token_accessor,
-            approle,
-        };
-        state.own = Some(own.clone());
-        Ok(own)
+        })
     }
+}
+
+/// keywarden's own identity, as `token` shows it in `namespace`.
+async fn looked_up(
+    http: &reqwest::Client,
+    address: &str,
+    namespace: &str,
+    approle: Option<&AppRoleLogin>,
+    token: &Secret,
+) -> Result<Own, VaultError> {
+    let mut me = lookup_self(http, address, namespace, token).await?;
+    let accessor = me
+        .pointer("/data/accessor")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let role = me
+        .pointer("/data/meta/role_name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let orphan = me.pointer("/data/orphan").and_then(Value::as_bool);
+    // lookup-self answers with the token itself (`data.id`).
+    wipe(&mut me);
+    let token_accessor = accessor.ok_or_else(|| VaultError::Permanent {
+        path: "auth/token/lookup-self".to_owned(),
+        message: "the answer carries no accessor".to_owned(),
+    })?;
+    let approle = match approle {
+        Some(login) => Some(OwnRole {
+            namespace: login.namespace.clone(),
+            mount: login.mount.clone(),
+            secret_id_accessor: match &role {
+                Some(role) => own_secret_id(http, address, login, role, token).await?,
+                None => None,
+            },
+            role,
+        }),
+        None => {
+            if orphan == Some(false) {
+                tracing::warn!(
+                    "keywarden's Vault token is a child token: revoking its parent revokes it too. \
+                     Give keywarden an orphan token."
+                );
+            }
+            None
+        }
+    };
+    Ok(Own {
+        token_accessor,
+        approle,
+    })
 }
 
 /// The current token of an AppRole login, renewed or replaced first when due.
@@ -432,14 +537,15 @@ async fn lookup_self(
     .await
 }
 
-/// The accessor of the secret-id keywarden logs in with, when its policy lets it look it up.
+/// The accessor of the secret-id keywarden logs in with, when its policy lets it look it up
+/// (none when it does not); a passing failure is an error, so nothing is taken for good on it.
 async fn own_secret_id(
     http: &reqwest::Client,
     address: &str,
     login: &AppRoleLogin,
     role: &str,
     token: &Secret,
-) -> Option<String> {
+) -> Result<Option<String>, VaultError> {
     let path = format!("auth/{}role/{role}/secret-id/lookup", login.mount);
     let mut body = json!({ "secret_id": login.secret_id.expose() });
     let answer = post(http, address, &login.namespace, &path, Some(token), &body).await;
@@ -451,15 +557,17 @@ async fn own_secret_id(
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             wipe(&mut answer);
-            accessor
+            Ok(accessor)
         }
+        Err(err @ VaultError::Retryable { .. }) => Err(err),
         Err(err) => {
-            tracing::info!(
+            tracing::warn!(
                 error = %err,
-                "Cannot look up keywarden's own secret-id; every secret-id of its role is kept \
-                 from keywarden's actions."
+                "Cannot look up keywarden's own secret-id (grant `update` on \
+                 `role/<role>/secret-id/lookup`); every secret-id of its role is kept from \
+                 keywarden's rotations and revocations."
             );
-            None
+            Ok(None)
         }
     }
 }

@@ -230,7 +230,9 @@ impl Namespace {
 
     /// keywarden's own identity, which its actions leave alone ([`crate::auth::Own`]).
     pub(crate) async fn own(&self) -> Result<crate::auth::Own, VaultError> {
-        self.auth.own(&self.vault.http.http, &self.address).await
+        self.auth
+            .own(&self.vault.http.http, &self.address, &self.name)
+            .await
     }
 
     /// One request, one attempt; sent once more with a fresh login when it was denied because
