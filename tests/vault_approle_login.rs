@@ -524,31 +524,33 @@ async fn a_refused_login_is_not_tried_again_before_its_back_off() {
     assert_eq!(requests(&peer, &world.ns, "auth/approle/login").await, 2);
 }
 
-#[tokio::test]
-async fn a_denied_path_is_a_denial_and_costs_no_login() {
-    let Some(peer) = vault::peer() else { return };
-    let world = world_denied(
-        &peer,
-        json!({"token_ttl": "1h"}),
-        &[
-            "kv/metadata/denied/0",
-            "kv/metadata/denied/1",
-            "kv/metadata/denied/2",
-        ],
-    )
-    .await;
+/// A scan whose token is denied the three secrets under `kv/denied/` (and `lookup-self` too,
+/// with `lookup_self_denied`): its scan errors, its logins and what it showed.
+async fn denied_scan(peer: &Peer, lookup_self_denied: bool) -> (usize, usize, String) {
+    let mut denied = vec![
+        "kv/metadata/denied/0",
+        "kv/metadata/denied/1",
+        "kv/metadata/denied/2",
+    ];
+    if lookup_self_denied {
+        denied.push("auth/token/lookup-self");
+    }
+    let world = world_denied(peer, json!({"token_ttl": "1h"}), &denied).await;
     let mut shown = String::new();
     let out = run(world.dir.path(), &["scan", "--format", "json"], &mut shown);
     let report: Value = serde_json::from_str(&out).expect("json");
+    let errors = report["errors"].as_array().map_or(0, Vec::len);
+    let logins = requests(peer, &world.ns, "auth/approle/login").await;
+    (errors, logins, shown)
+}
+
+#[tokio::test]
+async fn a_denied_path_is_a_denial_and_costs_no_login() {
+    let Some(peer) = vault::peer() else { return };
+    let (errors, logins, _) = denied_scan(&peer, false).await;
+    assert_eq!(errors, 3, "each denied path its scan error");
     assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(3),
-        "each denied path its scan error: {:#}",
-        report["errors"]
-    );
-    assert_eq!(
-        requests(&peer, &world.ns, "auth/approle/login").await,
-        1,
+        logins, 1,
         "lookup-self showed the token alive: no login again"
     );
 }
@@ -556,24 +558,10 @@ async fn a_denied_path_is_a_denial_and_costs_no_login() {
 #[tokio::test]
 async fn without_lookup_self_denials_cost_one_login_at_most() {
     let Some(peer) = vault::peer() else { return };
-    let world = world_denied(
-        &peer,
-        json!({"token_ttl": "1h"}),
-        &[
-            "kv/metadata/denied/0",
-            "kv/metadata/denied/1",
-            "kv/metadata/denied/2",
-            "auth/token/lookup-self",
-        ],
-    )
-    .await;
-    let mut shown = String::new();
-    let out = run(world.dir.path(), &["scan", "--format", "json"], &mut shown);
-    let report: Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(report["errors"].as_array().map(Vec::len), Some(3));
+    let (errors, logins, shown) = denied_scan(&peer, true).await;
+    assert_eq!(errors, 3);
     assert_eq!(
-        requests(&peer, &world.ns, "auth/approle/login").await,
-        2,
+        logins, 2,
         "a fresh token denied lookup-self too: denials are taken as denials from then on"
     );
     assert!(shown.contains("lookup-self"), "the log says what to grant");
