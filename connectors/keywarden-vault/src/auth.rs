@@ -328,8 +328,13 @@ impl Auth {
                     state.own = Some(own.clone());
                     return Ok(own);
                 }
-                // A dead token: the next attempt logs in again.
-                Err(VaultError::Denied { .. }) if attempt == 0 && approle.is_some() => {
+                // A dead token: the next attempt logs in again (unless lookup-self is known not
+                // to be granted, when no login would tell).
+                Err(VaultError::Denied { .. })
+                    if attempt == 0
+                        && approle.is_some()
+                        && state.self_lookup != SelfLookup::Denied =>
+                {
                     state.lease = None;
                 }
                 Err(err) => return Err(err),
