@@ -63,6 +63,13 @@ pub async fn reconcile_findings(
     scope: &[String],
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, StoreError> {
+    // The credentials with such a finding open, looked up per credential below (a scan of
+    // 100,000 credentials holds tens of thousands of findings and of signers).
+    let has_open: std::collections::HashSet<(&str, &str)> = open
+        .iter()
+        .filter(|it| it.policy_id == SIGNER_DISTRUSTED)
+        .map(|it| (it.source.as_str(), it.credential_external_id.as_str()))
+        .collect();
     let mut distrusted = 0;
     for signer in signers {
         let in_force = match signer.record.verdict(at) {
@@ -100,12 +107,8 @@ pub async fn reconcile_findings(
                     store.raise_finding(&finding, at).await?;
                 }
                 None => {
-                    let has_one = open.iter().any(|it| {
-                        it.policy_id == SIGNER_DISTRUSTED
-                            && it.source == credential.source
-                            && it.credential_external_id == credential.external_id
-                    });
-                    if has_one {
+                    let key = (credential.source.as_str(), credential.external_id.as_str());
+                    if has_open.contains(&key) {
                         store
                             .clear_raised_finding(
                                 &credential.source,

@@ -98,6 +98,19 @@ pub struct Inputs<'a> {
 pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
     let mut records: BTreeMap<String, TrustRecord> = inputs.records.into_iter().collect();
     let mut signers: Vec<Signer> = Vec::with_capacity(inputs.ledger.len());
+    // The credentials that may sign with each key, found once (not once per signer).
+    let mut signing: BTreeMap<&str, Vec<&LedgerCredential>> = BTreeMap::new();
+    for it in inputs.signing {
+        for key_id in &it.credential.signs_with {
+            let list = signing.entry(key_id.as_str()).or_default();
+            // A key listed twice by one credential holds it once.
+            if !list.last().is_some_and(|last| std::ptr::eq(*last, it)) {
+                list.push(it);
+            }
+        }
+    }
+    let policy_holders =
+        |key_id: &str| policy_holders(signing.get(key_id).map(Vec::as_slice).unwrap_or_default());
     for found in inputs.ledger {
         let valid_from = found.valid_from();
         // Trusted from the ledger's time, or the stored one if that is later: once stored, the
@@ -113,10 +126,7 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
         let mut holders = own_holders(&found.credentials);
         // An identity that holds the signer itself is listed once, as its own holder.
         let configured = configured_holders(&found.key_id, inputs.configured, inputs.credentials);
-        for holder in configured
-            .into_iter()
-            .chain(policy_holders(&found.key_id, inputs.signing))
-        {
+        for holder in configured.into_iter().chain(policy_holders(&found.key_id)) {
             if !holders
                 .iter()
                 .any(|it| it.source == holder.source && it.identity == holder.identity)
@@ -124,6 +134,7 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
                 holders.push(holder);
             }
         }
+        holders.shrink_to_fit();
         signers.push(Signer {
             key_id: found.key_id,
             public_key: found.public_key,
@@ -135,7 +146,7 @@ pub fn assemble(inputs: Inputs<'_>) -> Vec<Signer> {
     }
     for (key_id, record) in records {
         let mut holders = configured_holders(&key_id, inputs.configured, inputs.credentials);
-        holders.extend(policy_holders(&key_id, inputs.signing));
+        holders.extend(policy_holders(&key_id));
         signers.push(Signer {
             key_id,
             public_key: None,
@@ -186,14 +197,11 @@ fn holder_credential(it: &LedgerCredential) -> HolderCredential {
     }
 }
 
-/// The identities some of whose credentials may sign with `key_id` by their source's access
-/// rules, each with just those credentials.
-fn policy_holders(key_id: &str, signing: &[LedgerCredential]) -> Vec<Holder> {
+/// The identities of the credentials that may sign with a key by their source's access rules
+/// (`signing`, those credentials), each with just its own of them.
+fn policy_holders(signing: &[&LedgerCredential]) -> Vec<Holder> {
     let mut holders: Vec<Holder> = Vec::new();
-    for it in signing
-        .iter()
-        .filter(|it| it.credential.signs_with.iter().any(|held| held == key_id))
-    {
+    for it in signing.iter().copied() {
         let credential = holder_credential(it);
         match holders
             .iter_mut()

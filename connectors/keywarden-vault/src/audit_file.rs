@@ -152,7 +152,10 @@ fn read_from(path: &Path, offset: u64, uses: &mut Uses) -> std::io::Result<u64> 
     let mut line = Vec::with_capacity(4096);
     let mut at = offset;
     loop {
-        line.zeroize();
+        // The bytes the last line held are wiped (not the whole capacity, which one long line
+        // grows for every line after it).
+        line.as_mut_slice().zeroize();
+        line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
         if n == 0 || line.last() != Some(&b'\n') {
             // The end, or a line still being written: left for the next read.

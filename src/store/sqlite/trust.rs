@@ -27,7 +27,7 @@ struct SignerRow {
 }
 
 /// Every present credential of a signing kind with a `sha256_spki` fingerprint, by key id.
-fn signers_query() -> String {
+pub(super) fn signers_query() -> String {
     let kinds: Vec<String> = SIGNING_KINDS
         .iter()
         .map(|it| format!("'{}'", it.as_str()))
@@ -38,7 +38,7 @@ fn signers_query() -> String {
          JOIN credentials c ON c.id = f.credential_id \
          LEFT JOIN identities i ON i.source = c.source AND i.external_id = c.identity_external_id \
          WHERE f.algorithm = 'sha256_spki' AND c.status != 'gone' AND c.kind IN ({}) \
-         ORDER BY f.value, c.id",
+         ORDER BY f.credential_id",
         kinds.join(", ")
     )
 }
@@ -63,12 +63,14 @@ impl SignerTrust for SqliteStore {
 
     async fn signers(&self) -> Result<Vec<LedgerSigner>> {
         let _timed = Timed::start("signers");
-        let rows: Vec<SignerRow> = sqlx::query_as(sqlx::AssertSqlSafe(signers_query()))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        use futures_util::TryStreamExt as _;
+        // Row by row: each credential's JSON is dropped once read (tens of thousands of signing
+        // credentials held whole doubled a scan's peak memory).
+        let query = signers_query();
+        let mut rows =
+            sqlx::query_as::<_, SignerRow>(sqlx::AssertSqlSafe(query.as_str())).fetch(&self.pool);
         let mut by_key: BTreeMap<String, LedgerSigner> = BTreeMap::new();
-        for row in rows {
+        while let Some(row) = rows.try_next().await.map_err(map_err)? {
             let credential: Credential = from_json(&row.data)?;
             let status = row
                 .status
@@ -80,7 +82,8 @@ impl SignerTrust for SqliteStore {
                     key_id: row.key_id.clone(),
                     public_key: None,
                     algorithm: None,
-                    credentials: Vec::new(),
+                    // Most signers have one credential (the growth step would reserve four).
+                    credentials: Vec::with_capacity(1),
                 });
             if signer.public_key.is_none() {
                 signer.public_key.clone_from(&credential.public_key);
