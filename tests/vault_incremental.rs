@@ -434,7 +434,7 @@ async fn a_limited_use_secret_id_is_looked_up_at_every_scan_for_its_last_login()
 }
 
 #[tokio::test]
-async fn with_kv_changes_off_every_scan_reads_all_kv_metadata() {
+async fn with_changes_off_every_scan_reads_all_kv_metadata() {
     let Some(peer) = vault::peer() else { return };
     let ns = peer.fresh_namespace().await;
     peer.enable(&ns, "mounts", "kv", "kv", Some(json!({"version": "2"})))
@@ -454,7 +454,7 @@ async fn with_kv_changes_off_every_scan_reads_all_kv_metadata() {
         &format!(
             "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
              token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
-             path: {}\n      kv_changes: false\n",
+             path: {}\n      changes: false\n",
             peer.addr,
             peer.token_file.display(),
             peer.audit_log.display(),
@@ -467,4 +467,156 @@ async fn with_kv_changes_off_every_scan_reads_all_kv_metadata() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(metadata_reads(&peer, &ns) - before, 2, "{scan} scan");
     }
+}
+
+/// The reads of a Transit key (not the list) the audit log shows so far in namespace `ns`.
+fn transit_key_reads(peer: &Peer, ns: &str) -> usize {
+    let want = format!("{ns}/");
+    peer.audit()
+        .1
+        .iter()
+        .filter(|it| {
+            it["type"] == "request"
+                && it["request"]["operation"] == "read"
+                && it["request"]["path"]
+                    .as_str()
+                    .is_some_and(|it| it.starts_with("transit/keys/") && !it.ends_with('/'))
+                && it["request"]["namespace"]["path"] == want.as_str()
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_they_rotate_themselves()
+ {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    peer.enable(&ns, "mounts", "transit", "transit", None).await;
+    for (name, body) in [
+        ("a", json!({"type": "ecdsa-p256"})),
+        ("b", json!({"type": "ecdsa-p256"})),
+        // Vault rotates this one itself, logging no request.
+        (
+            "c",
+            json!({"type": "ecdsa-p256", "auto_rotate_period": "1h"}),
+        ),
+    ] {
+        peer.ok(
+            Some(&ns),
+            Method::POST,
+            &format!("transit/keys/{name}"),
+            Some(body),
+        )
+        .await;
+    }
+    peer.ok(
+        Some(&ns),
+        Method::PUT,
+        "sys/policies/acl/sign-a",
+        Some(json!({"policy": "path \"transit/sign/a\" { capabilities = [\"update\"] }"})),
+    )
+    .await;
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/token/create",
+        Some(json!({"policies": ["sign-a"], "display_name": "signer-a"})),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+             path: {}\n      device: file\n",
+            peer.addr,
+            peer.token_file.display(),
+            peer.audit_log.display(),
+        ),
+    );
+    // The Transit versions in the report (name → creation, key id), and which versions a token
+    // holds by its policy.
+    let scan = || {
+        let output = common::keywarden(dir.path(), &["scan", "--format", "json"]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        let mut versions: Vec<(String, Value, Value)> = report["credentials"]
+            .as_array()
+            .expect("credentials")
+            .iter()
+            .filter(|it| it["kind"] == "transit_key_version")
+            .map(|it| {
+                (
+                    it["name"].as_str().expect("name").to_owned(),
+                    it["created_at"].clone(),
+                    it["fingerprints"].clone(),
+                )
+            })
+            .collect();
+        versions.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut held: Vec<String> = report["signers"]
+            .as_array()
+            .expect("signers")
+            .iter()
+            .filter(|it| {
+                it["holders"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|h| h["via"] == "policy"))
+            })
+            .flat_map(|it| {
+                it["credentials"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        held.sort();
+        (versions, held)
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+    let names = |versions: &[(String, Value, Value)]| -> Vec<String> {
+        versions.iter().map(|it| it.0.clone()).collect()
+    };
+
+    let before = transit_key_reads(&peer, &ns);
+    let (first, held) = scan();
+    settle().await;
+    assert_eq!(
+        transit_key_reads(&peer, &ns) - before,
+        3,
+        "the first scan reads all"
+    );
+    assert_eq!(names(&first), ["a v1", "b v1", "c v1"]);
+    assert_eq!(held, ["a v1"], "the token's policy signs with a");
+
+    let before = transit_key_reads(&peer, &ns);
+    let (second, held) = scan();
+    settle().await;
+    assert_eq!(
+        transit_key_reads(&peer, &ns) - before,
+        1,
+        "only the key that rotates itself is read"
+    );
+    assert_eq!(
+        second, first,
+        "the others handed over as the ledger has them"
+    );
+    assert_eq!(held, ["a v1"], "and their holders found as before");
+
+    peer.ok(Some(&ns), Method::POST, "transit/keys/a/rotate", None)
+        .await;
+    settle().await;
+    let before = transit_key_reads(&peer, &ns);
+    let (third, held) = scan();
+    settle().await;
+    assert_eq!(
+        transit_key_reads(&peer, &ns) - before,
+        2,
+        "the rotated key and the one that rotates itself"
+    );
+    assert_eq!(names(&third), ["a v1", "a v2", "b v1", "c v1"]);
+    assert_eq!(held, ["a v1", "a v2"]);
 }

@@ -126,56 +126,112 @@ pub struct Uses {
     pub logins: HashMap<Login, DateTime<Utc>>,
     pub signatures: HashMap<Signature, DateTime<Utc>>,
     /// KV secrets written, deleted, undeleted or destroyed (or their metadata changed).
-    pub kv_changed: HashSet<KvChange>,
+    pub kv_changed: HashSet<Change>,
+    /// Transit keys created, rotated, configured, trimmed, imported, restored or deleted (the
+    /// change's `path` is the key's name).
+    pub transit_changed: HashSet<Change>,
     /// Lines that were not an audit entry.
     pub unreadable: u64,
-    /// KV changes whose secret cannot be told (no `mount_point`, as before Vault 1.14, or one
-    /// that is not a prefix of the path).
-    pub unmapped_kv: u64,
+    /// KV or Transit changes whose secret or key cannot be told (no `mount_point`, as before
+    /// Vault 1.14, or one that is not a prefix of the path; a Transit restore naming its key in
+    /// the request's HMAC'd data).
+    pub unmapped: u64,
     pub lines: u64,
     /// Every line since the last scan was read (no file rotated away or cut shorter unread):
     /// what the log does not show did not happen.
     pub complete: bool,
 }
 
-/// A KV secret a request changed: namespace (`""` or `team-a/`), mount (`secret/`) and path.
+/// A KV secret or Transit key a request changed: namespace (`""` or `team-a/`), mount
+/// (`secret/`) and path (the secret's, or the key's name).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KvChange {
+pub struct Change {
     pub namespace: String,
     pub mount: String,
     pub path: String,
 }
 
-/// What a KV request tells of the secrets it changes.
+/// What a request tells of the secret or key it changes.
 #[derive(Debug, PartialEq, Eq)]
-enum KvSeen {
-    /// It changes nothing (a read, a list).
+enum Seen {
+    /// It changes nothing (a read, a list; a Transit signature).
     Nothing,
-    /// It changes this secret.
-    Change(KvChange),
-    /// It changes something, but which secret cannot be told.
+    /// It changes this secret or key.
+    Change(Change),
+    /// It changes something, but which cannot be told.
     Unmapped,
 }
 
-/// The secret a KV request changes, if it changes one (a v2 write, delete, undelete, destroy,
-/// metadata write or patch; a v1 write or delete).
-fn kv_change(request: &Request, namespace: &str) -> KvSeen {
+/// Where a write lands: its mount and the path under it.
+enum Write<'a> {
+    /// Not a write (a read, a list).
+    None,
+    At {
+        mount: &'a str,
+        rest: &'a str,
+    },
+    /// A write whose mount cannot be told from its path.
+    Unmapped,
+}
+
+fn write_of<'a>(request: &'a Request, namespace: &str) -> Write<'a> {
     if !matches!(
         request.operation.as_str(),
         "create" | "update" | "delete" | "patch"
     ) {
-        return KvSeen::Nothing;
+        return Write::None;
     }
     let mount = request
         .mount_point
         .strip_prefix(namespace)
         .unwrap_or(&request.mount_point);
-    let Some(rest) = request
+    match request
         .path
         .strip_prefix(mount)
         .filter(|_| !mount.is_empty())
-    else {
-        return KvSeen::Unmapped;
+    {
+        Some(rest) => Write::At { mount, rest },
+        None => Write::Unmapped,
+    }
+}
+
+/// The Transit key a request changes, if it changes one: a write under `keys/<name>` (create,
+/// `rotate`, `config`, `trim`, `import`, `import_version`, a delete) or a `restore`. Signing,
+/// encryption and the like change no key.
+fn transit_change(request: &Request, namespace: &str) -> Seen {
+    let (mount, rest) = match write_of(request, namespace) {
+        Write::None => return Seen::Nothing,
+        Write::Unmapped => return Seen::Unmapped,
+        Write::At { mount, rest } => (mount, rest),
+    };
+    let name = if let Some(key) = rest.strip_prefix("keys/") {
+        key.split('/').next().unwrap_or_default()
+    } else if let Some(restored) = rest.strip_prefix("restore") {
+        match restored.strip_prefix('/') {
+            Some(name) if !name.is_empty() => name.split('/').next().unwrap_or_default(),
+            // `restore` with the name in its (HMAC'd) data: which key is not told.
+            _ => return Seen::Unmapped,
+        }
+    } else {
+        return Seen::Nothing;
+    };
+    if name.is_empty() {
+        return Seen::Nothing;
+    }
+    Seen::Change(Change {
+        namespace: namespace.to_owned(),
+        mount: mount.to_owned(),
+        path: name.to_owned(),
+    })
+}
+
+/// The secret a KV request changes, if it changes one (a v2 write, delete, undelete, destroy,
+/// metadata write or patch; a v1 write or delete).
+fn kv_change(request: &Request, namespace: &str) -> Seen {
+    let (mount, rest) = match write_of(request, namespace) {
+        Write::None => return Seen::Nothing,
+        Write::Unmapped => return Seen::Unmapped,
+        Write::At { mount, rest } => (mount, rest),
     };
     let path = ["data/", "metadata/", "delete/", "undelete/", "destroy/"]
         .iter()
@@ -183,9 +239,9 @@ fn kv_change(request: &Request, namespace: &str) -> KvSeen {
         .unwrap_or(rest);
     if path.is_empty() {
         // The mount's own config (`config`, a list of the root).
-        return KvSeen::Nothing;
+        return Seen::Nothing;
     }
-    KvSeen::Change(KvChange {
+    Seen::Change(Change {
         namespace: namespace.to_owned(),
         mount: mount.to_owned(),
         path: path.to_owned(),
@@ -213,18 +269,26 @@ impl Uses {
         // A KV change is taken from the request as well as the response: a write whose response
         // was never logged (Vault stopped in between) is still seen; one that failed costs only
         // a metadata read.
-        if let Some(request) = entry.request.as_ref().filter(|it| it.mount_type == "kv") {
+        if let Some(request) = entry.request.as_ref() {
             let namespace = request
                 .namespace
                 .as_ref()
                 .map(|it| it.path.as_str())
                 .unwrap_or_default();
-            match kv_change(request, namespace) {
-                KvSeen::Nothing => {}
-                KvSeen::Change(change) => {
-                    self.kv_changed.insert(change);
+            let (seen, changed) = match request.mount_type.as_str() {
+                "kv" => (kv_change(request, namespace), &mut self.kv_changed),
+                "transit" => (
+                    transit_change(request, namespace),
+                    &mut self.transit_changed,
+                ),
+                _ => (Seen::Nothing, &mut self.kv_changed),
+            };
+            match seen {
+                Seen::Nothing => {}
+                Seen::Change(change) => {
+                    changed.insert(change);
                 }
-                KvSeen::Unmapped => self.unmapped_kv += 1,
+                Seen::Unmapped => self.unmapped += 1,
             }
         }
         // A token is used by every request it makes, allowed or not.
@@ -346,6 +410,59 @@ mod tests {
     const SIGN: &str = r#"{"time":"2026-12-02T12:00:00Z","type":"response","request":{"operation":"update","mount_point":"team-a/transit/","mount_type":"transit","namespace":{"id":"x","path":"team-a/"},"path":"transit/sign/release/sha2-256","data":{"input":"hmac-sha256:i"}},"response":{"data":{"key_version":2,"signature":"hmac-sha256:sig"}}}"#;
 
     #[test]
+    fn transit_key_writes_name_their_key_and_signatures_and_reads_do_not() {
+        let mut uses = Uses::default();
+        let line = |operation: &str, path: &str| {
+            format!(
+                r#"{{"time":"2026-12-02T12:00:00Z","type":"request","request":{{"operation":"{operation}","mount_point":"team-a/transit/","mount_type":"transit","namespace":{{"id":"x","path":"team-a/"}},"path":"{path}"}}}}"#
+            )
+        };
+        for (operation, path) in [
+            ("update", "transit/keys/rotated/rotate"),
+            ("update", "transit/keys/configured/config"),
+            ("update", "transit/keys/trimmed/trim"),
+            ("create", "transit/keys/made"),
+            ("delete", "transit/keys/deleted"),
+            ("update", "transit/restore/restored"),
+            ("update", "transit/sign/signing/sha2-256"),
+            ("update", "transit/encrypt/encrypting"),
+            ("read", "transit/keys/read"),
+            ("list", "transit/keys/"),
+        ] {
+            uses.add_line(line(operation, path).as_bytes());
+        }
+        uses.add_line(SIGN.as_bytes());
+        let mut changed: Vec<String> = uses
+            .transit_changed
+            .iter()
+            .map(|it| {
+                assert_eq!(
+                    (it.namespace.as_str(), it.mount.as_str()),
+                    ("team-a/", "transit/")
+                );
+                it.path.clone()
+            })
+            .collect();
+        changed.sort();
+        assert_eq!(
+            changed,
+            [
+                "configured",
+                "deleted",
+                "made",
+                "restored",
+                "rotated",
+                "trimmed"
+            ]
+        );
+        assert!(uses.kv_changed.is_empty());
+        assert_eq!(uses.unmapped, 0);
+        // A restore naming its key in its data only: which key is not told.
+        uses.add_line(line("update", "transit/restore").as_bytes());
+        assert_eq!(uses.unmapped, 1);
+    }
+
+    #[test]
     fn kv_writes_deletes_and_metadata_changes_name_their_secret_and_reads_do_not() {
         let entry = |operation: &str, path: &str, error: &str| {
             format!(
@@ -379,7 +496,7 @@ mod tests {
         // A refused write is counted too: its request entry cannot tell, and counting one too
         // many costs only a metadata read.
         assert_eq!(changed, ["app/a", "app/b", "c", "gone", "refused"]);
-        assert_eq!(uses.unmapped_kv, 0);
+        assert_eq!(uses.unmapped, 0);
     }
 
     #[test]
@@ -389,7 +506,7 @@ mod tests {
             br#"{"time":"2026-12-02T11:00:00Z","type":"request","request":{"operation":"create","mount_point":"kv/","mount_type":"kv","path":"kv/data/app/a"}}"#,
         );
         assert_eq!(uses.kv_changed.len(), 1, "{:?}", uses.kv_changed);
-        assert_eq!(uses.unmapped_kv, 0);
+        assert_eq!(uses.unmapped, 0);
         // Before Vault 1.14 an entry carries no mount_point: which secret changed is not told.
         uses.add_line(
             br#"{"time":"2026-12-02T11:00:00Z","type":"response","request":{"operation":"update","mount_type":"kv","path":"kv/data/app/b"},"response":{}}"#,
@@ -397,7 +514,7 @@ mod tests {
         uses.add_line(
             br#"{"time":"2026-12-02T11:00:00Z","type":"response","request":{"operation":"update","mount_point":"other/","mount_type":"kv","path":"kv/data/app/c"},"response":{}}"#,
         );
-        assert_eq!(uses.unmapped_kv, 2);
+        assert_eq!(uses.unmapped, 2);
         assert_eq!(uses.kv_changed.len(), 1);
     }
 

@@ -1,20 +1,20 @@
 //! The `vault` connector: each namespace's mounts discovered, then its entities, tokens, AppRole
 //! secret-ids, KV secrets and Transit keys inventoried, one batch per namespace.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use keywarden_connector::{
-    Connector, ConnectorError, Inventory, InventorySink, KeyActions, ScanContext, Secret,
-    SecretStore, VersionedKeys,
+    Connector, ConnectorError, Identity, Inventory, InventorySink, KeyActions, Known, ScanContext,
+    Secret, SecretStore, VersionedKeys,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::actions::VaultActions;
 use crate::audit_file;
-use crate::audit_log::Uses;
+use crate::audit_log::{Change, Uses};
 use crate::client::Namespace;
 use crate::config::VaultConfig;
 use crate::facts::Settings;
@@ -42,7 +42,7 @@ struct AuditLog {
     path: PathBuf,
     device: String,
     root: Namespace,
-    kv_changes: bool,
+    changes: bool,
 }
 
 /// What the connector keeps between scans.
@@ -57,6 +57,28 @@ struct State {
     /// full next time, whatever the audit log shows.
     #[serde(default)]
     kv_full: BTreeSet<String>,
+    /// Each Transit key (by identity id) as the last scan handed it over.
+    #[serde(default)]
+    transit: BTreeMap<String, Identity>,
+}
+
+/// What one namespace's inventory goes by between full refreshes: the ledger, and the KV
+/// secrets and Transit keys the audit log shows changed (none: read everything), with what the
+/// last scan left.
+#[derive(Clone, Copy)]
+struct Between<'a> {
+    known: Option<&'a dyn Known>,
+    kv_changed: Option<&'a HashSet<Change>>,
+    transit_changed: Option<&'a HashSet<Change>>,
+    last: &'a Left,
+}
+
+/// What one scan leaves for the next: the KV mounts to read in full, the Transit keys found.
+#[derive(Default)]
+struct Left {
+    /// The KV mounts (by identity id) a path of which could not be read.
+    kv_failed: BTreeSet<String>,
+    transit: BTreeMap<String, Identity>,
 }
 
 impl VaultConnector {
@@ -84,7 +106,7 @@ impl VaultConnector {
                 path,
                 device: log.device.trim_end_matches('/').to_owned(),
                 root: client("")?,
-                kv_changes: log.kv_changes,
+                changes: log.changes,
             }),
             _ => None,
         };
@@ -114,11 +136,11 @@ impl VaultConnector {
     async fn namespace(
         &self,
         namespace: &Namespace,
-        known: Option<&dyn keywarden_connector::Known>,
-        kv_changed: Option<&HashSet<crate::audit_log::KvChange>>,
-        (kv_full, kv_failed): (&BTreeSet<String>, &mut BTreeSet<String>),
+        between: Between<'_>,
+        left: &mut Left,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Inventory, ConnectorError> {
+        let known = between.known;
         let mut out = Inventory::default();
         let mut powers = Powers::default();
         let found = mounts::discover(namespace).await?;
@@ -139,7 +161,9 @@ impl VaultConnector {
                 }
                 MountKind::Kv { version } => {
                     let id = crate::facts::mount_identity(&namespace.name, &mount.path).external_id;
-                    let incremental = known.zip(kv_changed).filter(|_| !kv_full.contains(&id));
+                    let incremental = known
+                        .zip(between.kv_changed)
+                        .filter(|_| !between.last.kv_failed.contains(&id));
                     let read = kv::inventory(
                         namespace,
                         &mount.path,
@@ -151,16 +175,24 @@ impl VaultConnector {
                     )
                     .await;
                     if !read {
-                        kv_failed.insert(id);
+                        left.kv_failed.insert(id);
                     }
                 }
                 MountKind::Transit => {
+                    let unchanged = known.zip(between.transit_changed).map(|(known, changed)| {
+                        transit::Unchanged {
+                            known,
+                            changed,
+                            last: &between.last.transit,
+                        }
+                    });
                     transit::inventory(
                         namespace,
                         &mount.path,
                         &self.settings,
-                        &mut out,
-                        &mut powers,
+                        (&mut out, &mut powers),
+                        unchanged.as_ref(),
+                        &mut left.transit,
                     )
                     .await?;
                 }
@@ -215,10 +247,10 @@ impl VaultConnector {
                          every KV secret's metadata is read again."
                     );
                 }
-                if read.uses.unmapped_kv > 0 {
+                if read.uses.unmapped > 0 {
                     tracing::warn!(
                         path = %log.path.display(),
-                        entries = read.uses.unmapped_kv,
+                        entries = read.uses.unmapped,
                         "KV changes in the audit log name no mount (Vault before 1.14?); every \
                          KV secret's metadata is read again."
                     );
@@ -226,10 +258,8 @@ impl VaultConnector {
                 state.position = Some(read.position);
                 let mut uses = read.uses;
                 // Only a log read whole, each change told to its secret, shows every change.
-                uses.complete = continued
-                    && !read.lost_rotated
-                    && uses.unreadable == 0
-                    && uses.unmapped_kv == 0;
+                uses.complete =
+                    continued && !read.lost_rotated && uses.unreadable == 0 && uses.unmapped == 0;
                 (Some(uses), None)
             }
             Ok(Err(err)) => (Some(Uses::default()), Some(error(err.to_string()))),
@@ -316,23 +346,26 @@ impl Connector for VaultConnector {
                 .is_none_or(|next| next <= cx.now)
         });
         let known = (!due).then_some(cx.known.as_ref());
-        // KV metadata is read again only where the audit log shows a change, and only when it
-        // was read without a gap since the last scan.
-        let kv_changed = uses
+        // KV metadata and Transit keys are read again only where the audit log shows a change,
+        // and only when it was read without a gap since the last scan.
+        let changes = uses
             .as_ref()
             .filter(|it| it.complete && log_error.is_none())
-            .filter(|_| self.audit.as_ref().is_some_and(|it| it.kv_changes))
-            .map(|it| &it.kv_changed);
-        let mut kv_failed = BTreeSet::new();
+            .filter(|_| self.audit.as_ref().is_some_and(|it| it.changes));
+        let last = Left {
+            kv_failed: std::mem::take(&mut state.kv_full),
+            transit: std::mem::take(&mut state.transit),
+        };
+        let between = Between {
+            known,
+            kv_changed: changes.map(|it| &it.kv_changed),
+            transit_changed: changes.map(|it| &it.transit_changed),
+            last: &last,
+        };
+        let mut left = Left::default();
         for namespace in self.namespaces.iter() {
             let mut out = self
-                .namespace(
-                    namespace,
-                    known,
-                    kv_changed,
-                    (&state.kv_full, &mut kv_failed),
-                    cx.now,
-                )
+                .namespace(namespace, between, &mut left, cx.now)
                 .await
                 .map_err(|err| {
                     let label = if namespace.name.is_empty() {
@@ -376,7 +409,8 @@ impl Connector for VaultConnector {
         if due {
             state.full_refresh_at = Some(cx.now);
         }
-        state.kv_full = kv_failed;
+        state.kv_full = left.kv_failed;
+        state.transit = left.transit;
         let value = serde_json::to_value(&state)
             .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
         sink.save_state(value).await?;

@@ -11,7 +11,7 @@ use keywarden_connector::{
 };
 use serde_json::Value;
 
-use crate::audit_log::KvChange;
+use crate::audit_log::Change;
 use crate::client::Namespace;
 use crate::facts::{self, Settings, rfc3339, string_map, text};
 
@@ -26,7 +26,7 @@ pub async fn inventory(
     version: u8,
     settings: &Settings,
     out: &mut Inventory,
-    incremental: Option<(&dyn Known, &HashSet<KvChange>)>,
+    incremental: Option<(&dyn Known, &HashSet<Change>)>,
     now: DateTime<Utc>,
 ) -> bool {
     let errors = out.errors.len();
@@ -53,7 +53,7 @@ pub async fn inventory(
             .map(|it| (it.external_id.clone(), it))
             .collect();
         paths.retain(|path| {
-            let change = KvChange {
+            let change = Change {
                 namespace: namespace.name.clone(),
                 mount: mount.to_owned(),
                 path: path.clone(),

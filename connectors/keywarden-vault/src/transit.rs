@@ -3,78 +3,149 @@
 //! raw: vaultrs cannot parse every key type (`hmac`, `cmac`, managed, ML-DSA) and drops fields
 //! keywarden needs (`latest_version`, `auto_rotate_period`, `min_available_version`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
 use keywarden_connector::{
     Credential, CredentialKind, CredentialStatus, Fingerprint, Identity, IdentityKind, Inventory,
-    LastUse,
+    Known, LastUse,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::audit_log::Change;
 use crate::client::{Namespace, VaultError};
 use crate::facts::{self, Settings, rfc3339, text, unix};
 use crate::holders::{Powers, SigningVersion};
 
+/// What an incremental scan knows of a mount's keys: the ledger, the keys the audit log shows
+/// changed since the last scan (read without a gap), and each key as the last scan found it.
+pub struct Unchanged<'a> {
+    pub known: &'a dyn Known,
+    pub changed: &'a HashSet<Change>,
+    pub last: &'a BTreeMap<String, Identity>,
+}
+
 /// Every key of one Transit mount (`transit/`) with its versions. A key that cannot be read is a
-/// scan error of that key; the list of keys failing is the mount's.
+/// scan error of that key; the list of keys failing is the mount's. With `unchanged`, a key the
+/// last scan found, that the audit log shows no change to and that Vault does not rotate by
+/// itself (`auto_rotate_period`, which logs no request) is handed over as the ledger has it,
+/// not read again. `found` gets each key handed over (for the next scan).
 pub async fn inventory(
     namespace: &Namespace,
     mount: &str,
     settings: &Settings,
-    out: &mut Inventory,
-    powers: &mut Powers,
+    (out, powers): (&mut Inventory, &mut Powers),
+    unchanged: Option<&Unchanged<'_>>,
+    found: &mut BTreeMap<String, Identity>,
 ) -> Result<(), VaultError> {
     // Nothing there (404) is no keys.
     let names = namespace.list(&format!("{mount}keys")).await?;
-    let reads: Vec<_> = futures::stream::iter(names)
+    let mut keys = Vec::with_capacity(names.len());
+    let mut to_read = Vec::new();
+    for name in names {
+        match kept(namespace, mount, &name, unchanged).await {
+            Some(key) => keys.push((name, Ok(key))),
+            None => to_read.push(name),
+        }
+    }
+    let reads: Vec<_> = futures::stream::iter(to_read)
         .map(|name| async move {
             let found = namespace.read(&format!("{mount}keys/{name}")).await;
-            (name, found)
+            let key = found.and_then(|data| key(&namespace.name, mount, &name, &data));
+            (name, key)
         })
         .buffer_unordered(settings.concurrency)
         .collect()
         .await;
-    for (name, found) in reads {
-        let identity = key_id(&namespace.name, mount, &name);
-        match found.and_then(|data| key(&namespace.name, mount, &name, &data)) {
+    keys.extend(reads);
+    for (name, read) in keys {
+        match read {
             Ok((key, versions)) => {
-                let min_encryption_version = key
-                    .tags
-                    .get("min_encryption_version")
-                    .and_then(|it| it.parse().ok())
-                    .unwrap_or(0);
-                for version in &versions {
-                    let signer = version
-                        .fingerprints
-                        .iter()
-                        .find(|it| it.algorithm == "sha256_spki");
-                    let number = version
-                        .attributes
-                        .get("version")
-                        .and_then(|it| it.parse().ok());
-                    if let (Some(signer), Some(number)) = (signer, number) {
-                        powers.signers.push(SigningVersion {
-                            mount: mount.to_owned(),
-                            key: name.clone(),
-                            version: number,
-                            min_encryption_version,
-                            key_id: signer.value.clone(),
-                        });
-                    }
-                }
+                signing_versions(mount, &name, &key, &versions, powers);
+                found.insert(key.external_id.clone(), key.clone());
                 out.identities.push(key);
                 out.credentials.extend(versions);
             }
-            Err(err) => out
-                .errors
-                .push(facts::scan_error(&namespace.name, &err, Some(identity))),
+            Err(err) => out.errors.push(facts::scan_error(
+                &namespace.name,
+                &err,
+                Some(key_id(&namespace.name, mount, &name)),
+            )),
         }
     }
     Ok(())
+}
+
+/// The key and its versions as the last scan and the ledger have them, if it need not be read.
+async fn kept(
+    namespace: &Namespace,
+    mount: &str,
+    name: &str,
+    unchanged: Option<&Unchanged<'_>>,
+) -> Option<(Identity, Vec<Credential>)> {
+    let unchanged = unchanged?;
+    let id = key_id(&namespace.name, mount, name);
+    let key = unchanged.last.get(&id)?;
+    let change = Change {
+        namespace: namespace.name.clone(),
+        mount: mount.to_owned(),
+        path: name.to_owned(),
+    };
+    if unchanged.changed.contains(&change) || rotates_itself(key) {
+        return None;
+    }
+    // The ledger unreadable: the key is read.
+    let versions = unchanged.known.credentials_of(&id).await.ok()?;
+    let versions: Vec<Credential> = versions
+        .into_iter()
+        .filter(|it| it.kind == CredentialKind::TransitKeyVersion)
+        .collect();
+    Some((key.clone(), versions))
+}
+
+/// Whether Vault rotates the key on its own (`auto_rotate_period` set): a rotation no audit
+/// entry shows.
+fn rotates_itself(key: &Identity) -> bool {
+    key.tags
+        .get("auto_rotate_period")
+        .is_some_and(|it| !matches!(it.as_str(), "" | "0" | "0s"))
+}
+
+/// Each version of a signing key, for its holders.
+fn signing_versions(
+    mount: &str,
+    name: &str,
+    key: &Identity,
+    versions: &[Credential],
+    powers: &mut Powers,
+) {
+    let min_encryption_version = key
+        .tags
+        .get("min_encryption_version")
+        .and_then(|it| it.parse().ok())
+        .unwrap_or(0);
+    for version in versions {
+        let signer = version
+            .fingerprints
+            .iter()
+            .find(|it| it.algorithm == "sha256_spki");
+        let number = version
+            .attributes
+            .get("version")
+            .and_then(|it| it.parse().ok());
+        if let (Some(signer), Some(number)) = (signer, number) {
+            powers.signers.push(SigningVersion {
+                mount: mount.to_owned(),
+                key: name.to_owned(),
+                version: number,
+                min_encryption_version,
+                key_id: signer.value.clone(),
+            });
+        }
+    }
 }
 
 /// The identity id of a Transit key.
