@@ -620,3 +620,170 @@ async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_t
     assert_eq!(names(&third), ["a v1", "a v2", "b v1", "c v1"]);
     assert_eq!(held, ["a v1", "a v2"]);
 }
+
+/// The token lookups (by accessor) the audit log shows so far in namespace `ns`.
+fn token_lookups(peer: &Peer, ns: &str) -> usize {
+    let want = format!("{ns}/");
+    peer.audit()
+        .1
+        .iter()
+        .filter(|it| {
+            it["type"] == "request"
+                && it["request"]["path"] == "auth/token/lookup-accessor"
+                && it["request"]["namespace"]["path"] == want.as_str()
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn tokens_are_looked_up_again_only_when_the_audit_log_shows_them_used_renewed_or_an_entity_changed()
+ {
+    let Some(peer) = vault::peer() else { return };
+    let ns = peer.fresh_namespace().await;
+    let mut made = Vec::new();
+    for name in ["used", "renewed", "revoked"] {
+        let auth = peer
+            .ok(
+                Some(&ns),
+                Method::POST,
+                "auth/token/create",
+                Some(json!({"policies": ["default"], "display_name": name, "ttl": "1h"})),
+            )
+            .await["auth"]
+            .clone();
+        made.push((
+            auth["client_token"].as_str().expect("token").to_owned(),
+            auth["accessor"].as_str().expect("accessor").to_owned(),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    common::write(
+        &dir.path().join("keywarden.yaml"),
+        &format!(
+            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+             path: {}\n      device: file\n",
+            peer.addr,
+            peer.token_file.display(),
+            peer.audit_log.display(),
+        ),
+    );
+    // The tokens in the report: display name → expiry.
+    let scan = || {
+        let output = common::keywarden(dir.path(), &["scan", "--format", "json"]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        let mut tokens: Vec<(String, Value)> = report["credentials"]
+            .as_array()
+            .expect("credentials")
+            .iter()
+            .filter(|it| it["kind"] == "token")
+            .map(|it| {
+                (
+                    it["name"].as_str().expect("name").to_owned(),
+                    it["expires_at"].clone(),
+                )
+            })
+            .collect();
+        tokens.sort_by(|a, b| a.0.cmp(&b.0));
+        tokens
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+    let lookups_of = |before: usize| {
+        let (peer, ns) = (&peer, ns.clone());
+        async move {
+            settle().await;
+            token_lookups(peer, &ns) - before
+        }
+    };
+
+    let before = token_lookups(&peer, &ns);
+    let first = scan();
+    assert_eq!(lookups_of(before).await, 3, "the first scan looks up all");
+    let names: Vec<&str> = first.iter().map(|it| it.0.as_str()).collect();
+    assert_eq!(names, ["token-renewed", "token-revoked", "token-used"]);
+
+    let before = token_lookups(&peer, &ns);
+    let second = scan();
+    assert_eq!(
+        lookups_of(before).await,
+        0,
+        "nothing changed, nothing looked up"
+    );
+    assert_eq!(second, first);
+
+    // One token makes a request; another is renewed by its accessor a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, _) = {
+        let url = format!("{}/v1/auth/token/lookup-self", peer.addr);
+        let response = peer
+            .http
+            .get(&url)
+            .header("X-Vault-Token", &made[0].0)
+            .header("X-Vault-Namespace", &ns)
+            .send()
+            .await
+            .expect("lookup-self");
+        (response.status().as_u16(), ())
+    };
+    assert_eq!(status, 200);
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/token/renew-accessor",
+        Some(json!({"accessor": made[1].1, "increment": "2h"})),
+    )
+    .await;
+    let before = token_lookups(&peer, &ns);
+    let third = scan();
+    assert_eq!(
+        lookups_of(before).await,
+        2,
+        "the used one and the renewed one"
+    );
+    let expiry = |scan: &[(String, Value)], name: &str| {
+        scan.iter()
+            .find(|it| it.0 == name)
+            .map(|it| it.1.clone())
+            .unwrap_or_else(|| panic!("{name} in {scan:?}"))
+    };
+    assert_ne!(
+        expiry(&third, "token-renewed"),
+        expiry(&first, "token-renewed"),
+        "its new expiry read"
+    );
+    assert_eq!(
+        expiry(&third, "token-revoked"),
+        expiry(&first, "token-revoked")
+    );
+
+    // An entity made: the policies tokens inherit may have changed, so all are looked up.
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "identity/entity",
+        Some(json!({"name": "someone"})),
+    )
+    .await;
+    let before = token_lookups(&peer, &ns);
+    scan();
+    assert_eq!(
+        lookups_of(before).await,
+        3,
+        "an identity change looks up all"
+    );
+
+    // One revoked by its accessor is no longer listed: gone, with nothing looked up.
+    peer.ok(
+        Some(&ns),
+        Method::POST,
+        "auth/token/revoke-accessor",
+        Some(json!({"accessor": made[2].1})),
+    )
+    .await;
+    let before = token_lookups(&peer, &ns);
+    let last = scan();
+    assert_eq!(lookups_of(before).await, 0);
+    let names: Vec<&str> = last.iter().map(|it| it.0.as_str()).collect();
+    assert_eq!(names, ["token-renewed", "token-used"]);
+}

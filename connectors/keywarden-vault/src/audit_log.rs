@@ -63,6 +63,9 @@ struct NamespaceRef {
 
 #[derive(Deserialize)]
 struct RequestData {
+    /// A token accessor named in the request (`renew-accessor`, `revoke-accessor`), as logged.
+    #[serde(default)]
+    accessor: Option<String>,
     /// Held as a secret until it is shown to be an HMAC: a raw log carries the secret-id itself.
     #[serde(default, deserialize_with = "secret")]
     secret_id: Option<Secret>,
@@ -130,6 +133,12 @@ pub struct Uses {
     /// Transit keys created, rotated, configured, trimmed, imported, restored or deleted (the
     /// change's `path` is the key's name).
     pub transit_changed: HashSet<Change>,
+    /// Token accessors (as logged: HMAC'd) renewed or revoked by accessor.
+    pub tokens_changed: HashSet<String>,
+    /// A token renewed or revoked by the token itself in the request's data (which one is not
+    /// told), or an identity entity or group changed (which tokens' inherited policies is not
+    /// told): every token is looked up again.
+    pub tokens_unmapped: bool,
     /// Lines that were not an audit entry.
     pub unreadable: u64,
     /// KV or Transit changes whose secret or key cannot be told (no `mount_point`, as before
@@ -255,6 +264,42 @@ fn later(map_entry: &mut DateTime<Utc>, at: DateTime<Utc>) {
 }
 
 impl Uses {
+    /// What a request changes of tokens other than the one making it (that one is used, which
+    /// is seen anyway): one renewed or revoked by accessor; or, unmapped, a token named by
+    /// itself in the data, or an entity or group whose policies its tokens inherit.
+    fn token_change(&mut self, request: &Request) {
+        if !matches!(
+            request.operation.as_str(),
+            "create" | "update" | "delete" | "patch"
+        ) {
+            return;
+        }
+        if request.mount_type == "identity" || request.path.starts_with("identity/") {
+            self.tokens_unmapped = true;
+            return;
+        }
+        match request.path.as_str() {
+            "auth/token/renew-accessor" | "auth/token/revoke-accessor" => {
+                match request.data.as_ref().and_then(|it| it.accessor.as_ref()) {
+                    Some(accessor) => {
+                        self.tokens_changed.insert(accessor.clone());
+                    }
+                    None => self.tokens_unmapped = true,
+                }
+            }
+            "auth/token/renew" | "auth/token/revoke" | "auth/token/revoke-orphan" => {
+                self.tokens_unmapped = true;
+            }
+            // The token in the path (deprecated, still served).
+            path if path.starts_with("auth/token/renew/")
+                || path.starts_with("auth/token/revoke/") =>
+            {
+                self.tokens_unmapped = true;
+            }
+            _ => {}
+        }
+    }
+
     /// Takes one line of the log.
     pub fn add_line(&mut self, line: &[u8]) {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -270,6 +315,7 @@ impl Uses {
         // was never logged (Vault stopped in between) is still seen; one that failed costs only
         // a metadata read.
         if let Some(request) = entry.request.as_ref() {
+            self.token_change(request);
             let namespace = request
                 .namespace
                 .as_ref()
@@ -460,6 +506,39 @@ mod tests {
         // A restore naming its key in its data only: which key is not told.
         uses.add_line(line("update", "transit/restore").as_bytes());
         assert_eq!(uses.unmapped, 1);
+    }
+
+    #[test]
+    fn token_renewals_by_accessor_are_named_and_by_token_or_identity_change_are_not() {
+        let line = |operation: &str, path: &str, data: &str| {
+            format!(
+                r#"{{"time":"2026-12-02T12:00:00Z","type":"request","request":{{"operation":"{operation}","mount_type":"token","path":"{path}","data":{data}}}}}"#
+            )
+        };
+        let mut uses = Uses::default();
+        for (operation, path, data) in [
+            ("update", "auth/token/renew-accessor", r#"{"accessor":"hmac-sha256:a1"}"#),
+            ("update", "auth/token/revoke-accessor", r#"{"accessor":"hmac-sha256:a2"}"#),
+            // keywarden's own lookups, and a read: nothing changes.
+            ("update", "auth/token/lookup-accessor", r#"{"accessor":"hmac-sha256:a3"}"#),
+            ("update", "auth/token/create", "{}"),
+            ("read", "identity/entity/id/x", "{}"),
+        ] {
+            uses.add_line(line(operation, path, data).as_bytes());
+        }
+        let mut changed: Vec<&str> = uses.tokens_changed.iter().map(String::as_str).collect();
+        changed.sort_unstable();
+        assert_eq!(changed, ["hmac-sha256:a1", "hmac-sha256:a2"]);
+        assert!(!uses.tokens_unmapped);
+        for (operation, path, data) in [
+            ("update", "auth/token/renew", r#"{"token":"hmac-sha256:t"}"#),
+            ("update", "auth/token/revoke/hmac-sha256:t", "{}"),
+            ("update", "identity/group", r#"{"name":"hmac-sha256:g"}"#),
+        ] {
+            let mut uses = Uses::default();
+            uses.add_line(line(operation, path, data).as_bytes());
+            assert!(uses.tokens_unmapped, "{path}");
+        }
     }
 
     #[test]

@@ -60,6 +60,9 @@ struct State {
     /// Each Transit key (by identity id) as the last scan handed it over.
     #[serde(default)]
     transit: BTreeMap<String, Identity>,
+    /// Each token (by accessor) as the last scan found it.
+    #[serde(default)]
+    tokens: BTreeMap<String, tokens::Found>,
 }
 
 /// What one namespace's inventory goes by between full refreshes: the ledger, and the KV
@@ -70,6 +73,7 @@ struct Between<'a> {
     known: Option<&'a dyn Known>,
     kv_changed: Option<&'a HashSet<Change>>,
     transit_changed: Option<&'a HashSet<Change>>,
+    tokens: Option<&'a tokens::Unchanged<'a>>,
     last: &'a Left,
 }
 
@@ -79,6 +83,7 @@ struct Left {
     /// The KV mounts (by identity id) a path of which could not be read.
     kv_failed: BTreeSet<String>,
     transit: BTreeMap<String, Identity>,
+    tokens: BTreeMap<String, tokens::Found>,
 }
 
 impl VaultConnector {
@@ -145,7 +150,14 @@ impl VaultConnector {
         let mut powers = Powers::default();
         let found = mounts::discover(namespace).await?;
         entities::inventory(namespace, &self.settings, &mut out).await?;
-        tokens::inventory(namespace, &self.settings, &mut out, &mut powers).await?;
+        tokens::inventory(
+            namespace,
+            &self.settings,
+            (&mut out, &mut powers),
+            between.tokens,
+            &mut left.tokens,
+        )
+        .await?;
         for mount in &found {
             match mount.kind {
                 MountKind::AppRole => {
@@ -355,11 +367,33 @@ impl Connector for VaultConnector {
         let last = Left {
             kv_failed: std::mem::take(&mut state.kv_full),
             transit: std::mem::take(&mut state.transit),
+            tokens: std::mem::take(&mut state.tokens),
         };
+        // A token is looked up again unless the log shows no request made with it and no
+        // renewal or revocation of it (matched by its accessor's HMAC, known from earlier scans).
+        let hmacs = state.audit.accessor_hmacs.clone();
+        let token_changes = changes.filter(|it| !it.tokens_unmapped);
+        let token_changed = |accessor: &str| -> bool {
+            let (Some(uses), Some(hmac)) = (token_changes, hmacs.get(accessor)) else {
+                return true;
+            };
+            [hmac.as_str(), accessor]
+                .iter()
+                .any(|it| uses.tokens.contains_key(*it) || uses.tokens_changed.contains(*it))
+        };
+        let unchanged_tokens =
+            known
+                .filter(|_| token_changes.is_some())
+                .map(|known| tokens::Unchanged {
+                    known,
+                    last: &last.tokens,
+                    changed: &token_changed,
+                });
         let between = Between {
             known,
             kv_changed: changes.map(|it| &it.kv_changed),
             transit_changed: changes.map(|it| &it.transit_changed),
+            tokens: unchanged_tokens.as_ref(),
             last: &last,
         };
         let mut left = Left::default();
@@ -411,6 +445,7 @@ impl Connector for VaultConnector {
         }
         state.kv_full = left.kv_failed;
         state.transit = left.transit;
+        state.tokens = left.tokens;
         let value = serde_json::to_value(&state)
             .map_err(|err| ConnectorError::Permanent(format!("the connector state: {err}")))?;
         sink.save_state(value).await?;

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use keywarden_connector::{
-    Credential, CredentialKind, CredentialStatus, Identity, Inventory, LastUse,
+    Credential, CredentialKind, CredentialStatus, Identity, Inventory, Known, LastUse,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::client::{Namespace, VaultError};
@@ -16,15 +17,58 @@ use crate::holders::Powers;
 /// Where a token's last renewal comes from.
 pub const LAST_RENEWAL: &str = "vault_token_last_renewal";
 
+/// What the last scan found of a token, for the next one: its identity (where the ledger holds
+/// it) and its policies (for the holders of signers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub identity: String,
+    pub policies: BTreeSet<String>,
+}
+
+/// What an incremental scan knows of the tokens: the ledger, each token as the last scan found
+/// it, and which of them may have changed since (used, renewed or revoked by accessor).
+pub struct Unchanged<'a> {
+    pub known: &'a dyn Known,
+    pub last: &'a BTreeMap<String, Found>,
+    pub changed: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
 /// Every token accessor of the namespace with its lookup. A failure is the namespace's: a token
-/// not looked up has no known identity whose ledger entries could be kept instead.
+/// not looked up has no known identity whose ledger entries could be kept instead. With
+/// `unchanged`, a listed token the last scan found and that has not changed since is handed
+/// over as the ledger has it, not looked up. `found` gets each token handed over.
 pub async fn inventory(
     namespace: &Namespace,
     settings: &Settings,
-    out: &mut Inventory,
-    powers: &mut Powers,
+    (out, powers): (&mut Inventory, &mut Powers),
+    unchanged: Option<&Unchanged<'_>>,
+    found: &mut BTreeMap<String, Found>,
 ) -> Result<(), VaultError> {
-    let accessors = namespace.list("auth/token/accessors").await?;
+    let listed = namespace.list("auth/token/accessors").await?;
+    let mut mounts: BTreeMap<String, Identity> = BTreeMap::new();
+    let accessors = match unchanged {
+        Some(unchanged) => {
+            let (kept, rest) = kept(unchanged, listed).await;
+            for (accessor, credential, was) in kept {
+                powers
+                    .grants
+                    .push((credential.external_id.clone(), was.policies.clone()));
+                if !credential.identity_id.starts_with("entity:") {
+                    let path = credential
+                        .attributes
+                        .get("path")
+                        .map_or("auth/token/", String::as_str);
+                    mounts
+                        .entry(credential.identity_id.clone())
+                        .or_insert_with(|| facts::mount_identity(&namespace.name, path));
+                }
+                found.insert(accessor, was);
+                out.credentials.push(credential);
+            }
+            rest
+        }
+        None => listed,
+    };
     let lookups: Vec<_> = futures::stream::iter(accessors)
         .map(|accessor| async move {
             let found = namespace
@@ -38,14 +82,21 @@ pub async fn inventory(
         .buffer_unordered(settings.concurrency)
         .collect()
         .await;
-    let mut mounts: BTreeMap<String, Identity> = BTreeMap::new();
-    for (accessor, found) in lookups {
-        match found {
+    for (accessor, looked_up) in lookups {
+        match looked_up {
             Ok(data) => {
                 let credential = token(&namespace.name, &accessor, &data, settings);
+                let policies = policies(&data);
+                found.insert(
+                    accessor.clone(),
+                    Found {
+                        identity: credential.identity_id.clone(),
+                        policies: policies.clone(),
+                    },
+                );
                 powers
                     .grants
-                    .push((credential.external_id.clone(), policies(&data)));
+                    .push((credential.external_id.clone(), policies));
                 if !credential.identity_id.starts_with("entity:") {
                     let path = data
                         .get("path")
@@ -64,6 +115,48 @@ pub async fn inventory(
     }
     out.identities.extend(mounts.into_values());
     Ok(())
+}
+
+/// The listed tokens that need no lookup (with their ledger entry and what the last scan found),
+/// and the rest. A token is looked up when the last scan did not find it, it may have changed,
+/// or the ledger does not hold it (or cannot be read).
+async fn kept(
+    unchanged: &Unchanged<'_>,
+    listed: Vec<String>,
+) -> (Vec<(String, Credential, Found)>, Vec<String>) {
+    let mut candidates: BTreeMap<String, Found> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for accessor in listed {
+        match unchanged.last.get(&accessor) {
+            Some(was) if !(unchanged.changed)(&accessor) => {
+                candidates.insert(accessor, was.clone());
+            }
+            _ => rest.push(accessor),
+        }
+    }
+    let identities: BTreeSet<&str> = candidates.values().map(|it| it.identity.as_str()).collect();
+    let mut held: BTreeMap<String, Credential> = BTreeMap::new();
+    for identity in identities {
+        let Ok(credentials) = unchanged.known.credentials_of(identity).await else {
+            continue;
+        };
+        for credential in credentials {
+            if credential.kind != CredentialKind::Token {
+                continue;
+            }
+            if let Some(accessor) = credential.attributes.get("accessor") {
+                held.insert(accessor.clone(), credential);
+            }
+        }
+    }
+    let mut kept = Vec::with_capacity(candidates.len());
+    for (accessor, was) in candidates {
+        match held.remove(&accessor) {
+            Some(credential) => kept.push((accessor, credential, was)),
+            None => rest.push(accessor),
+        }
+    }
+    (kept, rest)
 }
 
 /// A token's policies: its own and its entity's.
@@ -108,7 +201,7 @@ fn token(namespace: &str, accessor: &str, data: &Value, settings: &Settings) -> 
         "path",
         "type",
         "orphan",
-        "ttl",
+        // Not `ttl`: the time left, different at every lookup (`expire_time` is the fact).
         "creation_ttl",
         "explicit_max_ttl",
         "period",
