@@ -517,10 +517,22 @@ mod tests {
         };
         let mut uses = Uses::default();
         for (operation, path, data) in [
-            ("update", "auth/token/renew-accessor", r#"{"accessor":"hmac-sha256:a1"}"#),
-            ("update", "auth/token/revoke-accessor", r#"{"accessor":"hmac-sha256:a2"}"#),
+            (
+                "update",
+                "auth/token/renew-accessor",
+                r#"{"accessor":"hmac-sha256:a1"}"#,
+            ),
+            (
+                "update",
+                "auth/token/revoke-accessor",
+                r#"{"accessor":"hmac-sha256:a2"}"#,
+            ),
             // keywarden's own lookups, and a read: nothing changes.
-            ("update", "auth/token/lookup-accessor", r#"{"accessor":"hmac-sha256:a3"}"#),
+            (
+                "update",
+                "auth/token/lookup-accessor",
+                r#"{"accessor":"hmac-sha256:a3"}"#,
+            ),
             ("update", "auth/token/create", "{}"),
             ("read", "identity/entity/id/x", "{}"),
         ] {
