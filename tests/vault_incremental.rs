@@ -13,6 +13,58 @@ use crate::vault::Peer;
 
 const LOOKUP: &str = "auth/approle/role/ci/secret-id-accessor/lookup";
 
+/// A `vault` source on namespace `ns` reading OpenBao's audit log (`audit_extra` appended to
+/// its block), with a full refresh every hour.
+fn audited_config(peer: &Peer, ns: &str, audit_extra: &str) -> String {
+    format!(
+        "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
+         token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
+         path: {}\n{audit_extra}",
+        peer.addr,
+        peer.token_file.display(),
+        peer.audit_log.display(),
+    )
+}
+
+/// Scans (JSON report) in `dir` and returns the report.
+fn scan_report(dir: &std::path::Path) -> Value {
+    let output = common::keywarden(dir, &["scan", "--format", "json"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// The name and `field` of each of the report's credentials of `kind`, by name.
+fn named(report: &Value, kind: &str, field: &str) -> Vec<(String, Value)> {
+    let mut found: Vec<(String, Value)> = report["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .filter(|it| it["kind"] == kind)
+        .map(|it| {
+            (
+                it["name"].as_str().expect("name").to_owned(),
+                it[field].clone(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+/// The requests made in namespace `ns` that the audit log shows so far and `matches` takes.
+fn requests(peer: &Peer, ns: &str, matches: impl Fn(&Value) -> bool) -> usize {
+    let want = format!("{ns}/");
+    peer.audit()
+        .1
+        .iter()
+        .filter(|it| {
+            it["type"] == "request"
+                && it["request"]["namespace"]["path"] == want.as_str()
+                && matches(&it["request"])
+        })
+        .count()
+}
+
 async fn new_secret_id(peer: &Peer, ns: &str) -> String {
     peer.ok(
         Some(ns),
@@ -29,16 +81,7 @@ async fn new_secret_id(peer: &Peer, ns: &str) -> String {
 /// The lookups of role `ci`'s secret-ids the audit log shows so far (keywarden's and the
 /// test's own).
 fn lookups(peer: &Peer, ns: &str) -> usize {
-    let want = format!("{ns}/");
-    peer.audit()
-        .1
-        .iter()
-        .filter(|it| {
-            it["type"] == "request"
-                && it["request"]["path"] == LOOKUP
-                && it["request"]["namespace"]["path"] == want.as_str()
-        })
-        .count()
+    requests(peer, ns, |it| it["path"] == LOOKUP)
 }
 
 /// Scans and returns the role's secret-ids in the report (external id → owner), and how many
@@ -137,19 +180,12 @@ async fn between_full_refreshes_only_new_secret_ids_are_looked_up() {
 
 /// The metadata reads of KV secrets under `kv/` the audit log shows so far.
 fn metadata_reads(peer: &Peer, ns: &str) -> usize {
-    let want = format!("{ns}/");
-    peer.audit()
-        .1
-        .iter()
-        .filter(|it| {
-            it["type"] == "request"
-                && it["request"]["operation"] == "read"
-                && it["request"]["path"]
-                    .as_str()
-                    .is_some_and(|it| it.starts_with("kv/metadata/") && !it.ends_with('/'))
-                && it["request"]["namespace"]["path"] == want.as_str()
-        })
-        .count()
+    requests(peer, ns, |it| {
+        it["operation"] == "read"
+            && it["path"]
+                .as_str()
+                .is_some_and(|it| it.starts_with("kv/metadata/") && !it.ends_with('/'))
+    })
 }
 
 #[tokio::test]
@@ -176,34 +212,9 @@ async fn kv_metadata_is_read_again_only_where_the_audit_log_shows_a_change() {
     let dir = tempfile::tempdir().expect("dir");
     common::write(
         &dir.path().join("keywarden.yaml"),
-        &format!(
-            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
-             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
-             path: {}\n      device: file\n",
-            peer.addr,
-            peer.token_file.display(),
-            peer.audit_log.display(),
-        ),
+        &audited_config(&peer, &ns, "      device: file\n"),
     );
-    let scan = |dir: &std::path::Path| {
-        let output = common::keywarden(dir, &["scan", "--format", "json"]);
-        assert!(output.status.success(), "{}", common::stderr(&output));
-        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
-        let mut kv: Vec<(String, Value)> = report["credentials"]
-            .as_array()
-            .expect("credentials")
-            .iter()
-            .filter(|it| it["kind"] == "kv_secret")
-            .map(|it| {
-                (
-                    it["name"].as_str().expect("name").to_owned(),
-                    it["created_at"].clone(),
-                )
-            })
-            .collect();
-        kv.sort_by(|a, b| a.0.cmp(&b.0));
-        kv
-    };
+    let scan = |dir: &std::path::Path| named(&scan_report(dir), "kv_secret", "created_at");
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
 
     let before = metadata_reads(&peer, &ns);
@@ -451,14 +462,7 @@ async fn with_changes_off_every_scan_reads_all_kv_metadata() {
     let dir = tempfile::tempdir().expect("dir");
     common::write(
         &dir.path().join("keywarden.yaml"),
-        &format!(
-            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
-             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
-             path: {}\n      changes: false\n",
-            peer.addr,
-            peer.token_file.display(),
-            peer.audit_log.display(),
-        ),
+        &audited_config(&peer, &ns, "      changes: false\n"),
     );
     for scan in ["first", "second"] {
         let before = metadata_reads(&peer, &ns);
@@ -471,19 +475,12 @@ async fn with_changes_off_every_scan_reads_all_kv_metadata() {
 
 /// The reads of a Transit key (not the list) the audit log shows so far in namespace `ns`.
 fn transit_key_reads(peer: &Peer, ns: &str) -> usize {
-    let want = format!("{ns}/");
-    peer.audit()
-        .1
-        .iter()
-        .filter(|it| {
-            it["type"] == "request"
-                && it["request"]["operation"] == "read"
-                && it["request"]["path"]
-                    .as_str()
-                    .is_some_and(|it| it.starts_with("transit/keys/") && !it.ends_with('/'))
-                && it["request"]["namespace"]["path"] == want.as_str()
-        })
-        .count()
+    requests(peer, ns, |it| {
+        it["operation"] == "read"
+            && it["path"]
+                .as_str()
+                .is_some_and(|it| it.starts_with("transit/keys/") && !it.ends_with('/'))
+    })
 }
 
 #[tokio::test]
@@ -526,35 +523,16 @@ async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_t
     let dir = tempfile::tempdir().expect("dir");
     common::write(
         &dir.path().join("keywarden.yaml"),
-        &format!(
-            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
-             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
-             path: {}\n      device: file\n",
-            peer.addr,
-            peer.token_file.display(),
-            peer.audit_log.display(),
-        ),
+        &audited_config(&peer, &ns, "      device: file\n"),
     );
     // The Transit versions in the report (name → creation, key id), and which versions a token
     // holds by its policy.
     let scan = || {
-        let output = common::keywarden(dir.path(), &["scan", "--format", "json"]);
-        assert!(output.status.success(), "{}", common::stderr(&output));
-        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
-        let mut versions: Vec<(String, Value, Value)> = report["credentials"]
-            .as_array()
-            .expect("credentials")
-            .iter()
-            .filter(|it| it["kind"] == "transit_key_version")
-            .map(|it| {
-                (
-                    it["name"].as_str().expect("name").to_owned(),
-                    it["created_at"].clone(),
-                    it["fingerprints"].clone(),
-                )
-            })
-            .collect();
-        versions.sort_by(|a, b| a.0.cmp(&b.0));
+        let report = scan_report(dir.path());
+        let versions = (
+            named(&report, "transit_key_version", "created_at"),
+            named(&report, "transit_key_version", "fingerprints"),
+        );
         let mut held: Vec<String> = report["signers"]
             .as_array()
             .expect("signers")
@@ -577,9 +555,9 @@ async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_t
         (versions, held)
     };
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
-    let names = |versions: &[(String, Value, Value)]| -> Vec<String> {
-        versions.iter().map(|it| it.0.clone()).collect()
-    };
+    type Versions = (Vec<(String, Value)>, Vec<(String, Value)>);
+    let names =
+        |versions: &Versions| -> Vec<String> { versions.0.iter().map(|it| it.0.clone()).collect() };
 
     let before = transit_key_reads(&peer, &ns);
     let (first, held) = scan();
@@ -623,16 +601,7 @@ async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_t
 
 /// The token lookups (by accessor) the audit log shows so far in namespace `ns`.
 fn token_lookups(peer: &Peer, ns: &str) -> usize {
-    let want = format!("{ns}/");
-    peer.audit()
-        .1
-        .iter()
-        .filter(|it| {
-            it["type"] == "request"
-                && it["request"]["path"] == "auth/token/lookup-accessor"
-                && it["request"]["namespace"]["path"] == want.as_str()
-        })
-        .count()
+    requests(peer, ns, |it| it["path"] == "auth/token/lookup-accessor")
 }
 
 #[tokio::test]
@@ -659,35 +628,10 @@ async fn tokens_are_looked_up_again_only_when_the_audit_log_shows_them_used_rene
     let dir = tempfile::tempdir().expect("dir");
     common::write(
         &dir.path().join("keywarden.yaml"),
-        &format!(
-            "store:\n  path: ledger.db\nsources:\n  vault:\n    type: vault\n    address: {}\n    \
-             token_file: {}\n    namespaces: [\"{ns}/\"]\n    full_refresh: 1h\n    audit_log:\n      \
-             path: {}\n      device: file\n",
-            peer.addr,
-            peer.token_file.display(),
-            peer.audit_log.display(),
-        ),
+        &audited_config(&peer, &ns, "      device: file\n"),
     );
     // The tokens in the report: display name → expiry.
-    let scan = || {
-        let output = common::keywarden(dir.path(), &["scan", "--format", "json"]);
-        assert!(output.status.success(), "{}", common::stderr(&output));
-        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
-        let mut tokens: Vec<(String, Value)> = report["credentials"]
-            .as_array()
-            .expect("credentials")
-            .iter()
-            .filter(|it| it["kind"] == "token")
-            .map(|it| {
-                (
-                    it["name"].as_str().expect("name").to_owned(),
-                    it["expires_at"].clone(),
-                )
-            })
-            .collect();
-        tokens.sort_by(|a, b| a.0.cmp(&b.0));
-        tokens
-    };
+    let scan = || named(&scan_report(dir.path()), "token", "expires_at");
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
     let lookups_of = |before: usize| {
         let (peer, ns) = (&peer, ns.clone());
