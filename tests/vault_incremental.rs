@@ -597,6 +597,36 @@ async fn transit_keys_are_read_again_only_when_the_audit_log_shows_a_change_or_t
     );
     assert_eq!(names(&third), ["a v1", "a v2", "b v1", "c v1"]);
     assert_eq!(held, ["a v1", "a v2"]);
+
+    // The policy now signs with b, then with nothing: no token changed, so none is looked up,
+    // but what the token holds follows the policy.
+    for (policy, holds) in [
+        (
+            "path \"transit/sign/b\" { capabilities = [\"update\"] }",
+            vec!["b v1"],
+        ),
+        (
+            "path \"transit/keys/*\" { capabilities = [\"read\"] }",
+            vec![],
+        ),
+    ] {
+        peer.ok(
+            Some(&ns),
+            Method::PUT,
+            "sys/policies/acl/sign-a",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+        let before = token_lookups(&peer, &ns);
+        let (_, held) = scan();
+        settle().await;
+        assert_eq!(
+            token_lookups(&peer, &ns) - before,
+            0,
+            "the token was not looked up"
+        );
+        assert_eq!(held, holds, "{policy}");
+    }
 }
 
 /// The token lookups (by accessor) the audit log shows so far in namespace `ns`.

@@ -35,6 +35,9 @@ struct Entry {
 struct Auth {
     #[serde(default)]
     accessor: Option<String>,
+    /// The entity a login's or renewal's token belongs to (not HMAC'd).
+    #[serde(default)]
+    entity_id: Option<String>,
     #[serde(default)]
     metadata: Option<HashMap<String, serde_json::Value>>,
 }
@@ -133,12 +136,22 @@ pub struct Uses {
     /// Transit keys created, rotated, configured, trimmed, imported, restored or deleted (the
     /// change's `path` is the key's name).
     pub transit_changed: HashSet<Change>,
-    /// Token accessors (as logged: HMAC'd) renewed or revoked by accessor.
+    /// Token accessors (as logged: HMAC'd) renewed or revoked by accessor, or answered (a
+    /// request logged before the last read whose response came after it).
     pub tokens_changed: HashSet<String>,
-    /// A token renewed or revoked by the token itself in the request's data (which one is not
-    /// told), or an identity entity or group changed (which tokens' inherited policies is not
-    /// told): every token is looked up again.
-    pub tokens_unmapped: bool,
+    /// Entities that logged in or renewed a token: a login refreshes the entity's group
+    /// memberships (an external group's), which changes the policies its other tokens inherit.
+    pub entities_changed: HashSet<String>,
+    /// Namespaces (`""`, `team-a/`) whose mounts were enabled, disabled or tuned, whose storage
+    /// was written raw, or that were made or deleted: what is under a path there may be another
+    /// secret or key than the ledger's, so they are read in full.
+    pub mounts_moved: HashSet<String>,
+    /// Namespaces (`""`, `team-a/`) where a token was renewed or revoked by the token itself in
+    /// the request's data (which one is not told), or an identity entity or group changed
+    /// (which tokens' inherited policies is not told; a group can hold entities of child
+    /// namespaces): every token there and in the namespaces under it is looked up again. How
+    /// group policies apply (`sys/config/group-policy-application`) is the root's: all.
+    pub tokens_unmapped: HashSet<String>,
     /// Lines that were not an audit entry.
     pub unreadable: u64,
     /// KV or Transit changes whose secret or key cannot be told (no `mount_point`, as before
@@ -205,16 +218,34 @@ fn write_of<'a>(request: &'a Request, namespace: &str) -> Write<'a> {
 }
 
 /// The Transit key a request changes, if it changes one: a write under `keys/<name>` (create,
-/// `rotate`, `config`, `trim`, `import`, `import_version`, a delete) or a `restore`. Signing,
-/// encryption and the like change no key.
+/// `rotate`, `config`, `trim`, `import`, `import_version`, a delete) or a `restore`; or an
+/// `encrypt` or `datakey` that creates its key (operation `create`: Vault makes a missing key
+/// on encryption). Signing and other encryption change no key.
 fn transit_change(request: &Request, namespace: &str) -> Seen {
     let (mount, rest) = match write_of(request, namespace) {
         Write::None => return Seen::Nothing,
-        Write::Unmapped => return Seen::Unmapped,
+        // Without its mount (before Vault 1.14) only a request that may change a key is unmapped:
+        // signatures and encryption are not.
+        Write::Unmapped => {
+            let may_change = ["keys/", "restore", "encrypt/", "datakey/"]
+                .iter()
+                .any(|it| request.path.contains(it));
+            return if may_change {
+                Seen::Unmapped
+            } else {
+                Seen::Nothing
+            };
+        }
         Write::At { mount, rest } => (mount, rest),
     };
+    let created = request.operation == "create";
     let name = if let Some(key) = rest.strip_prefix("keys/") {
         key.split('/').next().unwrap_or_default()
+    } else if let Some(key) = rest.strip_prefix("encrypt/").filter(|_| created) {
+        key.split('/').next().unwrap_or_default()
+    } else if let Some(key) = rest.strip_prefix("datakey/").filter(|_| created) {
+        // `datakey/<plaintext|wrapped>/<name>`
+        key.split('/').nth(1).unwrap_or_default()
     } else if let Some(restored) = rest.strip_prefix("restore") {
         match restored.strip_prefix('/') {
             Some(name) if !name.is_empty() => name.split('/').next().unwrap_or_default(),
@@ -264,6 +295,32 @@ fn later(map_entry: &mut DateTime<Utc>, at: DateTime<Utc>) {
 }
 
 impl Uses {
+    /// A write that moves mounts: `sys/mounts/...` (enable, disable, tune) or `sys/raw` in the
+    /// request's namespace, a child namespace made or deleted (`sys/namespaces/<name>`); a
+    /// `sys/remount`, whose destination may be another namespace, is unmapped.
+    fn mount_change(&mut self, request: &Request) {
+        if !matches!(
+            request.operation.as_str(),
+            "create" | "update" | "delete" | "patch"
+        ) {
+            return;
+        }
+        let namespace = request
+            .namespace
+            .as_ref()
+            .map(|it| it.path.as_str())
+            .unwrap_or_default();
+        let path = request.path.as_str();
+        if path.starts_with("sys/remount") {
+            self.unmapped += 1;
+        } else if path.starts_with("sys/mounts") || path.starts_with("sys/raw") {
+            self.mounts_moved.insert(namespace.to_owned());
+        } else if let Some(child) = path.strip_prefix("sys/namespaces/") {
+            let child = child.trim_end_matches('/');
+            self.mounts_moved.insert(format!("{namespace}{child}/"));
+        }
+    }
+
     /// What a request changes of tokens other than the one making it (that one is used, which
     /// is seen anyway): one renewed or revoked by accessor; or, unmapped, a token named by
     /// itself in the data, or an entity or group whose policies its tokens inherit.
@@ -274,8 +331,22 @@ impl Uses {
         ) {
             return;
         }
-        if request.mount_type == "identity" || request.path.starts_with("identity/") {
-            self.tokens_unmapped = true;
+        let namespace = request
+            .namespace
+            .as_ref()
+            .map(|it| it.path.clone())
+            .unwrap_or_default();
+        if request.path == "sys/config/group-policy-application" {
+            self.tokens_unmapped.insert(String::new());
+            return;
+        }
+        let identity = request.mount_type == "identity" || request.path.starts_with("identity/");
+        // Look-ups and OIDC calls are `update`s that change nothing.
+        let reads = ["identity/lookup/", "identity/oidc/"]
+            .iter()
+            .any(|it| request.path.starts_with(it));
+        if identity && !reads {
+            self.tokens_unmapped.insert(namespace);
             return;
         }
         match request.path.as_str() {
@@ -284,17 +355,19 @@ impl Uses {
                     Some(accessor) => {
                         self.tokens_changed.insert(accessor.clone());
                     }
-                    None => self.tokens_unmapped = true,
+                    None => {
+                        self.tokens_unmapped.insert(namespace);
+                    }
                 }
             }
             "auth/token/renew" | "auth/token/revoke" | "auth/token/revoke-orphan" => {
-                self.tokens_unmapped = true;
+                self.tokens_unmapped.insert(namespace);
             }
             // The token in the path (deprecated, still served).
             path if path.starts_with("auth/token/renew/")
                 || path.starts_with("auth/token/revoke/") =>
             {
-                self.tokens_unmapped = true;
+                self.tokens_unmapped.insert(namespace);
             }
             _ => {}
         }
@@ -316,6 +389,7 @@ impl Uses {
         // a metadata read.
         if let Some(request) = entry.request.as_ref() {
             self.token_change(request);
+            self.mount_change(request);
             let namespace = request
                 .namespace
                 .as_ref()
@@ -349,7 +423,27 @@ impl Uses {
             }
             return;
         }
-        if entry.kind != "response" || entry.error.as_deref().is_some_and(|it| !it.is_empty()) {
+        if entry.kind != "response" {
+            return;
+        }
+        if let Some(accessor) = entry
+            .auth
+            .as_ref()
+            .and_then(|it| it.accessor.as_ref())
+            .filter(|it| !it.is_empty())
+        {
+            self.tokens_changed.insert(accessor.clone());
+        }
+        if let Some(entity) = entry
+            .response
+            .as_ref()
+            .and_then(|it| it.auth.as_ref())
+            .and_then(|it| it.entity_id.as_ref())
+            .filter(|it| !it.is_empty())
+        {
+            self.entities_changed.insert(entity.clone());
+        }
+        if entry.error.as_deref().is_some_and(|it| !it.is_empty()) {
             return;
         }
         let (Some(request), Some(response)) = (entry.request, entry.response) else {
@@ -541,7 +635,7 @@ mod tests {
         let mut changed: Vec<&str> = uses.tokens_changed.iter().map(String::as_str).collect();
         changed.sort_unstable();
         assert_eq!(changed, ["hmac-sha256:a1", "hmac-sha256:a2"]);
-        assert!(!uses.tokens_unmapped);
+        assert!(uses.tokens_unmapped.is_empty());
         for (operation, path, data) in [
             ("update", "auth/token/renew", r#"{"token":"hmac-sha256:t"}"#),
             ("update", "auth/token/revoke/hmac-sha256:t", "{}"),
@@ -549,8 +643,57 @@ mod tests {
         ] {
             let mut uses = Uses::default();
             uses.add_line(line(operation, path, data).as_bytes());
-            assert!(uses.tokens_unmapped, "{path}");
+            assert!(uses.tokens_unmapped.contains(""), "{path}");
         }
+    }
+
+    #[test]
+    fn moved_mounts_logins_and_keys_made_by_encryption_are_seen() {
+        let mut uses = Uses::default();
+        for line in [
+            // A key Vault makes on encryption, and one without its mount (Vault before 1.14)
+            // that only signs: the first is a change, the second nothing.
+            r#"{"time":"2026-12-02T12:00:00Z","type":"request","request":{"operation":"create","mount_point":"transit/","mount_type":"transit","path":"transit/encrypt/made"}}"#,
+            r#"{"time":"2026-12-02T12:00:00Z","type":"request","request":{"operation":"create","mount_point":"transit/","mount_type":"transit","path":"transit/datakey/wrapped/dk"}}"#,
+            r#"{"time":"2026-12-02T12:00:00Z","type":"request","request":{"operation":"update","mount_point":"transit/","mount_type":"transit","path":"transit/encrypt/existing"}}"#,
+            r#"{"time":"2026-12-02T12:00:00Z","type":"request","request":{"operation":"update","mount_type":"transit","path":"transit/sign/release"}}"#,
+            // A look-up under identity/ changes nothing.
+            r#"{"time":"2026-12-02T12:00:00Z","type":"request","request":{"operation":"update","mount_type":"identity","path":"identity/lookup/entity"}}"#,
+            // A login: its entity's group memberships are refreshed.
+            r#"{"time":"2026-12-02T12:00:00Z","type":"response","auth":{"accessor":"hmac-sha256:n"},"request":{"operation":"update","mount_type":"userpass","path":"auth/userpass/login/alice"},"response":{"auth":{"accessor":"hmac-sha256:n","entity_id":"e-1"}}}"#,
+        ] {
+            uses.add_line(line.as_bytes());
+        }
+        let mut keys: Vec<&str> = uses
+            .transit_changed
+            .iter()
+            .map(|it| it.path.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["dk", "made"]);
+        assert_eq!(uses.unmapped, 0);
+        assert!(uses.tokens_unmapped.is_empty());
+        assert!(uses.entities_changed.contains("e-1"));
+        assert!(uses.tokens_changed.contains("hmac-sha256:n"));
+        let line = |path: &str| {
+            format!(
+                r#"{{"time":"2026-12-02T12:00:00Z","type":"request","request":{{"operation":"update","mount_type":"system","namespace":{{"id":"x","path":"team-a/"}},"path":"{path}"}}}}"#
+            )
+        };
+        for (path, moved) in [
+            ("sys/mounts/transit", "team-a/"),
+            ("sys/raw/logical/x", "team-a/"),
+            ("sys/namespaces/child", "team-a/child/"),
+        ] {
+            let mut uses = Uses::default();
+            uses.add_line(line(path).as_bytes());
+            assert_eq!(uses.unmapped, 0, "{path}");
+            let moved_: Vec<&str> = uses.mounts_moved.iter().map(String::as_str).collect();
+            assert_eq!(moved_, [moved], "{path}");
+        }
+        let mut uses = Uses::default();
+        uses.add_line(line("sys/remount").as_bytes());
+        assert_eq!(uses.unmapped, 1, "a remount may land in another namespace");
     }
 
     #[test]

@@ -129,8 +129,8 @@ pub struct AuditLogConfig {
     /// The device's path in `sys/audit` (`file`), for `sys/audit-hash/<device>`.
     #[serde(default = "default_device")]
     pub device: String,
-    /// Whether the changes the log shows decide which KV metadata and Transit keys are read
-    /// again between full refreshes (off where the file does not see every write: an HA
+    /// Whether the changes the log shows decide which KV metadata, Transit keys and tokens are
+    /// read again between full refreshes (off where the file does not see every write: an HA
     /// cluster's other nodes, filtered devices, replication).
     #[serde(default = "default_true")]
     pub changes: bool,

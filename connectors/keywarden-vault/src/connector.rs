@@ -263,8 +263,9 @@ impl VaultConnector {
                     tracing::warn!(
                         path = %log.path.display(),
                         entries = read.uses.unmapped,
-                        "KV changes in the audit log name no mount (Vault before 1.14?); every \
-                         KV secret's metadata is read again."
+                        "Changes in the audit log name no KV secret or Transit key (no mount: \
+                         Vault before 1.14?), or mounts moved; every KV secret's metadata, \
+                         Transit key and token is read again."
                     );
                 }
                 state.position = Some(read.position);
@@ -358,6 +359,11 @@ impl Connector for VaultConnector {
                 .is_none_or(|next| next <= cx.now)
         });
         let known = (!due).then_some(cx.known.as_ref());
+        if due {
+            // The accessors' HMACs are asked again at each full refresh: a device made again
+            // (a new salt) would otherwise make every token look unused until then.
+            state.audit.accessor_hmacs.clear();
+        }
         // KV metadata and Transit keys are read again only where the audit log shows a change,
         // and only when it was read without a gap since the last scan.
         let changes = uses
@@ -372,23 +378,27 @@ impl Connector for VaultConnector {
         // A token is looked up again unless the log shows no request made with it and no
         // renewal or revocation of it (matched by its accessor's HMAC, known from earlier scans).
         let hmacs = state.audit.accessor_hmacs.clone();
-        let token_changes = changes.filter(|it| !it.tokens_unmapped);
         let token_changed = |accessor: &str| -> bool {
-            let (Some(uses), Some(hmac)) = (token_changes, hmacs.get(accessor)) else {
+            let (Some(uses), Some(hmac)) = (changes, hmacs.get(accessor)) else {
                 return true;
             };
-            [hmac.as_str(), accessor]
-                .iter()
-                .any(|it| uses.tokens.contains_key(*it) || uses.tokens_changed.contains(*it))
+            let entity_logged_in = last
+                .tokens
+                .get(accessor)
+                .and_then(|it| it.identity.strip_prefix("entity:"))
+                .is_some_and(|entity| uses.entities_changed.contains(entity));
+            entity_logged_in
+                || [hmac.as_str(), accessor]
+                    .iter()
+                    .any(|it| uses.tokens.contains_key(*it) || uses.tokens_changed.contains(*it))
         };
-        let unchanged_tokens =
-            known
-                .filter(|_| token_changes.is_some())
-                .map(|known| tokens::Unchanged {
-                    known,
-                    last: &last.tokens,
-                    changed: &token_changed,
-                });
+        let unchanged_tokens = known
+            .filter(|_| changes.is_some())
+            .map(|known| tokens::Unchanged {
+                known,
+                last: &last.tokens,
+                changed: &token_changed,
+            });
         let between = Between {
             known,
             kv_changed: changes.map(|it| &it.kv_changed),
@@ -398,6 +408,19 @@ impl Connector for VaultConnector {
         };
         let mut left = Left::default();
         for namespace in self.namespaces.iter() {
+            // A namespace whose mounts moved is read in full; one where a change to tokens
+            // cannot be told to one has all its tokens looked up.
+            let moved = changes.is_some_and(|it| it.mounts_moved.contains(&namespace.name));
+            let tokens_unmapped = changes.is_some_and(|it| {
+                it.tokens_unmapped
+                    .iter()
+                    .any(|above| namespace.name.starts_with(above.as_str()))
+            });
+            let between = Between {
+                known: between.known.filter(|_| !moved),
+                tokens: between.tokens.filter(|_| !moved && !tokens_unmapped),
+                ..between
+            };
             let mut out = self
                 .namespace(namespace, between, &mut left, cx.now)
                 .await

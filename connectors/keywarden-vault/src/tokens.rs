@@ -49,7 +49,9 @@ pub async fn inventory(
     let accessors = match unchanged {
         Some(unchanged) => {
             let (kept, rest) = kept(unchanged, listed).await;
-            for (accessor, credential, was) in kept {
+            for (accessor, mut credential, was) in kept {
+                // Signing power is resolved again (a policy may have lost it).
+                credential.signs_with.clear();
                 powers
                     .grants
                     .push((credential.external_id.clone(), was.policies.clone()));
