@@ -58,6 +58,24 @@ struct Request {
     data: Option<RequestData>,
 }
 
+impl Request {
+    /// Whether the request writes (creates, updates, deletes or patches) rather than reads.
+    fn writes(&self) -> bool {
+        matches!(
+            self.operation.as_str(),
+            "create" | "update" | "delete" | "patch"
+        )
+    }
+
+    /// The namespace it was made in (`""`: the root; `team-a/`).
+    fn namespace(&self) -> &str {
+        self.namespace
+            .as_ref()
+            .map(|it| it.path.as_str())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Deserialize)]
 struct NamespaceRef {
     #[serde(default)]
@@ -197,10 +215,7 @@ enum Write<'a> {
 }
 
 fn write_of<'a>(request: &'a Request, namespace: &str) -> Write<'a> {
-    if !matches!(
-        request.operation.as_str(),
-        "create" | "update" | "delete" | "patch"
-    ) {
+    if !request.writes() {
         return Write::None;
     }
     let mount = request
@@ -299,17 +314,10 @@ impl Uses {
     /// request's namespace, a child namespace made or deleted (`sys/namespaces/<name>`); a
     /// `sys/remount`, whose destination may be another namespace, is unmapped.
     fn mount_change(&mut self, request: &Request) {
-        if !matches!(
-            request.operation.as_str(),
-            "create" | "update" | "delete" | "patch"
-        ) {
+        if !request.writes() {
             return;
         }
-        let namespace = request
-            .namespace
-            .as_ref()
-            .map(|it| it.path.as_str())
-            .unwrap_or_default();
+        let namespace = request.namespace();
         let path = request.path.as_str();
         if path.starts_with("sys/remount") {
             self.unmapped += 1;
@@ -325,17 +333,10 @@ impl Uses {
     /// is seen anyway): one renewed or revoked by accessor; or, unmapped, a token named by
     /// itself in the data, or an entity or group whose policies its tokens inherit.
     fn token_change(&mut self, request: &Request) {
-        if !matches!(
-            request.operation.as_str(),
-            "create" | "update" | "delete" | "patch"
-        ) {
+        if !request.writes() {
             return;
         }
-        let namespace = request
-            .namespace
-            .as_ref()
-            .map(|it| it.path.clone())
-            .unwrap_or_default();
+        let namespace = request.namespace().to_owned();
         if request.path == "sys/config/group-policy-application" {
             self.tokens_unmapped.insert(String::new());
             return;
@@ -390,11 +391,7 @@ impl Uses {
         if let Some(request) = entry.request.as_ref() {
             self.token_change(request);
             self.mount_change(request);
-            let namespace = request
-                .namespace
-                .as_ref()
-                .map(|it| it.path.as_str())
-                .unwrap_or_default();
+            let namespace = request.namespace();
             let (seen, changed) = match request.mount_type.as_str() {
                 "kv" => (kv_change(request, namespace), &mut self.kv_changed),
                 "transit" => (
@@ -449,11 +446,7 @@ impl Uses {
         let (Some(request), Some(response)) = (entry.request, entry.response) else {
             return;
         };
-        let namespace = request
-            .namespace
-            .as_ref()
-            .map(|it| it.path.clone())
-            .unwrap_or_default();
+        let namespace = request.namespace().to_owned();
         if request.mount_type == "approle" {
             if let Some(login) = login(&request, &response, &namespace) {
                 later(self.logins.entry(login).or_insert(at), at);

@@ -65,9 +65,9 @@ struct State {
     tokens: BTreeMap<String, tokens::Found>,
 }
 
-/// What one namespace's inventory goes by between full refreshes: the ledger, and the KV
-/// secrets and Transit keys the audit log shows changed (none: read everything), with what the
-/// last scan left.
+/// What one namespace's inventory goes by between full refreshes: the ledger, the KV secrets
+/// and Transit keys the audit log shows changed (none: read everything), the tokens that need
+/// no lookup, and what the last scan left.
 #[derive(Clone, Copy)]
 struct Between<'a> {
     known: Option<&'a dyn Known>,
@@ -77,7 +77,8 @@ struct Between<'a> {
     last: &'a Left,
 }
 
-/// What one scan leaves for the next: the KV mounts to read in full, the Transit keys found.
+/// What one scan leaves for the next: the KV mounts to read in full, the Transit keys and tokens
+/// found.
 #[derive(Default)]
 struct Left {
     /// The KV mounts (by identity id) a path of which could not be read.
